@@ -1,0 +1,61 @@
+"""Argon2id password hashing with OWASP's recommended parameters, and TOTP with replay refusal."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+# OWASP Password Storage Cheat Sheet: Argon2id, m=19 MiB, t=2, p=1.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16)
+# Verified against when the username is unknown, so both paths cost the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+TOTP_ISSUER = "Helpline"
+TOTP_STEP = 30
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    """True if the password matches; with no stored hash, spends the same time and says False."""
+    try:
+        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def new_password() -> str:
+    """A random password of about 120 bits, typeable by a person."""
+    return "-".join(secrets.token_urlsafe(6) for _ in range(4))
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, username: str) -> str:
+    return pyotp.TOTP(secret, interval=TOTP_STEP).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
+
+
+def match_totp(secret: str, code: str, *, last_step: int, now: float | None = None) -> int | None:
+    """The time step a code belongs to (one step of clock drift allowed), or None.
+
+    A step at or before ``last_step`` is refused, so a code seen once cannot be replayed.
+    """
+    code = code.strip().replace(" ", "")
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret, interval=TOTP_STEP)
+    current = int((now if now is not None else time.time()) // TOTP_STEP)
+    found = None
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.at(step * TOTP_STEP), code) and step > last_step:
+            found = step
+    return found

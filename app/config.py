@@ -1,0 +1,112 @@
+"""Settings: the single source of defaults, validated at start."""
+
+from __future__ import annotations
+
+import functools
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REGIONS = (
+    "chechnya",
+    "dagestan",
+    "ingushetia",
+    "north_caucasus_other",
+    "moscow",
+    "st_petersburg",
+    "russia_other",
+    "abroad",
+    "unknown",
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is safe to show."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HELPLINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    key_file: Path | None = None
+    key_provider: Literal["file", "env", "vault"] = "file"
+    # Read from HELPLINE_MASTER_KEY when key_provider is "env"; never logged or shown.
+    master_key: str | None = Field(default=None, repr=False)
+    suppression_k: int = Field(default=5, ge=2, le=100)
+    secure_cookies: bool = True
+
+    # Beyond the contract: tunables with documented, conservative defaults.
+    regions: tuple[str, ...] = DEFAULT_REGIONS
+    token_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_idle_minutes: int = Field(default=15, ge=1)
+    session_absolute_hours: int = Field(default=12, ge=1)
+    lockout_threshold: int = Field(default=5, ge=1)
+    lockout_minutes: int = Field(default=15, ge=1)
+    index_bits: int = Field(default=12, ge=4, le=32)
+    dp_epsilon: float = Field(default=1.0, gt=0)
+    retention_contact_days: int = Field(default=365, ge=1)
+    retention_closed_case_days: int = Field(default=730, ge=1)
+    decrypt_alarm_per_hour: int = Field(default=200, ge=1)
+    vault_addr: str | None = None
+    vault_token: str | None = Field(default=None, repr=False)
+    vault_key_name: str = "helpline"
+    # Benchmark-only switch: stores plaintext-free placeholders instead of sealing, so the cost of
+    # encryption can be measured against the same endpoint. Refused unless explicitly set.
+    bench_disable_crypto: bool = False
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _split_regions(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(r.strip() for r in value.split(",") if r.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'helpline.db'}"
+        if self.key_file is None:
+            self.key_file = self.data_dir / "keys.json"
+        if not self.database_url.startswith(("sqlite", "postgresql")):
+            raise ValueError("HELPLINE_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
+        if self.key_provider == "env" and not self.master_key:
+            raise ValueError("HELPLINE_KEY_PROVIDER=env needs HELPLINE_MASTER_KEY")
+        if self.key_provider == "vault" and not (self.vault_addr and self.vault_token):
+            raise ValueError("HELPLINE_KEY_PROVIDER=vault needs HELPLINE_VAULT_ADDR and HELPLINE_VAULT_TOKEN")
+        if "unknown" not in self.regions:
+            self.regions = (*self.regions, "unknown")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def key_path(self) -> Path:
+        assert self.key_file is not None
+        return self.key_file
+
+    def today(self) -> date:
+        return date.today()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and .env, or a ConfigError naming the bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        name = f"HELPLINE_{where.upper()}" if where != "settings" else "settings"
+        raise ConfigError(f"invalid configuration: {name}: {first.get('msg', 'invalid')}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

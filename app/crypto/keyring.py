@@ -1,0 +1,306 @@
+"""Key providers and the keyring: where key-encryption keys (KEKs) live and how data keys are wrapped.
+
+A KEK never touches the database. Providers: a key file (default), an environment variable, or
+HashiCorp Vault transit (see ``app.crypto.vault``), where the KEK never leaves Vault.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import secrets
+import stat
+import threading
+import uuid
+from collections import OrderedDict
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+
+from app.config import Settings
+from app.crypto import cipher
+from app.crypto.errors import CryptoError, KeyFileError, UnknownKeyError
+
+KEY_FILE_FORMAT = 1
+
+
+class KeyProvider(Protocol):
+    """Holds KEKs and wraps/unwraps data keys with them."""
+
+    name: str
+
+    def primary_kek_id(self) -> int: ...
+
+    def kek_ids(self) -> list[int]: ...
+
+    def wrap(self, kek_id: int, dek: bytes, aad: bytes) -> bytes: ...
+
+    def unwrap(self, kek_id: int, wrapped: bytes, aad: bytes) -> bytes: ...
+
+    def add_primary_kek(self) -> int: ...
+
+    def retire_kek(self, kek_id: int) -> None: ...
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str, what: str) -> bytes:
+    try:
+        value = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyFileError(f"{what} is not valid base64") from None
+    if len(value) != 32:
+        raise KeyFileError(f"{what} must be 32 bytes (256 bits), got {len(value)}")
+    return value
+
+
+def _new_kek_id(existing: set[int]) -> int:
+    while True:
+        kek_id = secrets.randbits(32)
+        if kek_id and kek_id not in existing:
+            return kek_id
+
+
+class FileKeyProvider:
+    """KEKs in a JSON key file with mode 0600, ideally on another volume than the database."""
+
+    name = "file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._keks: dict[int, bytes] = {}
+        self._primary = 0
+        self._load()
+
+    @staticmethod
+    def check_mode(path: Path) -> None:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise KeyFileError(
+                f"key file {path} is accessible to group or others (mode {mode:04o}); run: chmod 600 {path}"
+            )
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            raise KeyFileError(f"key file {self.path} not found; run 'helpline init' first")
+        self.check_mode(self.path)
+        try:
+            doc = json.loads(self.path.read_text("utf-8"))
+            keks = {int(k): _unb64(v, f"key {k}") for k, v in doc["keks"].items()}
+            primary = int(doc["primary"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise KeyFileError(f"key file {self.path} is malformed") from None
+        if primary not in keks:
+            raise KeyFileError(f"key file {self.path} names a primary key it does not hold")
+        self._keks, self._primary = keks, primary
+
+    @classmethod
+    def create(cls, path: Path) -> FileKeyProvider:
+        """Write a new key file with one random KEK; refuses to overwrite an existing one."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kek_id = _new_kek_id(set())
+        doc = {
+            "format": KEY_FILE_FORMAT,
+            "primary": kek_id,
+            "keks": {str(kek_id): _b64(cipher.new_key())},
+            "created_on": date.today().isoformat(),
+        }
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise KeyFileError(f"key file {path} already exists; refusing to overwrite a key") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return cls(path)
+
+    def _save(self) -> None:
+        doc = {
+            "format": KEY_FILE_FORMAT,
+            "primary": self._primary,
+            "keks": {str(k): _b64(v) for k, v in self._keks.items()},
+            "updated_on": date.today().isoformat(),
+        }
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def primary_kek_id(self) -> int:
+        return self._primary
+
+    def kek_ids(self) -> list[int]:
+        return sorted(self._keks)
+
+    def _kek(self, kek_id: int) -> bytes:
+        try:
+            return self._keks[kek_id]
+        except KeyError:
+            raise UnknownKeyError(f"key-encryption key {kek_id} is not in the key file") from None
+
+    def wrap(self, kek_id: int, dek: bytes, aad: bytes) -> bytes:
+        return cipher.wrap_key(self._kek(kek_id), dek, aad)
+
+    def unwrap(self, kek_id: int, wrapped: bytes, aad: bytes) -> bytes:
+        return cipher.unwrap_key(self._kek(kek_id), wrapped, aad)
+
+    def add_primary_kek(self) -> int:
+        with self._lock:
+            kek_id = _new_kek_id(set(self._keks))
+            self._keks[kek_id] = cipher.new_key()
+            self._primary = kek_id
+            self._save()
+            return kek_id
+
+    def retire_kek(self, kek_id: int) -> None:
+        with self._lock:
+            if kek_id == self._primary:
+                raise CryptoError("refusing to retire the primary key-encryption key")
+            self._keks.pop(kek_id, None)
+            self._save()
+
+    def __repr__(self) -> str:
+        return f"FileKeyProvider(path={str(self.path)!r}, keks={len(self._keks)})"
+
+
+class EnvKeyProvider:
+    """KEKs from HELPLINE_MASTER_KEY: base64 keys separated by commas, the first one primary."""
+
+    name = "env"
+
+    def __init__(self, value: str) -> None:
+        keys = [_unb64(part.strip(), "HELPLINE_MASTER_KEY") for part in value.split(",") if part.strip()]
+        if not keys:
+            raise KeyFileError("HELPLINE_MASTER_KEY is empty")
+        self._keks = {self.kek_id_for(k): k for k in keys}
+        self._primary = self.kek_id_for(keys[0])
+
+    @staticmethod
+    def kek_id_for(key: bytes) -> int:
+        # Derived, not stored: the same variable always yields the same ids.
+        return int.from_bytes(hashlib.sha256(b"helpline kek id" + key).digest()[:4], "big") or 1
+
+    def primary_kek_id(self) -> int:
+        return self._primary
+
+    def kek_ids(self) -> list[int]:
+        return sorted(self._keks)
+
+    def _kek(self, kek_id: int) -> bytes:
+        try:
+            return self._keks[kek_id]
+        except KeyError:
+            raise UnknownKeyError(f"key-encryption key {kek_id} is not in HELPLINE_MASTER_KEY") from None
+
+    def wrap(self, kek_id: int, dek: bytes, aad: bytes) -> bytes:
+        return cipher.wrap_key(self._kek(kek_id), dek, aad)
+
+    def unwrap(self, kek_id: int, wrapped: bytes, aad: bytes) -> bytes:
+        return cipher.unwrap_key(self._kek(kek_id), wrapped, aad)
+
+    def add_primary_kek(self) -> int:
+        raise CryptoError(
+            "the env key provider cannot make keys: put a new base64 key first in HELPLINE_MASTER_KEY "
+            "(keep the old one after it) and run 'helpline keys rotate' again"
+        )
+
+    def retire_kek(self, kek_id: int) -> None:
+        raise CryptoError(f"remove key {kek_id} from HELPLINE_MASTER_KEY by hand; it is no longer used")
+
+    def __repr__(self) -> str:
+        return f"EnvKeyProvider(keks={len(self._keks)})"
+
+
+def make_provider(settings: Settings) -> KeyProvider:
+    """The provider the settings ask for, with a clear error if it cannot start."""
+    if settings.key_provider == "env":
+        assert settings.master_key is not None
+        return EnvKeyProvider(settings.master_key)
+    if settings.key_provider == "vault":
+        from app.crypto.vault import VaultTransitProvider
+
+        return VaultTransitProvider.from_settings(settings)
+    return FileKeyProvider(settings.key_path)
+
+
+class Keyring:
+    """Wraps and unwraps per-subject data keys through a provider, with a bounded cache of open DEKs."""
+
+    def __init__(self, provider: KeyProvider, *, cache_size: int = 4096) -> None:
+        self.provider = provider
+        self._cache: OrderedDict[tuple[uuid.UUID, int], bytes] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self.index_roots: dict[int, bytes] = {}
+
+    def wrap_dek(self, dek: bytes, *, subject_id: uuid.UUID, key_id: int, kek_id: int | None = None) -> tuple[int, bytes]:
+        kek_id = kek_id if kek_id is not None else self.provider.primary_kek_id()
+        aad = cipher.dek_aad(subject_id=subject_id, key_id=key_id, kek_id=kek_id)
+        return kek_id, self.provider.wrap(kek_id, dek, aad)
+
+    def unwrap_dek(self, wrapped: bytes, *, subject_id: uuid.UUID, key_id: int, kek_id: int) -> bytes:
+        cache_key = (subject_id, key_id)
+        with self._lock:
+            dek = self._cache.get(cache_key)
+            if dek is not None:
+                self._cache.move_to_end(cache_key)
+                return dek
+        aad = cipher.dek_aad(subject_id=subject_id, key_id=key_id, kek_id=kek_id)
+        dek = self.provider.unwrap(kek_id, wrapped, aad)
+        self.remember(subject_id, key_id, dek)
+        return dek
+
+    def remember(self, subject_id: uuid.UUID, key_id: int, dek: bytes) -> None:
+        with self._lock:
+            self._cache[(subject_id, key_id)] = dek
+            self._cache.move_to_end((subject_id, key_id))
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def evict(self, subject_id: uuid.UUID) -> None:
+        """Forget every cached data key of a subject (after shredding or re-encryption)."""
+        with self._lock:
+            for cache_key in [k for k in self._cache if k[0] == subject_id]:
+                del self._cache[cache_key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self.index_roots.clear()
+
+    def __repr__(self) -> str:
+        return f"Keyring(provider={self.provider.name}, cached={len(self._cache)})"
+
+
+_keyrings: dict[tuple[str, str, str], Keyring] = {}
+_keyrings_lock = threading.Lock()
+
+
+def get_keyring(settings: Settings) -> Keyring:
+    """One keyring per key source and database for the life of the process."""
+    source = str(settings.key_path) if settings.key_provider == "file" else settings.key_provider
+    cache_key = (settings.key_provider, source, settings.database_url)
+    with _keyrings_lock:
+        keyring = _keyrings.get(cache_key)
+        if keyring is None:
+            keyring = Keyring(make_provider(settings))
+            _keyrings[cache_key] = keyring
+        return keyring
+
+
+def forget_keyrings() -> None:
+    """Drop every cached keyring (tests, and after a restore or rotation in another process)."""
+    with _keyrings_lock:
+        for keyring in _keyrings.values():
+            keyring.clear()
+        _keyrings.clear()

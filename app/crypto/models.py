@@ -1,0 +1,46 @@
+"""Tables of wrapped keys and blind-index entries. No key here is usable without a KEK."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import BigInteger, Date, Index, Integer, LargeBinary, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class DataKey(Base):
+    """A subject's data key (DEK), wrapped under a KEK; deleting the row shreds the subject."""
+
+    __tablename__ = "data_key"
+
+    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    key_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kek_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_on: Mapped[date] = mapped_column(Date)
+
+
+class IndexKey(Base):
+    """The blind-index root key of one epoch, wrapped under a KEK like any data key."""
+
+    __tablename__ = "index_key"
+
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kek_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_on: Mapped[date] = mapped_column(Date)
+
+
+class BlindIndexEntry(Base):
+    """A truncated HMAC of one subject's normalised value in one column and epoch."""
+
+    __tablename__ = "blind_index_entry"
+    __table_args__ = (Index("ix_blind_index_entry_lookup", "column", "epoch", "bucket"),)
+
+    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    column: Mapped[str] = mapped_column(String(48), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,65 @@
+"""What routes keep asking for: the unit of work, the settings, the signed-in user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from app.auth import service as auth_service
+from app.auth.models import Role, User
+from app.config import Settings
+from app.crypto import service as crypto
+from app.db import unit_of_work
+from app.errors import Forbidden, NotAuthenticated
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """The request's unit of work: commits when the route returns, rolls back if it raises."""
+    state = request.app.state
+    with unit_of_work(state.engine) as session:
+        crypto.bind(session, settings=state.settings, keyring=state.keyring)
+        yield session
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+# scope="function": the commit happens before the response is sent, so a 201 means it is stored.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+_bearer = HTTPBearer(auto_error=False, description="POST /api/v1/auth/token, then send the token")
+
+
+def get_current_user(
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise NotAuthenticated()
+    return auth_service.user_for_token(session, token=credentials.credentials)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def role_required(*roles: Role):  # type: ignore[no-untyped-def]
+    """A dependency that admits only the given roles (403 otherwise)."""
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise Forbidden()
+        return user
+
+    return Depends(check)
+
+
+Caseworker = Annotated[User, role_required(Role.caseworker)]
+Coordinator = Annotated[User, role_required(Role.coordinator)]
+StatsReader = Annotated[User, role_required(Role.coordinator, Role.analyst, Role.admin)]
+Exporter = Annotated[User, role_required(Role.analyst, Role.admin)]

@@ -1,0 +1,73 @@
+"""One error base that carries its HTTP status; one handler renders it as JSON ``{"detail": ...}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HelplineError(Exception):
+    """A failure the caller can act on; ``detail`` is safe to show and never holds a protected value."""
+
+    status_code = 400
+    # A few failures must still be recorded (a failed sign-in counts towards lock-out): the unit
+    # of work commits instead of rolling back when this is set.
+    keep_changes = False
+
+    def __init__(self, detail: Any = None) -> None:
+        self.detail = detail if detail is not None else self.default_detail()
+        super().__init__(str(self.detail))
+
+    @classmethod
+    def default_detail(cls) -> str:
+        return "bad request"
+
+
+class NotAuthenticated(HelplineError):
+    status_code = 401
+
+    @classmethod
+    def default_detail(cls) -> str:
+        return "not authenticated"
+
+
+class SignInFailed(NotAuthenticated):
+    keep_changes = True
+
+
+class Forbidden(HelplineError):
+    status_code = 403
+
+    @classmethod
+    def default_detail(cls) -> str:
+        return "not allowed for your role"
+
+
+class NotFound(HelplineError):
+    """Unknown, or not yours: the two are never told apart."""
+
+    status_code = 404
+
+    @classmethod
+    def default_detail(cls) -> str:
+        return "not found"
+
+
+class Conflict(HelplineError):
+    status_code = 409
+
+    @classmethod
+    def default_detail(cls) -> str:
+        return "conflict"
+
+
+class Invalid(HelplineError):
+    status_code = 422
+
+    @classmethod
+    def default_detail(cls) -> str:
+        return "invalid input"
+
+    @classmethod
+    def field(cls, name: str, message: str) -> Invalid:
+        """A 422 shaped like FastAPI's own validation errors, naming the field, never its value."""
+        return cls([{"loc": ["body", name], "msg": message, "type": "value_error"}])

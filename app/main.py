@@ -1,0 +1,69 @@
+"""Application factory: settings, keys, database, middleware, routers."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.auth import api as auth_api
+from app.cases import api as cases_api
+from app.config import Settings, get_settings
+from app.contacts import api as contacts_api
+from app.crypto.keyring import get_keyring
+from app.db import get_engine
+from app.errors import HelplineError
+from app.exports import api as exports_api
+from app.stats import api as stats_api
+from app.web import headers
+from app.web import pages as web_pages
+
+log = logging.getLogger("helpline")
+
+API_PREFIX = "/api/v1"
+
+
+def _clean_errors(errors: list[dict]) -> list[dict]:
+    # A validation error must never echo the submitted value back: it may be a name or a phone.
+    return [{k: v for k, v in err.items() if k in ("loc", "msg", "type")} for err in errors]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The whole service; refuses to start with a bad key file or bad settings."""
+    settings = settings or get_settings()
+    keyring = get_keyring(settings)  # raises KeyFileError on a missing or group-readable key file
+    app = FastAPI(
+        title="Helpline",
+        version="1",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,  # the interactive docs load scripts from a CDN; we serve nothing from elsewhere
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.keyring = keyring
+    app.state.engine = get_engine(settings)
+    if not settings.secure_cookies:
+        log.warning("HELPLINE_SECURE_COOKIES=false: cookies will travel over plain HTTP; use only on this machine")
+
+    @app.exception_handler(HelplineError)
+    async def helpline_error(request: Request, exc: HelplineError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _clean_errors(list(exc.errors()))}, status_code=422)
+
+    api = APIRouter(prefix=API_PREFIX)
+
+    @api.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for module in (auth_api, contacts_api, cases_api, stats_api, exports_api):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(web_pages.router)
+    app.add_middleware(headers.SecurityHeaders, hsts=settings.secure_cookies)
+    return app
