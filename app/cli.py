@@ -94,9 +94,7 @@ def _cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
         if not password:
             raise CliError("no password on standard input")
     with cli_session(settings) as session:
-        account = auth_service.create_user(
-            session, actor="cli", username=args.name, role=args.role, password=password
-        )
+        account = auth_service.create_user(session, actor="cli", username=args.name, role=args.role, password=password)
     if password is None:
         print(f"password: {account.password}")
     print(account.otpauth_uri)
@@ -106,8 +104,8 @@ def _cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from app.main import create_app
     from app.logs import configure_logging, uvicorn_log_config
+    from app.main import create_app
 
     configure_logging()
     create_app(settings)  # fail fast, with one clear line, before uvicorn starts workers
@@ -191,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"helpline: {_one_line(exc)}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
-        print(f"helpline: database error: {type(exc).__name__}: {_one_line(exc.orig or exc)}", file=sys.stderr)
+        print(
+            f"helpline: database error: {type(exc).__name__}: {_one_line(getattr(exc, 'orig', None) or exc)}",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("helpline: interrupted", file=sys.stderr)

@@ -51,7 +51,12 @@ def _seal_totp(session: Session, user: User, secret: str) -> bytes:
 
 def _open_totp(session: Session, user: User) -> str:
     secret = crypto.open_field(
-        session, user.totp_secret_ct, table="user_account", column="totp_secret", row_id=user.id, subject_id=user.id
+        session,
+        user.totp_secret_ct,
+        table="user_account",
+        column="totp_secret",
+        row_id=user.id,
+        subject_id=user.id,
     )
     assert secret is not None
     return secret
@@ -64,9 +69,7 @@ def validate_username(username: str) -> str:
     return name
 
 
-def create_user(
-    session: Session, *, actor: str, username: str, role: str, password: str | None = None
-) -> NewAccount:
+def create_user(session: Session, *, actor: str, username: str, role: str, password: str | None = None) -> NewAccount:
     """A new account with a fresh TOTP secret; generates a one-time password unless one is given."""
     name = validate_username(username)
     if role not in Role.__members__:
@@ -143,7 +146,12 @@ def issue_token(session: Session, *, user: User) -> tuple[str, int]:
     token = secrets.token_urlsafe(32)
     moment = now()
     session.add(
-        ApiToken(user_id=user.id, token_hash=token_hash(token), created_at=moment, expires_at=moment + timedelta(seconds=ttl))
+        ApiToken(
+            user_id=user.id,
+            token_hash=token_hash(token),
+            created_at=moment,
+            expires_at=moment + timedelta(seconds=ttl),
+        )
     )
     audit.record(session, actor=user.username, action="auth.token", target=user.username)
     return token, ttl

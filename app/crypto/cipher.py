@@ -28,9 +28,7 @@ def length_prefixed(*parts: bytes) -> bytes:
     return b"".join(struct.pack(">I", len(p)) + p for p in parts)
 
 
-def field_aad(
-    *, version: int, table: str, column: str, row_id: uuid.UUID, subject_id: uuid.UUID, key_id: int
-) -> bytes:
+def field_aad(*, version: int, table: str, column: str, row_id: uuid.UUID, subject_id: uuid.UUID, key_id: int) -> bytes:
     return length_prefixed(
         b"helpline",
         bytes([version]),
@@ -54,9 +52,7 @@ def seal(
 ) -> bytes:
     """Encrypt one field value under the subject's data key with a fresh random nonce."""
     nonce = os.urandom(NONCE_BYTES)
-    aad = field_aad(
-        version=VERSION, table=table, column=column, row_id=row_id, subject_id=subject_id, key_id=key_id
-    )
+    aad = field_aad(version=VERSION, table=table, column=column, row_id=row_id, subject_id=subject_id, key_id=key_id)
     body = AESGCM(dek).encrypt(nonce, plaintext.encode("utf-8"), aad)
     return HEADER.pack(VERSION, key_id) + nonce + body
 
@@ -84,9 +80,7 @@ def open_(
     key_id = envelope_key_id(blob)  # rejects an unknown version before any crypto
     nonce = blob[HEADER.size : HEADER.size + NONCE_BYTES]
     body = blob[HEADER.size + NONCE_BYTES :]
-    aad = field_aad(
-        version=VERSION, table=table, column=column, row_id=row_id, subject_id=subject_id, key_id=key_id
-    )
+    aad = field_aad(version=VERSION, table=table, column=column, row_id=row_id, subject_id=subject_id, key_id=key_id)
     try:
         plaintext = AESGCM(dek).decrypt(nonce, body, aad)
     except InvalidTag:

@@ -243,7 +243,9 @@ class Keyring:
         self._lock = threading.Lock()
         self.index_roots: dict[int, bytes] = {}
 
-    def wrap_dek(self, dek: bytes, *, subject_id: uuid.UUID, key_id: int, kek_id: int | None = None) -> tuple[int, bytes]:
+    def wrap_dek(
+        self, dek: bytes, *, subject_id: uuid.UUID, key_id: int, kek_id: int | None = None
+    ) -> tuple[int, bytes]:
         kek_id = kek_id if kek_id is not None else self.provider.primary_kek_id()
         aad = cipher.dek_aad(subject_id=subject_id, key_id=key_id, kek_id=kek_id)
         return kek_id, self.provider.wrap(kek_id, dek, aad)

@@ -67,9 +67,7 @@ def create_subject_key(session: Session, *, subject_id: uuid.UUID) -> SubjectKey
         return SubjectKey(subject_id, key_id, dek)
     keyring = keyring_of(session)
     kek_id, wrapped = keyring.wrap_dek(dek, subject_id=subject_id, key_id=key_id)
-    session.add(
-        DataKey(subject_id=subject_id, key_id=key_id, kek_id=kek_id, wrapped=wrapped, created_on=date.today())
-    )
+    session.add(DataKey(subject_id=subject_id, key_id=key_id, kek_id=kek_id, wrapped=wrapped, created_on=date.today()))
     keyring.remember(subject_id, key_id, dek)
     return SubjectKey(subject_id, key_id, dek)
 
@@ -88,9 +86,7 @@ def current_subject_key(session: Session, *, subject_id: uuid.UUID) -> SubjectKe
     ).first()
     if row is None:
         raise ShreddedError("this record's data key was destroyed; its protected fields cannot be read")
-    dek = keyring_of(session).unwrap_dek(
-        row.wrapped, subject_id=subject_id, key_id=row.key_id, kek_id=row.kek_id
-    )
+    dek = keyring_of(session).unwrap_dek(row.wrapped, subject_id=subject_id, key_id=row.key_id, kek_id=row.kek_id)
     return SubjectKey(subject_id, row.key_id, dek)
 
 
@@ -177,7 +173,9 @@ def _index_key(session: Session, *, column: str) -> tuple[int, bytes]:
         row = session.get(IndexKey, epoch)
         assert row is not None
         root = keyring.provider.unwrap(
-            row.kek_id, row.wrapped, cipher.dek_aad(subject_id=_index_subject(epoch), key_id=epoch, kek_id=row.kek_id)
+            row.kek_id,
+            row.wrapped,
+            cipher.dek_aad(subject_id=_index_subject(epoch), key_id=epoch, kek_id=row.kek_id),
         )
         keyring.index_roots[epoch] = root
     return int(epoch), blind_index.derive_index_key(root, column=column, epoch=epoch)

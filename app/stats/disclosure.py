@@ -85,9 +85,7 @@ def _series_layout(values: Sequence[int]) -> _Layout:
     return _layout(arcs, margins=[len(values)], balanced=[total])
 
 
-def _layout(
-    arcs: list[tuple[int, int, int, Position]], *, margins: Sequence[int], balanced: Sequence[int]
-) -> _Layout:
+def _layout(arcs: list[tuple[int, int, int, Position]], *, margins: Sequence[int], balanced: Sequence[int]) -> _Layout:
     values, tails, heads, positions = zip(*arcs, strict=True)
     return _Layout(values, tails, heads, positions, frozenset(margins), tuple(balanced))
 
@@ -277,9 +275,7 @@ def find_recoverable(released: Released, original: Sequence[Sequence[int]]) -> l
     return _recoverable_positions(layout, shown)
 
 
-def find_recoverable_series(
-    released: tuple[Sequence[int | None], int | None], original: Sequence[int]
-) -> list[int]:
+def find_recoverable_series(released: tuple[Sequence[int | None], int | None], original: Sequence[int]) -> list[int]:
     """List every suppressed value (index len(original) is the total) a reader can work out exactly."""
     layout = _series_layout(original)
     shown = [*released[0], released[1]]
@@ -333,7 +329,7 @@ def add_integer_noise(values: Sequence[int], *, epsilon: float, sensitivity: int
         raise DisclosureError(DP_EXTRA_MESSAGE) from exc
     dp.enable_features("contrib")
     space = dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64")
-    scale = sensitivity / epsilon
+    scale = epsilon / sensitivity
     measurement = dp.m.make_laplace(*space, scale=scale)
     # Float rounding can put the proven loss a hair above epsilon; widen the noise until it is not.
     while measurement.map(sensitivity) > epsilon:

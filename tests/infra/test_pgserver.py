@@ -47,9 +47,7 @@ def test_full_lifecycle(tmp_path: Path) -> None:
             assert conn.execute("select 1").fetchone() == (1,)
             conn.execute("create table notes (id serial primary key, body text not null)")
             conn.execute("insert into notes (body) values (%s)", (CANARY,))
-            row = conn.execute(
-                "select current_setting('server_encoding'), current_setting('fsync')"
-            ).fetchone()
+            row = conn.execute("select current_setting('server_encoding'), current_setting('fsync')").fetchone()
             assert row == ("UTF8", "off")
 
         port = srv.port
@@ -91,9 +89,7 @@ def test_drop_database_with_open_connection(server: PostgresServer) -> None:
         server.drop_database("helpline_drop")
         server.drop_database("helpline_drop")  # IF EXISTS
         with server.connect() as admin:
-            assert (
-                admin.execute("select 1 from pg_database where datname = 'helpline_drop'").fetchone() is None
-            )
+            assert admin.execute("select 1 from pg_database where datname = 'helpline_drop'").fetchone() is None
     finally:
         conn.close()
 
@@ -111,9 +107,7 @@ def test_two_servers_at_once(tmp_path: Path) -> None:
             assert a.port != b.port and a.root != b.root
             a.create_database("only_in_a")
             with b.connect() as conn:
-                assert (
-                    conn.execute("select 1 from pg_database where datname = 'only_in_a'").fetchone() is None
-                )
+                assert conn.execute("select 1 from pg_database where datname = 'only_in_a'").fetchone() is None
         finally:
             b.stop()
     finally:
@@ -177,3 +171,14 @@ def test_pg_bin_and_dump_failure(server: PostgresServer) -> None:
 def test_psycopg_error_for_unknown_db(server: PostgresServer) -> None:
     with pytest.raises(psycopg.OperationalError):
         server.connect("nope").close()
+
+
+def test_missing_locale_falls_back_to_no_locale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pgserver, "INITDB_LOCALE", "xx_XX.UTF-8")
+    srv = start_postgres(tmp_path)
+    try:
+        with srv.connect() as conn:
+            row = conn.execute("select current_setting('server_encoding'), current_setting('lc_collate')").fetchone()
+        assert row == ("UTF8", "C")
+    finally:
+        srv.stop()

@@ -36,9 +36,7 @@ Row = dict[Position, Fraction]
 def _shown(released: Released) -> dict[Position, int | None]:
     """Every figure of the printed table, totals at (i, n_cols), (n_rows, j) and (n_rows, n_cols)."""
     n_rows, n_cols = len(released.cells), len(released.col_totals)
-    figures: dict[Position, int | None] = {
-        (i, j): released.cells[i][j] for i in range(n_rows) for j in range(n_cols)
-    }
+    figures: dict[Position, int | None] = {(i, j): released.cells[i][j] for i in range(n_rows) for j in range(n_cols)}
     figures.update({(i, n_cols): released.row_totals[i] for i in range(n_rows)})
     figures.update({(n_rows, j): released.col_totals[j] for j in range(n_cols)})
     figures[(n_rows, n_cols)] = released.grand_total
@@ -168,9 +166,7 @@ def tables(draw: st.DrawFn, max_rows: int = 8, max_cols: int = 8) -> tuple[list[
     k = draw(st.integers(2, 10))
     count = st.one_of(st.just(0), st.integers(1, k - 1), st.integers(k, 200))
     n_rows, n_cols = draw(st.integers(1, max_rows)), draw(st.integers(1, max_cols))
-    cells = draw(
-        st.lists(st.lists(count, min_size=n_cols, max_size=n_cols), min_size=n_rows, max_size=n_rows)
-    )
+    cells = draw(st.lists(st.lists(count, min_size=n_cols, max_size=n_cols), min_size=n_rows, max_size=n_rows))
     return cells, k
 
 
@@ -239,9 +235,7 @@ def test_table_of_large_counts_is_shown_in_full() -> None:
     cells = [[5, 9, 40], [17, 6, 5]]
     released = protect_table(cells, k=5)
     assert released.cells == cells
-    assert (
-        released.row_totals == [54, 28] and released.col_totals == [22, 15, 45] and released.grand_total == 82
-    )
+    assert released.row_totals == [54, 28] and released.col_totals == [22, 15, 45] and released.grand_total == 82
     assert released.suppressed == [] and released.suppressed_rows == [] and released.suppressed_cols == []
 
 
@@ -294,9 +288,7 @@ def pinned_in_series(values: list[int | None], total: int | None, original: list
     st.integers(2, 10).flatmap(
         lambda k: st.tuples(
             st.just(k),
-            st.lists(
-                st.one_of(st.just(0), st.integers(1, k - 1), st.integers(k, 200)), min_size=0, max_size=20
-            ),
+            st.lists(st.one_of(st.just(0), st.integers(1, k - 1), st.integers(k, 200)), min_size=0, max_size=20),
         )
     )
 )

@@ -158,9 +158,7 @@ class RequestRecorder:
 
     def _on_request(self, request: Request) -> None:
         self.requests.append(
-            RecordedRequest(
-                request.method, request.url, request.resource_type, request.is_navigation_request()
-            )
+            RecordedRequest(request.method, request.url, request.resource_type, request.is_navigation_request())
         )
 
     def _on_failed(self, request: Request) -> None:

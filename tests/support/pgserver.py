@@ -50,6 +50,8 @@ PG_SYSTEM_USER = "helpline-pg"
 SUPERUSER = "postgres"
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
+#: initdb --locale; if the machine lacks it, initdb falls back to --no-locale (C, still UTF-8).
+INITDB_LOCALE = "C.UTF-8"
 
 # Test-speed settings: a crash loses data, which is fine for a throw-away server.
 _FAST_SETTINGS: dict[str, str] = {
@@ -243,7 +245,7 @@ class PostgresServer:
     def _initdb(self) -> None:
         self.socket_dir.mkdir(mode=0o700, exist_ok=True)
         self._chown(self.socket_dir)
-        initdb = [
+        initdb: list[str | os.PathLike[str]] = [
             self.pg_bin("initdb"),
             "-D",
             self.data_dir,
@@ -252,12 +254,12 @@ class PostgresServer:
             "--encoding=UTF8",
             "--no-sync",
         ]
-        proc = self._run([*initdb, "--locale=C.UTF-8"], check=False)
+        proc = self._run([*initdb, f"--locale={INITDB_LOCALE}"], check=False)
         if proc.returncode != 0:
             out = (proc.stdout + proc.stderr).decode(errors="replace")
             if "locale" not in out.lower():
                 raise PostgresError(f"initdb failed with exit code {proc.returncode}:\n{out}")
-            # No C.UTF-8 locale on this machine: the C locale with UTF-8 encoding.
+            # No such locale on this machine: the C locale with UTF-8 encoding.
             shutil.rmtree(self.data_dir, ignore_errors=True)
             self._run([*initdb, "--no-locale"])
         self.version = (self.data_dir / "PG_VERSION").read_text().strip()
@@ -414,9 +416,7 @@ class PostgresServer:
     def create_database(self, name: str) -> str:
         """Create database ``name``; returns its SQLAlchemy URL."""
         with self.connect() as conn:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(name))
-            )
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(name)))
         return self.url(name)
 
     def drop_database(self, name: str) -> None:

@@ -1,0 +1,153 @@
+"""Shared fixtures: settings and keys in a temp dir, migrated SQLite and PostgreSQL databases,
+a per-test session rolled back at the end, an API client sharing that session, and factories.
+
+Database fixtures are parametrised over both backends: every test that asks for ``session`` or
+``client`` runs on SQLite and on a real PostgreSQL server started here as an unprivileged user.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from app import bootstrap
+from app.config import Settings
+from app.crypto import service as crypto
+from app.crypto.keyring import FileKeyProvider, Keyring, forget_keyrings, get_keyring
+from app.db import make_engine
+from app.dependencies import get_session
+from app.errors import HelplineError
+from tests.factories import Factory
+
+BACKENDS = ("sqlite", "postgresql")
+if os.environ.get("HELPLINE_TEST_BACKENDS"):
+    BACKENDS = tuple(os.environ["HELPLINE_TEST_BACKENDS"].split(","))
+
+
+def make_settings(base: Path, *, database_url: str | None = None, **overrides: object) -> Settings:
+    """Settings for a throwaway install under ``base`` (key file created if absent)."""
+    base.mkdir(parents=True, exist_ok=True)
+    key_file = base / "keys.json"
+    if not key_file.exists():
+        FileKeyProvider.create(key_file)
+    values: dict[str, object] = {
+        "data_dir": base,
+        "key_file": key_file,
+        "database_url": database_url or f"sqlite:///{base / 'helpline.db'}",
+        "secure_cookies": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from tests.support.pgserver import start_postgres
+
+    server = start_postgres(tmp_path_factory.mktemp("pg"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Make an empty database of a backend and return its URL."""
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'helpline.db'}"
+        server = request.getfixturevalue("pg_server")
+        return server.create_database(f"t_{uuid.uuid4().hex[:12]}")  # type: ignore[attr-defined]
+
+    return make
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def migrated(
+    backend: str, database_url_factory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Engine, Settings]]:
+    """A database of the current backend at the latest migration, shared by the session's tests."""
+    settings = make_settings(tmp_path_factory.mktemp(f"install-{backend}"), database_url=database_url_factory(backend))
+    bootstrap.migrate(settings)
+    engine = make_engine(settings)
+    yield engine, settings
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(migrated: tuple[Engine, Settings]) -> Settings:
+    return migrated[1]
+
+
+@pytest.fixture
+def keyring(settings: Settings) -> Keyring:
+    return get_keyring(settings)
+
+
+@pytest.fixture
+def engine(migrated: tuple[Engine, Settings]) -> Engine:
+    return migrated[0]
+
+
+@pytest.fixture
+def session(migrated: tuple[Engine, Settings]) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test (commits become savepoints)."""
+    engine, settings = migrated
+    connection = engine.connect()
+    outer = connection.begin()
+    db = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False, autoflush=False)
+    crypto.bind(db, settings=settings, keyring=get_keyring(settings))
+    try:
+        yield db
+    finally:
+        db.close()
+        if outer.is_active:
+            outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def factory(session: Session) -> Factory:
+    return Factory(session)
+
+
+@pytest.fixture
+def client(session: Session, settings: Settings) -> Iterator[TestClient]:
+    """The real app, whose unit of work runs inside the test's rolled-back transaction."""
+    from app.main import create_app
+
+    app = create_app(settings)
+
+    def shared_session() -> Iterator[Session]:
+        try:
+            yield session
+            session.commit()
+        except HelplineError as exc:
+            session.commit() if exc.keep_changes else session.rollback()
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+
+    app.dependency_overrides[get_session] = shared_session
+    with TestClient(app, base_url="http://testserver") as test_client:
+        yield test_client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keyrings() -> Iterator[None]:
+    yield
+    # Cached data keys must not leak between tests that shred or rotate.
+    forget_keyrings()
