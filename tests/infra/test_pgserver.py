@@ -6,7 +6,10 @@ import os
 import pwd
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,3 +185,28 @@ def test_missing_locale_falls_back_to_no_locale(tmp_path: Path, monkeypatch: pyt
         assert row == ("UTF8", "C")
     finally:
         srv.stop()
+
+
+def test_server_of_killed_process_is_reaped() -> None:
+    """A pytest process killed with SIGKILL leaves its server running; the next start cleans it up."""
+    code = (
+        "import time; from tests.support.pgserver import start_postgres; s = start_postgres(); "
+        "print(s.root, s.port, flush=True); time.sleep(120)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2]
+    )
+    try:
+        assert proc.stdout is not None
+        root_s, port_s = proc.stdout.readline().split()
+    finally:
+        proc.kill()
+        proc.wait()
+    root, port = Path(root_s), int(port_s)
+    assert root.exists() and _port_open(port)  # orphaned
+    pgserver._reap_orphans()
+    assert not root.exists()
+    deadline = time.monotonic() + 10
+    while _port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _port_open(port)

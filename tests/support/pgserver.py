@@ -473,10 +473,61 @@ def _make_root(base_dir: Path | None, pw: pwd.struct_passwd | None) -> Path:
         # e.g. pytest's tmp_path under /tmp/pytest-of-root (mode 0700): the
         # server's user cannot get there, so use a private dir directly under /tmp.
         root.rmdir()
-    root = Path(tempfile.mkdtemp(prefix="helpline-pg-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    root = Path(tempfile.mkdtemp(prefix=_ORPHAN_PREFIX, dir=_ORPHAN_DIR))
     if pw is not None:
         os.chown(root, pw.pw_uid, pw.pw_gid)
     return root
+
+
+_ORPHAN_DIR = "/tmp"
+_ORPHAN_PREFIX = "helpline-pg-"
+_OWNER_FILE = "owner.pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _reap_orphans() -> None:
+    """Stop and delete servers left in /tmp by test processes that died (e.g. SIGKILL, CI timeout)."""
+    for root in Path(_ORPHAN_DIR).glob(f"{_ORPHAN_PREFIX}*"):
+        try:
+            owner = int((root / _OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            try:  # no owner file: only reap once clearly stale (the creator writes it at once)
+                if time.time() - root.stat().st_mtime < 3600:
+                    continue
+            except OSError:
+                continue
+            owner = 0
+        if owner and _pid_alive(owner):
+            continue
+        try:
+            pid = int((root / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            pid = 0
+        # Only signal the pid if it still is that server's postmaster (not a reused pid).
+        if pid and _pid_alive(pid) and str(root) in _cmdline(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGQUIT)  # immediate shutdown
+            for _ in range(100):
+                if not _pid_alive(pid) or not _cmdline(pid):  # gone, or a zombie awaiting init
+                    break
+                time.sleep(0.05)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _reachable_by(path: Path, pw: pwd.struct_passwd) -> bool:
@@ -510,7 +561,10 @@ def start_postgres(
     """
     bindir = Path(bindir) if bindir else find_pg_bindir()
     pw = _ensure_system_user(PG_SYSTEM_USER) if os.geteuid() == 0 else None
+    with contextlib.suppress(Exception):
+        _reap_orphans()
     root = _make_root(Path(base_dir) if base_dir is not None else None, pw)
+    (root / _OWNER_FILE).write_text(f"{os.getpid()}\n")
     server = PostgresServer(root, bindir=bindir, run_as=pw, settings=settings)
     _live.add(server)
     try:
