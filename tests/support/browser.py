@@ -213,10 +213,14 @@ CSP_MARKERS = ("Content Security Policy", "Content-Security-Policy")
 class ConsoleRecorder:
     """Collects console messages and uncaught page errors of a context or page.
 
-    Chromium reports CSP violations as console errors such as ``Refused to
-    execute inline script because it violates the following Content Security
-    Policy directive: ...`` (also with JavaScript disabled in the context, for
-    some directives like style-src/img-src); :meth:`csp_violations` picks them out.
+    Chromium reports CSP violations as console errors.  Older versions said
+    ``Refused to execute inline script because it violates the following Content
+    Security Policy directive: ...``; Chromium 156 says ``Executing inline script
+    violates the following Content Security Policy directive 'script-src 'self''.
+    ... The action has been blocked.`` (likewise ``Applying inline style ...``,
+    ``Loading the image ...``).  Match on "Content Security Policy", as
+    :meth:`csp_violations` does, never on "Refused".  With JavaScript disabled
+    in the context, style-src/img-src violations are still reported.
     """
 
     def __init__(self, target: BrowserContext | Page) -> None:
