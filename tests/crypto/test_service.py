@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -190,12 +191,11 @@ def test_the_database_file_and_wal_hold_no_plaintext(tmp_path) -> None:
     files = {}
     with engine.connect():
         for suffix in ("", "-wal", "-journal"):
-            try:
-                files[suffix] = open(db_path + suffix, "rb").read()  # noqa: SIM115
-            except FileNotFoundError:
-                pass
+            path = Path(db_path + suffix)
+            if path.exists():
+                files[suffix] = path.read_bytes()
     engine.dispose()
-    files["closed"] = open(db_path, "rb").read()  # noqa: SIM115
+    files["closed"] = Path(db_path).read_bytes()
     assert files[""], "the database file must exist"
     for canary in canaries:
         for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
@@ -206,8 +206,6 @@ def test_the_database_file_and_wal_hold_no_plaintext(tmp_path) -> None:
 
 def test_only_app_crypto_touches_aesgcm() -> None:
     """Nothing outside app/crypto/ imports the primitives (DESIGN: one path encrypts)."""
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[2] / "app"
     offenders = [
         str(path.relative_to(root))
