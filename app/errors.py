@@ -71,3 +71,14 @@ class Invalid(HelplineError):
     def field(cls, name: str, message: str) -> Invalid:
         """A 422 shaped like FastAPI's own validation errors, naming the field, never its value."""
         return cls([{"loc": ["body", name], "msg": message, "type": "value_error"}])
+
+
+class TooManyRequests(HelplineError):
+    """Refused because of volume (bulk reading); the alarm entry that goes with it is kept."""
+
+    status_code = 429
+    keep_changes = True
+
+    @classmethod
+    def default_detail(cls) -> str:
+        return "too many requests; this has been recorded"

@@ -1,0 +1,156 @@
+"""What goes in and out of the contacts domain. Inputs forbid unknown fields; outputs name what they hold."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+NAME_MAX = 200
+NOTES_MAX = 20_000
+
+
+class Channel(enum.StrEnum):
+    phone = "phone"
+    telegram = "telegram"
+    signal = "signal"
+    whatsapp = "whatsapp"
+    email = "email"
+    referral = "referral"
+    in_person = "in_person"
+    other = "other"
+
+
+class Risk(enum.StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    immediate = "immediate"
+
+
+class Need(enum.StrEnum):
+    evacuation = "evacuation"
+    shelter = "shelter"
+    legal = "legal"
+    medical = "medical"
+    psychological = "psychological"
+    documents = "documents"
+    financial = "financial"
+    other = "other"
+
+
+class Outcome(enum.StrEnum):
+    info_only = "info_only"
+    referred = "referred"
+    case_opened = "case_opened"
+    no_follow_up = "no_follow_up"
+    duplicate = "duplicate"
+    suspected_infiltration = "suspected_infiltration"
+
+
+def _no_numbers(value: Any) -> Any:
+    # Pydantic's lax mode would read 0 as 1970-01-01; a date must be written as a date.
+    if isinstance(value, int | float | bool):
+        raise ValueError("must be a date written as YYYY-MM-DD")
+    return value
+
+
+def _not_in_future(value: date) -> date:
+    if value > date.today():
+        raise ValueError("must not be in the future")
+    return value
+
+
+def _blank_is_none(value: Any) -> Any:
+    # Web forms send empty fields as "": that means "not given", not an empty secret.
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_no_numbers)]
+PastDay = Annotated[date, BeforeValidator(_no_numbers), AfterValidator(_not_in_future)]
+ShortText = Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=NAME_MAX)]
+LongText = Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=NOTES_MAX)]
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})?$"
+
+
+class ContactIn(BaseModel):
+    """A hotline contact as the caseworker records it; alias, handle and notes are sealed at rest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    received_on: PastDay
+    channel: Channel
+    region: str = Field(min_length=1, max_length=32, description="a code from the configured region list")
+    language: str = Field(pattern=LANGUAGE_PATTERN, max_length=16, description="a short language code, e.g. ru, ce")
+    risk: Risk
+    needs: list[Need] = Field(default_factory=list, max_length=len(Need))
+    alias: ShortText = None
+    handle: ShortText = None
+    notes: LongText = None
+
+
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Outcome
+
+
+class ContactSummary(BaseModel):
+    """A contact without any decrypted field: what lists and non-readers get."""
+
+    id: uuid.UUID
+    code: str
+    received_on: date
+    channel: Channel
+    region: str
+    language: str
+    risk: Risk
+    needs: list[Need]
+    outcome: Outcome | None
+    possible_duplicate: bool
+    flagged_handle: bool
+    recorded_by: str | None = None
+    case_id: uuid.UUID | None = None
+    shredded: bool = False
+
+
+class ContactDetail(ContactSummary):
+    """A contact with its sealed fields opened, for its reader; ``redacted`` when they stay closed."""
+
+    redacted: bool
+    alias: str | None = None
+    handle: str | None = None
+    notes: str | None = None
+
+
+class ContactPage(BaseModel):
+    items: list[ContactSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class FlaggedHandleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    handle: str = Field(min_length=1, max_length=NAME_MAX)
+    reason: LongText = None
+
+
+class FlaggedHandleOut(BaseModel):
+    """An entry of the known-bad list: never its handle."""
+
+    id: uuid.UUID
+    added_by: str
+    added_on: date
+    reason: str | None = None
+
+
+class FlaggedHandleList(BaseModel):
+    items: list[FlaggedHandleOut]
+    total: int

@@ -1,0 +1,261 @@
+"""Hotline contacts: intake, duplicate and known-bad checks, need-to-know reads, lists, outcomes."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.auth.models import Role, User
+from app.cases import permissions
+from app.cases.models import Case
+from app.contacts import flagged
+from app.contacts.models import Contact
+from app.contacts.schemas import ContactDetail, ContactIn, ContactPage, ContactSummary, Outcome
+from app.crypto import service as crypto
+from app.errors import Conflict, Forbidden, HelplineError, Invalid, NotFound
+from app.stats import counters
+
+INDEX_COLUMN = "contact.handle"
+SEALED = ("alias", "handle", "notes")
+
+# Crockford base32 without I, L, O, U: readable over a bad phone line, no look-alikes.
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_ATTEMPTS = 8
+
+
+def new_code(prefix: str) -> str:
+    """A random record code like ``H-7K3Q-9M`` (30 bits; not a sequence, says nothing about order)."""
+    chars = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
+    return f"{prefix}-{chars[:4]}-{chars[4:]}"
+
+
+def insert_with_code(session: Session, row: Any, *, prefix: str) -> None:
+    """Insert ``row`` with a fresh random code, drawing again if the code is already taken."""
+    for _ in range(CODE_ATTEMPTS):
+        row.code = new_code(prefix)
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+            return
+        except IntegrityError:
+            continue
+    raise HelplineError("could not draw a free record code; try again")
+
+
+def validate_region(session: Session, region: str, *, field: str = "region") -> None:
+    regions = crypto.settings_of(session).regions
+    if region not in regions:
+        raise Invalid.field(field, f"unknown region; use one of: {', '.join(regions)}")
+
+
+def _not_future(session: Session, day: date, *, field: str) -> None:
+    if day > crypto.settings_of(session).today():
+        raise Invalid.field(field, "must not be in the future")
+
+
+def record_contact(*, session: Session, actor: User, data: ContactIn) -> ContactSummary:
+    """Record a hotline contact, sealed under its own key; flags a repeat caller or a known-bad handle."""
+    if actor.role != Role.caseworker:
+        raise Forbidden()
+    validate_region(session, data.region)
+    _not_future(session, data.received_on, field="received_on")
+    contact_id = crypto.new_subject_id()
+    duplicate = flagged_hits = False
+    hits: list[uuid.UUID] = []
+    if data.handle:
+        duplicate = bool(
+            flagged.handle_matches(session, model=Contact, table="contact", column=INDEX_COLUMN, value=data.handle)
+        )
+        hits = flagged.flagged_entries_for(session, handle=data.handle)
+        flagged_hits = bool(hits)
+    key = crypto.create_subject_key(session, subject_id=contact_id)
+    sealed = {
+        f"{name}_ct": crypto.seal_field(
+            session, getattr(data, name), key=key, table="contact", column=name, row_id=contact_id
+        )
+        for name in SEALED
+    }
+    contact = Contact(
+        id=contact_id,
+        received_on=data.received_on,
+        channel=data.channel.value,
+        region=data.region,
+        language=data.language.lower(),
+        risk=data.risk.value,
+        needs=",".join(sorted({n.value for n in data.needs})),
+        outcome=None,
+        possible_duplicate=duplicate,
+        flagged_handle=flagged_hits,
+        recorded_by_id=actor.id,
+        last_activity_on=data.received_on,
+        **sealed,
+    )
+    insert_with_code(session, contact, prefix="H")
+    crypto.add_index_entry(session, subject_id=contact_id, column=INDEX_COLUMN, value=data.handle)
+    audit.record(
+        session,
+        actor=actor.username,
+        action="contact.record",
+        target=contact.code,
+        detail={"channel": contact.channel, "region": contact.region, "risk": contact.risk},
+    )
+    if flagged_hits:
+        audit.record(
+            session,
+            actor=actor.username,
+            action="contact.flagged_handle",
+            target=contact.code,
+            detail={"entries": [h.hex for h in hits]},
+        )
+    counters.contact_recorded(session, contact=contact)
+    return _summary(contact, recorded_by=actor.username, case_id=None)
+
+
+def _summary(contact: Contact, *, recorded_by: str | None, case_id: uuid.UUID | None) -> ContactSummary:
+    return ContactSummary(
+        id=contact.id,
+        code=contact.code,
+        received_on=contact.received_on,
+        channel=contact.channel,  # type: ignore[arg-type]
+        region=contact.region,
+        language=contact.language,
+        risk=contact.risk,  # type: ignore[arg-type]
+        needs=[n for n in contact.needs.split(",") if n],  # type: ignore[misc]
+        outcome=contact.outcome,  # type: ignore[arg-type]
+        possible_duplicate=contact.possible_duplicate,
+        flagged_handle=contact.flagged_handle,
+        recorded_by=recorded_by,
+        case_id=case_id,
+        shredded=contact.shredded_on is not None,
+    )
+
+
+def _with_context(stmt: Select[Any]) -> Select[Any]:
+    case_id = select(Case.id).where(Case.contact_id == Contact.id).limit(1).scalar_subquery()
+    return stmt.add_columns(User.username, case_id).outerjoin(User, User.id == Contact.recorded_by_id)
+
+
+def get_contact_for(*, session: Session, actor: User, contact_id: uuid.UUID) -> Contact:
+    """The contact if ``actor`` may see it; 403 for roles without contacts, 404 for the rest."""
+    permissions.require_contact_access(actor)
+    contact = session.scalar(select(Contact).where(Contact.id == contact_id, permissions.contacts_visible_to(actor)))
+    if contact is None:
+        raise NotFound()
+    return contact
+
+
+def get_contact_by_code(*, session: Session, code: str) -> Contact:
+    """A contact by its record code, without permission checks (command line only)."""
+    contact = session.scalar(select(Contact).where(Contact.code == code.strip().upper()))
+    if contact is None:
+        raise NotFound(f"no contact {code}")
+    return contact
+
+
+def _context_of(session: Session, contact: Contact) -> tuple[str | None, uuid.UUID | None]:
+    row = session.execute(_with_context(select(Contact.id).where(Contact.id == contact.id))).one()
+    return row[1], row[2]
+
+
+def contact_view(*, session: Session, actor: User, contact_id: uuid.UUID) -> ContactDetail:
+    """A visible contact without its sealed fields (no decryption, nothing to audit)."""
+    contact = get_contact_for(session=session, actor=actor, contact_id=contact_id)
+    recorded_by, case_id = _context_of(session, contact)
+    base = _summary(contact, recorded_by=recorded_by, case_id=case_id)
+    return ContactDetail(**base.model_dump(), redacted=True)
+
+
+def read_contact(*, session: Session, actor: User, contact_id: uuid.UUID) -> ContactDetail:
+    """A visible contact with its sealed fields opened for a caseworker; the read is audited and throttled."""
+    contact = get_contact_for(session=session, actor=actor, contact_id=contact_id)
+    recorded_by, case_id = _context_of(session, contact)
+    base = _summary(contact, recorded_by=recorded_by, case_id=case_id)
+    if not permissions.may_decrypt_contact(actor) or contact.shredded_on is not None:
+        return ContactDetail(**base.model_dump(), redacted=True)
+    permissions.record_decrypted_read(session, user=actor, action="contact.read", target=contact.code)
+    opened = {
+        name: crypto.open_field(
+            session,
+            getattr(contact, f"{name}_ct"),
+            table="contact",
+            column=name,
+            row_id=contact.id,
+            subject_id=contact.id,
+        )
+        for name in SEALED
+    }
+    return ContactDetail(**base.model_dump(), redacted=False, **opened)
+
+
+def list_contacts(
+    *,
+    session: Session,
+    actor: User,
+    region: str | None = None,
+    outcome: str | None = None,
+    received_from: date | None = None,
+    received_to: date | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> ContactPage:
+    """A page of the contacts ``actor`` may see, newest first, without any decrypted field."""
+    permissions.require_contact_access(actor)
+    conditions = [permissions.contacts_visible_to(actor)]
+    if region is not None:
+        conditions.append(Contact.region == region)
+    if outcome is not None:
+        conditions.append(Contact.outcome == outcome)
+    if received_from is not None:
+        conditions.append(Contact.received_on >= received_from)
+    if received_to is not None:
+        conditions.append(Contact.received_on <= received_to)
+    total = session.scalar(select(func.count()).select_from(Contact).where(*conditions)) or 0
+    stmt = (
+        _with_context(select(Contact).where(*conditions))
+        .order_by(Contact.received_on.desc(), Contact.code)
+        .limit(limit)
+        .offset(offset)
+    )
+    items = [_summary(c, recorded_by=name, case_id=cid) for c, name, cid in session.execute(stmt)]
+    return ContactPage(items=items, total=total, limit=limit, offset=offset)
+
+
+def set_outcome(*, session: Session, actor: User, contact_id: uuid.UUID, outcome: str) -> ContactSummary:
+    """Record what came of a contact (its recorder only); ``case_opened`` comes from opening a case."""
+    contact = get_contact_for(session=session, actor=actor, contact_id=contact_id)
+    if contact.recorded_by_id != actor.id:
+        raise Forbidden("only the caseworker who recorded this contact sets its outcome")
+    new = Outcome(outcome).value
+    recorded_by, case_id = _context_of(session, contact)
+    if new == Outcome.case_opened:
+        raise Invalid.field("outcome", "open a case from this contact instead")
+    if case_id is not None:
+        raise Conflict("a case is open from this contact; its outcome stays case_opened")
+    change_outcome(session, actor=actor, contact=contact, outcome=new)
+    return _summary(contact, recorded_by=recorded_by, case_id=case_id)
+
+
+def change_outcome(session: Session, *, actor: User, contact: Contact, outcome: str, on: date | None = None) -> None:
+    """Set the outcome, keeping the stats hooks and the audit log in step (used by case opening too)."""
+    old = contact.outcome
+    if old == outcome:
+        return
+    contact.outcome = outcome
+    contact.last_activity_on = max(contact.last_activity_on, on or crypto.settings_of(session).today())
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.username,
+        action="contact.outcome",
+        target=contact.code,
+        detail={"from": old, "to": outcome},
+    )
+    counters.contact_outcome_changed(session, contact=contact, old=old, new=outcome)
