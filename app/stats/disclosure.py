@@ -329,10 +329,11 @@ def add_integer_noise(values: Sequence[int], *, epsilon: float, sensitivity: int
         raise DisclosureError(DP_EXTRA_MESSAGE) from exc
     dp.enable_features("contrib")
     space = dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64")
-    scale = epsilon / sensitivity
-    measurement = dp.m.make_laplace(*space, scale=scale)
-    # Float rounding can put the proven loss a hair above epsilon; widen the noise until it is not.
-    while measurement.map(sensitivity) > epsilon:
-        scale = math.nextafter(scale, math.inf)
+    scale = sensitivity / epsilon
+    # Float rounding can put the proven loss a hair above epsilon; widen the noise a few ulps until it is not.
+    for _ in range(64):
         measurement = dp.m.make_laplace(*space, scale=scale)
-    return [max(0, int(v)) for v in measurement(list(values))]
+        if measurement.map(sensitivity) <= epsilon:
+            return [max(0, int(v)) for v in measurement(list(values))]
+        scale = math.nextafter(scale, math.inf)
+    raise DisclosureError(f"no noise scale near {sensitivity / epsilon} keeps the loss within epsilon {epsilon}")
