@@ -6,6 +6,9 @@ from app.cases.models import Case, CaseTransition
 from app.contacts.models import Contact, FlaggedHandle
 from app.crypto.models import BlindIndexEntry, DataKey, IndexKey
 from app.db import Base
+from app.lifecycle.models import KeyRotation
+from app.stats.counters import PeriodCount
+from app.stats.release import DpRelease
 
 __all__ = [
     "ApiToken",
@@ -16,8 +19,11 @@ __all__ = [
     "CaseTransition",
     "Contact",
     "DataKey",
+    "DpRelease",
     "FlaggedHandle",
     "IndexKey",
+    "KeyRotation",
+    "PeriodCount",
     "User",
     "WebSession",
 ]
