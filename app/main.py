@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from app.auth import api as auth_api
+from app.auth import pages as auth_pages
 from app.cases import api as cases_api
+from app.cases import pages as cases_pages
 from app.config import Settings, get_settings
 from app.contacts import api as contacts_api
+from app.contacts import pages as contacts_pages
 from app.crypto.keyring import get_keyring
 from app.db import get_engine
 from app.errors import HelplineError
 from app.exports import api as exports_api
+from app.exports import pages as exports_pages
 from app.stats import api as stats_api
+from app.stats import pages as stats_pages
+from app.web import errors as web_errors
 from app.web import headers
 from app.web import pages as web_pages
 
 log = logging.getLogger("helpline")
 
 API_PREFIX = "/api/v1"
+STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 
 def _clean_errors(errors: list[dict]) -> list[dict]:
@@ -65,5 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(web_pages.router)
+    # HTML pages: same services as the API, server-rendered, usable without JavaScript.
+    for pages in (auth_pages, contacts_pages, cases_pages, stats_pages, exports_pages):
+        app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    web_errors.install(app)  # HTML error pages outside /api; the JSON handlers above stay for /api
     app.add_middleware(headers.SecurityHeaders, hsts=settings.secure_cookies)
     return app

@@ -1,0 +1,164 @@
+"""Cases: "my cases", a case's page (timeline, allowed moves, verification, assignment), opening a case."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from app.auth import service as auth_service
+from app.auth.models import Role
+from app.cases import service as case_service
+from app.cases.schemas import CaseFields, TransitionIn
+from app.cases.workflow import CaseStatus
+from app.contacts import service as contact_service
+from app.errors import Conflict, Forbidden, Invalid
+from app.web import forms
+from app.web.visit import CheckedForm, SignedIn, Visit, redirect, render
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+PAGE_SIZE = 25
+CASE_FIELDS = ("full_name", "handle", "location", "family_situation", "notes")
+
+
+def _conflict_message(visit: Visit, exc: Conflict) -> str:
+    detail = exc.detail.get("message") if isinstance(exc.detail, dict) else exc.detail
+    return visit._("That change is not possible now.") + f" ({detail})"
+
+
+@router.get("/cases")
+def cases(
+    visit: SignedIn, status: str = "", region: str = "", opened_from: str = "", opened_to: str = "", page: int = 1
+) -> Response:
+    user = visit.require(Role.caseworker, Role.coordinator)
+    page = max(1, min(page, 100_000))
+    listing = case_service.list_cases(
+        session=visit.db,
+        actor=user,
+        status=status if status in CaseStatus.__members__ else None,
+        region=region if region in visit.settings.regions else None,
+        opened_from=forms.optional_day(opened_from),
+        opened_to=forms.optional_day(opened_to),
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+    filters = {"status": status, "region": region, "opened_from": opened_from, "opened_to": opened_to}
+    return render(
+        visit,
+        "cases.html",
+        {
+            "listing": listing,
+            "filters": filters,
+            "query": urlencode({k: v for k, v in filters.items() if v}),
+            "page": page,
+            "pages": max(1, -(-listing.total // PAGE_SIZE)),
+            "regions": visit.settings.regions,
+            "statuses": [s.value for s in CaseStatus],
+        },
+    )
+
+
+@router.post("/cases")
+def open_case(visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker)
+    contact_id = forms.parse_id(str(form.get("contact_id", "")))
+    typed = forms.values(form, *CASE_FIELDS)
+    try:
+        data = CaseFields.model_validate(typed)
+        with visit.db.begin_nested():
+            opened = case_service.open_case(session=visit.db, actor=user, contact_id=contact_id, data=data)
+    except (ValidationError, Invalid) as exc:
+        contact = contact_service.read_contact(session=visit.db, actor=user, contact_id=contact_id)
+        errors = forms.translated(visit, forms.field_errors(exc))
+        context = {"contact": contact, "saved": False, "case_values": typed, "case_errors": errors}
+        return render(visit, "contact.html", context, status=422)
+    return redirect(visit, f"/cases/{opened.id}")
+
+
+def _case_page(
+    visit: Visit, case_id: str, *, error: str | None = None, values: dict[str, str] | None = None, status: int = 200
+) -> Response:
+    user = visit.require(Role.caseworker, Role.coordinator)
+    ident = forms.parse_id(case_id)
+    detail = case_service.read_case(session=visit.db, actor=user, case_id=ident)
+    may_verify = (
+        not detail.verified
+        and detail.status not in ("closed", "declined", "rejected")
+        and (
+            user.role == Role.coordinator or (detail.opened_by != user.username and detail.assigned_to == user.username)
+        )
+    )
+    caseworkers = []
+    if user.role == Role.coordinator:
+        caseworkers = [u.username for u in auth_service.list_users(visit.db) if u.role == Role.caseworker and u.active]
+    return render(
+        visit,
+        "case.html",
+        {
+            "case": detail,
+            "error": error,
+            "values": values or {"on": visit.settings.today().isoformat(), "note": ""},
+            "may_verify": may_verify,
+            "caseworkers": caseworkers,
+            "today": visit.settings.today().isoformat(),
+        },
+        status=status,
+    )
+
+
+@router.get("/cases/{case_id}")
+def case(case_id: str, visit: SignedIn) -> Response:
+    return _case_page(visit, case_id)
+
+
+@router.post("/cases/{case_id}/transitions")
+def move(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker, Role.coordinator)
+    ident = forms.parse_id(case_id)
+    typed = forms.values(form, "to", "on", "note")
+    try:
+        data = TransitionIn.model_validate(typed)
+        with visit.db.begin_nested():
+            case_service.transition(
+                session=visit.db, actor=user, case_id=ident, to=data.to.value, on=data.on, note=data.note
+            )
+    except (ValidationError, Invalid) as exc:
+        errors = forms.translated(visit, forms.field_errors(exc))
+        message = "; ".join(errors.values())
+        return _case_page(visit, case_id, error=message, values=typed, status=422)
+    except Conflict as exc:
+        return _case_page(visit, case_id, error=_conflict_message(visit, exc), values=typed, status=409)
+    return redirect(visit, f"/cases/{ident}")
+
+
+@router.post("/cases/{case_id}/verify")
+def verify(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker, Role.coordinator)
+    ident = forms.parse_id(case_id)
+    try:
+        with visit.db.begin_nested():
+            case_service.verify(session=visit.db, actor=user, case_id=ident, on=forms.optional_day(str(form.get("on"))))
+    except Conflict as exc:
+        return _case_page(visit, case_id, error=_conflict_message(visit, exc), status=409)
+    except Forbidden:
+        return _case_page(visit, case_id, error=visit._("A second person must verify this case."), status=403)
+    except Invalid as exc:
+        errors = forms.translated(visit, forms.field_errors(exc))
+        return _case_page(visit, case_id, error="; ".join(errors.values()), status=422)
+    return redirect(visit, f"/cases/{ident}")
+
+
+@router.post("/cases/{case_id}/assign")
+def assign(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.coordinator)
+    ident = forms.parse_id(case_id)
+    try:
+        with visit.db.begin_nested():
+            case_service.assign(session=visit.db, actor=user, case_id=ident, username=str(form.get("user", ""))[:64])
+    except Invalid as exc:
+        errors = forms.translated(visit, forms.field_errors(exc))
+        return _case_page(visit, case_id, error="; ".join(errors.values()), status=422)
+    return redirect(visit, f"/cases/{ident}")

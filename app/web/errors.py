@@ -1,0 +1,99 @@
+"""HTML error pages for the browser; the JSON API under /api keeps its own JSON errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.auth import sessions
+from app.errors import HelplineError
+from app.web import i18n, templating
+from app.web.i18n import N_
+from app.web.visit import LANG_COOKIE, CsrfRefused, LoginRequired, Visit
+
+TITLES = {
+    400: N_("Something in the request was wrong"),
+    401: N_("Please sign in"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Not allowed"),
+    409: N_("That change is not possible now"),
+    422: N_("Please check what you entered"),
+    500: N_("Something went wrong"),
+}
+EXPLANATIONS = {
+    403: N_("Your role does not allow this page or action."),
+    404: N_("There is nothing here, or it is not yours to see."),
+    409: N_("The record changed or the step is not allowed from its current state."),
+}
+CSRF_EXPLANATION = N_("This form has expired or did not come from Helpline. Go back, reload the page and try again.")
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def error_page(request: Request, status: int, *, message: str | None = None) -> HTMLResponse:
+    visit: Visit | None = getattr(request.state, "visit", None)
+    if visit is not None:
+        locale = visit.locale
+    else:
+        locale = i18n.pick_locale(
+            request.cookies.get(LANG_COOKIE), accept_language=request.headers.get("accept-language")
+        )
+    catalog = i18n.translations(locale)
+    signed_in = visit is not None and visit.web is not None and visit.web.stage == sessions.FULL
+    context: dict[str, Any] = {
+        "visit": visit,
+        "user": visit.user if signed_in and visit else None,
+        "csrf_token": visit.csrf if visit is not None and signed_in else "",
+        "path": request.url.path,
+        "idle_seconds": request.app.state.settings.session_idle_minutes * 60,
+        "status": status,
+        "title": catalog.gettext(TITLES.get(status, TITLES[400 if status < 500 else 500])),
+        "explanation": catalog.gettext(message or EXPLANATIONS.get(status, ""))
+        if (message or status in EXPLANATIONS)
+        else "",
+    }
+    return HTMLResponse(templating.render_string(locale, "error.html", context), status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    """Wrap the JSON handlers so every path outside /api gets an HTML page instead."""
+    json_helpline = app.exception_handlers[HelplineError]
+    json_validation = app.exception_handlers[RequestValidationError]
+
+    @app.exception_handler(HelplineError)
+    async def helpline_error(request: Request, exc: HelplineError) -> Response:
+        if _is_api(request):
+            return await json_helpline(request, exc)  # type: ignore[misc,no-any-return]
+        if isinstance(exc, LoginRequired):
+            response = RedirectResponse(exc.to, status_code=303)
+            if exc.clear_cookie:
+                response.delete_cookie(
+                    sessions.COOKIE_NAME,
+                    path="/",
+                    secure=request.app.state.settings.secure_cookies,
+                    httponly=True,
+                    samesite="strict",
+                )
+            return response
+        message = CSRF_EXPLANATION if isinstance(exc, CsrfRefused) else None
+        return error_page(request, exc.status_code, message=message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if _is_api(request):
+            return await json_validation(request, exc)  # type: ignore[misc,no-any-return]
+        return error_page(request, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_api(request):
+            return await http_exception_handler(request, exc)
+        return error_page(request, exc.status_code)

@@ -1,0 +1,38 @@
+"""Page text through gettext: English is the source language, Russian comes from the Babel catalog."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from babel.support import NullTranslations, Translations
+
+TRANSLATIONS_DIR = Path(__file__).parent / "translations"
+LOCALES = ("en", "ru")
+DEFAULT_LOCALE = "en"
+DOMAIN = "messages"
+
+
+@functools.lru_cache(maxsize=len(LOCALES))
+def translations(locale: str) -> NullTranslations:
+    """The compiled catalog for ``locale`` (English needs none: the msgids are the English text)."""
+    if locale == DEFAULT_LOCALE or locale not in LOCALES:
+        return NullTranslations()
+    return Translations.load(str(TRANSLATIONS_DIR), [locale], domain=DOMAIN)
+
+
+def pick_locale(*candidates: str | None, accept_language: str | None = None) -> str:
+    """The first supported locale among explicit choices, then the browser's Accept-Language."""
+    for value in candidates:
+        if value in LOCALES:
+            return str(value)
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().lower()[:2]
+        if tag in LOCALES:
+            return tag
+    return DEFAULT_LOCALE
+
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark for extraction only"
+    """Mark a string for the catalog without translating it here (translated when shown)."""
+    return message
