@@ -14,7 +14,7 @@ from app.auth import sessions
 from app.errors import HelplineError
 from app.web import i18n, templating
 from app.web.i18n import N_
-from app.web.visit import LANG_COOKIE, CsrfRefused, LoginRequired, Visit
+from app.web.visit import LANG_COOKIE, CsrfRefused, LoginRequired, Who
 
 TITLES = {
     400: N_("Something in the request was wrong"),
@@ -39,19 +39,14 @@ def _is_api(request: Request) -> bool:
 
 
 def error_page(request: Request, status: int, *, message: str | None = None) -> HTMLResponse:
-    visit: Visit | None = getattr(request.state, "visit", None)
-    if visit is not None:
-        locale = visit.locale
-    else:
-        locale = i18n.pick_locale(
-            request.cookies.get(LANG_COOKIE), accept_language=request.headers.get("accept-language")
-        )
+    who: Who | None = getattr(request.state, "who", None)
+    locale = getattr(request.state, "locale", None) or i18n.pick_locale(
+        request.cookies.get(LANG_COOKIE), accept_language=request.headers.get("accept-language")
+    )
     catalog = i18n.translations(locale)
-    signed_in = visit is not None and visit.web is not None and visit.web.stage == sessions.FULL
     context: dict[str, Any] = {
-        "visit": visit,
-        "user": visit.user if signed_in and visit else None,
-        "csrf_token": visit.csrf if visit is not None and signed_in else "",
+        "user": who,
+        "csrf_token": who.csrf if who is not None else "",
         "path": request.url.path,
         "idle_seconds": request.app.state.settings.session_idle_minutes * 60,
         "status": status,

@@ -44,6 +44,15 @@ class CsrfRefused(Forbidden):
         super().__init__("this form has expired or did not come from Helpline; reload the page and try again")
 
 
+@dataclass(frozen=True)
+class Who:
+    """Plain values of the signed-in user for error pages (rendered after the unit of work ended)."""
+
+    username: str
+    role: str
+    csrf: str
+
+
 @dataclass
 class Visit:
     request: Request
@@ -100,7 +109,10 @@ def get_visit(request: Request, db: DbSession) -> Visit:
         accept_language=request.headers.get("accept-language"),
     )
     visit = Visit(request=request, db=db, settings=settings, web=web, user=user, locale=locale, ended=ended)
-    request.state.visit = visit  # the HTML error pages reuse it (user, locale, CSRF token for "lock now")
+    request.state.locale = locale
+    if web is not None and user is not None and web.stage == sessions.FULL:
+        # Copied now: after a rollback the ORM objects are expired and detached.
+        request.state.who = Who(username=user.username, role=user.role, csrf=sessions.csrf_token(web))
     return visit
 
 
