@@ -1,11 +1,124 @@
-"""placeholder"""
+"""The record-level export end to end: through the CLI (a subprocess) and through the API (streamed).
 
+CLI: ``helpline export records --out FILE``; rows/s over the whole command and its peak RSS from
+``wait4``. API: ``GET /api/v1/exports/records.csv`` streamed with httpx from a live server; rows/s and the
+server's peak RSS (sampled) against its RSS before the download.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
 from typing import Any
+
+import httpx
+import psutil
+
+from bench import dataset, server
+from bench.report import Outcome
+
+TARGET_ROWS_PER_S = 300_000
+TARGET_RSS_MB = 100
 
 
 def requires() -> str | None:
-    return "not written yet"
+    try:
+        from app.exports import api, service
+    except ImportError:
+        return "app/exports/service.py is not there yet"
+    if not hasattr(service, "records_export"):
+        return "app.exports.service.records_export is not there yet"
+    if not any(getattr(r, "path", "").endswith("/records.csv") for r in api.router.routes):
+        return "GET /api/v1/exports/records.csv is not there yet"
+    return None
 
 
-def run(ctx: Any, outcome: Any) -> None:
-    raise NotImplementedError
+def _data_rows(path: Any) -> int:
+    rows = -1  # the CSV header line
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.startswith("#"):
+                rows += 1
+    return max(rows, 0)
+
+
+def _cli(ctx: Any, outcome: Outcome, install: dataset.Install) -> None:
+    out = install.root / "records.csv"
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "export", "records", "--out", str(out)],
+        env=install.env(),
+        cwd=install.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"helpline export records exited {proc.returncode}: {stderr[-500:]}")
+    rows = _data_rows(out)
+    outcome.add("cli.rows exported", rows, "rows")
+    outcome.add("cli.rows/s (whole command)", rows / seconds, "rows/s", target=f">= {TARGET_ROWS_PER_S}")
+    outcome.add(
+        "cli.peak RSS", usage.ru_maxrss / 1024, "MB", target=f"< {TARGET_RSS_MB}", note="ru_maxrss of the command"
+    )
+    outcome.add("cli.wall time", seconds, "s", note="includes interpreter start-up and imports")
+
+
+class _RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def sample(self) -> int:
+        return sum(p.memory_info().rss for p in self.procs)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.sample())
+            time.sleep(0.02)
+
+
+def _api(ctx: Any, outcome: Outcome, install: dataset.Install) -> None:
+    with server.serving(install) as live:
+        token = install.issue_token("bench-analyst")
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=live.base_url, headers=headers, timeout=600) as http:
+            http.get("/api/v1/health")
+            assert live.pid is not None
+            sampler = _RssSampler(live.pid)
+            before = sampler.sample()
+            sampler.start()
+            rows = size = 0
+            started = time.perf_counter()
+            with http.stream("GET", "/api/v1/exports/records.csv") as response:
+                if response.status_code != 200:
+                    raise RuntimeError(f"records.csv answered {response.status_code}: {response.read()[:300]!r}")
+                for line in response.iter_lines():
+                    size += len(line)
+                    if not line.startswith("#"):
+                        rows += 1
+            seconds = time.perf_counter() - started
+            sampler.stop.set()
+            sampler.join()
+    rows -= 1  # the CSV header line
+    outcome.add("api.rows streamed", rows, "rows")
+    outcome.add("api.rows/s", rows / seconds, "rows/s", target=f">= {TARGET_ROWS_PER_S}")
+    outcome.add(
+        "api.server peak RSS", sampler.peak / 2**20, "MB", target=f"< {TARGET_RSS_MB}", note="whole server process"
+    )
+    outcome.add("api.server RSS growth during download", (sampler.peak - before) / 2**20, "MB")
+    outcome.add("api.MB/s", size / seconds / 2**20, "MB/s")
+
+
+def run(ctx: Any, outcome: Outcome) -> None:
+    copy = ctx.sqlite_copy("export")  # exports write an audit entry
+    _cli(ctx, outcome, copy)
+    _api(ctx, outcome, copy)
