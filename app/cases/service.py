@@ -197,9 +197,9 @@ def transition(
 
 def assign(*, session: Session, actor: User, case_id: uuid.UUID, username: str) -> CaseSummary:
     """Hand a case to an active caseworker (coordinators only); 422 if the name is not one."""
+    case = get_case_for(session=session, actor=actor, case_id=case_id)
     if actor.role != Role.coordinator:
         raise Forbidden()
-    case = get_case_for(session=session, actor=actor, case_id=case_id)
     assignee = session.scalar(
         select(User).where(User.username == username, User.role == Role.caseworker.value, User.active.is_(True))
     )
@@ -267,7 +267,9 @@ def _detail(session: Session, case: Case, *, decrypt: bool) -> CaseDetail:
         select(CaseTransition).where(CaseTransition.case_id == case.id).order_by(CaseTransition.position)
     ).all()
     ids = {case.opened_by_id, case.assigned_to_id, case.verified_by_id, *(s.actor_id for s in steps)} - {None}
-    names = dict(session.execute(select(User.id, User.username).where(User.id.in_(ids))).tuples().all())
+    names: dict[uuid.UUID | None, str] = {
+        user_id: name for user_id, name in session.execute(select(User.id, User.username).where(User.id.in_(ids)))
+    }
     contact_code = session.scalar(select(Contact.code).where(Contact.id == case.contact_id)) or ""
 
     def note(step: CaseTransition) -> str | None:

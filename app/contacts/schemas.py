@@ -73,8 +73,8 @@ def _blank_is_none(value: Any) -> Any:
 
 Day = Annotated[date, BeforeValidator(_no_numbers)]
 PastDay = Annotated[date, BeforeValidator(_no_numbers), AfterValidator(_not_in_future)]
-ShortText = Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=NAME_MAX)]
-LongText = Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=NOTES_MAX)]
+ShortText = Annotated[Annotated[str, Field(max_length=NAME_MAX)] | None, BeforeValidator(_blank_is_none)]
+LongText = Annotated[Annotated[str, Field(max_length=NOTES_MAX)] | None, BeforeValidator(_blank_is_none)]
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})?$"
 
 
@@ -154,3 +154,19 @@ class FlaggedHandleOut(BaseModel):
 class FlaggedHandleList(BaseModel):
     items: list[FlaggedHandleOut]
     total: int
+
+
+class ErrorBody(BaseModel):
+    """Every error: ``{"detail": ...}`` — a message, a list of field errors (422), or a structured conflict."""
+
+    detail: Any
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "not signed in, or the token expired"},
+    403: {"model": ErrorBody, "description": "not allowed for your role"},
+    404: {"model": ErrorBody, "description": "unknown, or not yours to see"},
+    409: {"model": ErrorBody, "description": "conflicts with the record's state"},
+    422: {"model": ErrorBody, "description": "invalid input; names the field, never echoes its value"},
+    429: {"model": ErrorBody, "description": "too many decrypted reads in the last hour (recorded)"},
+}
