@@ -99,6 +99,25 @@ class FileKeyProvider:
         if primary not in keks:
             raise KeyFileError(f"key file {self.path} names a primary key it does not hold")
         self._keks, self._primary = keks, primary
+        self._mtime = self._stamp()
+
+    def _stamp(self) -> tuple[int, int]:
+        st = self.path.stat()
+        return (st.st_mtime_ns, st.st_ino)
+
+    def refresh(self) -> None:
+        """Re-read the key file if another process (``keys rotate``) replaced it since it was loaded.
+
+        A running service must wrap new data keys under the new primary and must be able to
+        unwrap keys another process re-wrapped, without a restart.
+        """
+        try:
+            changed = self._stamp() != self._mtime
+        except OSError:
+            return
+        if changed:
+            with self._lock:
+                self._load()
 
     @classmethod
     def create(cls, path: Path) -> FileKeyProvider:
@@ -135,18 +154,24 @@ class FileKeyProvider:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
+        self._mtime = self._stamp()
 
     def primary_kek_id(self) -> int:
+        self.refresh()
         return self._primary
 
     def kek_ids(self) -> list[int]:
+        self.refresh()
         return sorted(self._keks)
 
     def _kek(self, kek_id: int) -> bytes:
-        try:
-            return self._keks[kek_id]
-        except KeyError:
-            raise UnknownKeyError(f"key-encryption key {kek_id} is not in the key file") from None
+        kek = self._keks.get(kek_id)
+        if kek is None:
+            self.refresh()
+            kek = self._keks.get(kek_id)
+        if kek is None:
+            raise UnknownKeyError(f"key-encryption key {kek_id} is not in the key file")
+        return kek
 
     def wrap(self, kek_id: int, dek: bytes, aad: bytes) -> bytes:
         return cipher.wrap_key(self._kek(kek_id), dek, aad)
@@ -273,6 +298,12 @@ class Keyring:
         """Forget every cached data key of a subject (after shredding or re-encryption)."""
         with self._lock:
             for cache_key in [k for k in self._cache if k[0] == subject_id]:
+                del self._cache[cache_key]
+
+    def evict_many(self, subject_ids: set[uuid.UUID]) -> None:
+        """Forget the cached data keys of many subjects in one pass over the cache."""
+        with self._lock:
+            for cache_key in [k for k in self._cache if k[0] in subject_ids]:
                 del self._cache[cache_key]
 
     def clear(self) -> None:

@@ -163,6 +163,11 @@ def _index_subject(epoch: int) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_OID, f"helpline-index-root-{epoch}")
 
 
+def index_subject(epoch: int) -> uuid.UUID:
+    """The subject id an index root key of ``epoch`` is wrapped to (key rotation re-wraps it)."""
+    return _index_subject(epoch)
+
+
 def _index_key(session: Session, *, column: str) -> tuple[int, bytes]:
     keyring = keyring_of(session)
     epoch = session.scalar(select(func.max(IndexKey.epoch)))

@@ -1,0 +1,1 @@
+"""Keys and records over their whole life: rotation, shredding, retention, backups."""

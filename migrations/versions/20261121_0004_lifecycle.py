@@ -1,4 +1,4 @@
-"""lifecycle: reserved step in the linear history (filled in by the lifecycle work, or left as a no-op)
+"""lifecycle: bookkeeping of key rotations so an interrupted rotation or re-encryption resumes
 
 Revision ID: 0004
 Revises: 0003
@@ -7,6 +7,9 @@ Create Date: 2026-11-21
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
@@ -14,8 +17,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "key_rotation",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("target_kek_id", sa.BigInteger(), nullable=True),
+        sa.Column("cursor", sa.String(length=36), nullable=True),
+        sa.Column("done", sa.BigInteger(), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_key_rotation")),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("key_rotation")

@@ -1,0 +1,136 @@
+"""Crypto-shredding one contact or case: its data key and blind-index entries go, its ciphertexts are nulled.
+
+Enums, dates and codes stay, so every aggregate count is unchanged; ``shredded_on``/``shredded_by`` say
+when and by whom. The caller commits, then calls ``scrub_storage`` so freed pages do not linger.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+import app.models  # noqa: F401  (every mapper, so relationships resolve in a bare CLI process)
+from app.audit import service as audit
+from app.cases.models import Case, CaseTransition
+from app.contacts.models import Contact
+from app.crypto import service as crypto
+from app.errors import Conflict, NotFound
+
+log = logging.getLogger(__name__)
+
+CONTACT_SEALED = ("alias_ct", "handle_ct", "notes_ct")
+CASE_SEALED = ("full_name_ct", "handle_ct", "location_ct", "family_situation_ct", "notes_ct")
+# Tables whose rows a shred rewrites or deletes: what a PostgreSQL VACUUM after it must cover.
+TOUCHED_TABLES = ("data_key", "blind_index_entry", "contact", "evacuation_case", "case_transition")
+
+
+@dataclass(frozen=True)
+class ShredInfo:
+    on: date
+    by: str
+
+
+def shred_info(record: Contact | Case) -> ShredInfo | None:
+    """When and by whom a contact or case was shredded, or None if it was not."""
+    if record.shredded_on is None:
+        return None
+    return ShredInfo(on=record.shredded_on, by=record.shredded_by or "unknown")
+
+
+def _already(kind: str, record: Contact | Case) -> Conflict:
+    info = shred_info(record)
+    assert info is not None
+    return Conflict(f"{kind} {record.code} was already shredded on {info.on.isoformat()} by {info.by}")
+
+
+def shred_case_record(session: Session, *, actor: str, case: Case, reason: str) -> None:
+    """Shred one loaded case in the caller's transaction (its transition notes too); audited."""
+    if case.shredded_on is not None:
+        raise _already("case", case)
+    crypto.shred_subject(session, subject_id=case.id)
+    for column in CASE_SEALED:
+        setattr(case, column, None)
+    case.shredded_on = crypto.settings_of(session).today()
+    case.shredded_by = actor
+    session.execute(update(CaseTransition).where(CaseTransition.case_id == case.id).values(note_ct=None))
+    audit.record(session, actor=actor, action="case.shred", target=case.code, detail={"reason": reason})
+
+
+def shred_contact_record(session: Session, *, actor: str, contact: Contact, reason: str) -> None:
+    """Shred one loaded contact in the caller's transaction; its cases are separate subjects and stay."""
+    if contact.shredded_on is not None:
+        raise _already("contact", contact)
+    crypto.shred_subject(session, subject_id=contact.id)
+    for column in CONTACT_SEALED:
+        setattr(contact, column, None)
+    contact.shredded_on = crypto.settings_of(session).today()
+    contact.shredded_by = actor
+    audit.record(session, actor=actor, action="contact.shred", target=contact.code, detail={"reason": reason})
+
+
+def _case(session: Session, code: str) -> Case:
+    row = session.scalar(select(Case).where(Case.code == code.strip().upper()))
+    if row is None:
+        raise NotFound(f"no case {code}")
+    return row
+
+
+def _contact(session: Session, code: str) -> Contact:
+    row = session.scalar(select(Contact).where(Contact.code == code.strip().upper()))
+    if row is None:
+        raise NotFound(f"no contact {code}")
+    return row
+
+
+def shred_case(*, session: Session, actor: str, code: str, with_contact: bool = False) -> list[str]:
+    """Crypto-shred a case by code (and, if asked, the contact it came from); returns the codes shredded."""
+    case = _case(session, code)
+    shred_case_record(session, actor=actor, case=case, reason="request")
+    done = [case.code]
+    if with_contact:
+        contact = session.get(Contact, case.contact_id)
+        if contact is not None and contact.shredded_on is None:
+            shred_contact_record(session, actor=actor, contact=contact, reason="request")
+            done.append(contact.code)
+    session.flush()
+    return done
+
+
+def shred_contact(*, session: Session, actor: str, code: str, with_cases: bool = False) -> list[str]:
+    """Crypto-shred a contact by code (and, if asked, every case opened from it); returns the codes shredded."""
+    contact = _contact(session, code)
+    shred_contact_record(session, actor=actor, contact=contact, reason="request")
+    done = [contact.code]
+    if with_cases:
+        cases = session.scalars(
+            select(Case).where(Case.contact_id == contact.id, Case.shredded_on.is_(None)).order_by(Case.code)
+        )
+        for case in cases:
+            shred_case_record(session, actor=actor, case=case, reason="request")
+            done.append(case.code)
+    session.flush()
+    return done
+
+
+def scrub_storage(engine: Engine) -> bool:
+    """After a committed shred: fold the SQLite WAL into the (secure_delete) file and truncate it, or VACUUM
+    the touched PostgreSQL tables. Returns False if SQLite could not finish (a reader held old pages)."""
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy = (cursor.fetchone() or (0,))[0]
+            cursor.close()
+        finally:
+            raw.close()
+        if busy:
+            log.warning("WAL checkpoint incomplete: a reader is open; it completes at the next checkpoint")
+        return not busy
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM " + ", ".join(TOUCHED_TABLES))
+    return True
