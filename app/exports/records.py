@@ -1,0 +1,146 @@
+"""The record-level file: one row per contact (and its case), k-anonymous over its quasi-identifiers.
+
+Nothing sealed, no free text, no record code. The quasi-identifiers (period, region, channel, risk, case
+status) are recoded for the whole file along one ladder — month, then region groups, then quarters, then
+status groups — until no combination is smaller than K; rows in combinations still smaller are dropped and
+counted. Only counts are held in memory: one streamed GROUP BY pass, then the rows are written class by
+class (so the order says nothing about dates or entry order), each with a fresh random id.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.cases.models import Case
+from app.contacts.models import Contact
+
+COLUMNS = ("row_id", "period", "region", "channel", "risk", "case_status")
+NO_CASE = "no_case"
+
+REGION_GROUPS = {
+    "chechnya": "north_caucasus",
+    "dagestan": "north_caucasus",
+    "ingushetia": "north_caucasus",
+    "north_caucasus_other": "north_caucasus",
+    "moscow": "russia",
+    "st_petersburg": "russia",
+    "russia_other": "russia",
+    "abroad": "abroad",
+    "unknown": "unknown",
+}
+STATUS_GROUPS = {
+    NO_CASE: NO_CASE,
+    "new": "open",
+    "verifying": "open",
+    "planning": "open",
+    "in_transit": "open",
+    "paused": "open",
+    "lost_contact": "open",
+    "evacuated": "evacuated",
+    "resettled": "evacuated",
+    "closed": "ended",
+    "declined": "ended",
+    "rejected": "ended",
+}
+
+
+@dataclass(frozen=True)
+class Level:
+    name: str
+    quarter: bool
+    region_group: bool
+    status_group: bool
+
+
+LADDER = (
+    Level("period=month, region, case_status", quarter=False, region_group=False, status_group=False),
+    Level("period=month, region=group, case_status", quarter=False, region_group=True, status_group=False),
+    Level("period=quarter, region=group, case_status", quarter=True, region_group=True, status_group=False),
+    Level("period=quarter, region=group, case_status=group", quarter=True, region_group=True, status_group=True),
+)
+
+# (received month as (year, month), region, channel, risk, case status)
+Fine = tuple[tuple[int, int], str, str, str, str]
+Coarse = tuple[str, str, str, str, str]
+
+
+@dataclass
+class Plan:
+    level: Level
+    classes: dict[Coarse, int]  # the combinations that are written, with their sizes
+    rows: int
+    dropped: int
+
+
+def count_fine(session: Session, *, batch: int = 20_000) -> Counter[Fine]:
+    """Stream day-level counts of the quasi-identifiers and fold them to months (no row is kept)."""
+    status = func.coalesce(Case.status, NO_CASE)
+    query = (
+        select(Contact.received_on, Contact.region, Contact.channel, Contact.risk, status, func.count())
+        .select_from(Contact)
+        .outerjoin(Case, Case.contact_id == Contact.id)
+        .where(Contact.shredded_on.is_(None))
+        .group_by(Contact.received_on, Contact.region, Contact.channel, Contact.risk, status)
+    )
+    counts: Counter[Fine] = Counter()
+    result = session.execute(query, execution_options={"yield_per": batch})
+    for day, region, channel, risk, case_status, n in result:
+        counts[((day.year, day.month), region, channel, risk, case_status)] += n
+    return counts
+
+
+def recode(fine: Fine, level: Level) -> Coarse:
+    (year, month), region, channel, risk, status = fine
+    period = f"{year:04d}-Q{(month - 1) // 3 + 1}" if level.quarter else f"{year:04d}-{month:02d}"
+    if level.region_group:
+        region = REGION_GROUPS.get(region, "other")
+    if level.status_group:
+        status = STATUS_GROUPS.get(status, "other")
+    return period, region, channel, risk, status
+
+
+def plan(fine: Counter[Fine], *, k: int) -> Plan:
+    """Climb the ladder until every combination has at least k rows; at the top, drop the small ones."""
+    total = sum(fine.values())
+    for level in LADDER:
+        classes: Counter[Coarse] = Counter()
+        for key, n in fine.items():
+            classes[recode(key, level)] += n
+        if all(n >= k for n in classes.values()) or level is LADDER[-1]:
+            kept = {key: n for key, n in classes.items() if n >= k}
+            rows = sum(kept.values())
+            return Plan(level=level, classes=kept, rows=rows, dropped=total - rows)
+    raise AssertionError("unreachable: the ladder ends in a return")
+
+
+def header_lines(plan: Plan, *, k: int, today: date) -> list[str]:
+    return [
+        "# helpline anonymised record-level file\n",
+        f"# generated_on: {today.isoformat()}\n",
+        f"# k: {k} (every combination of period, region, channel, risk and case_status has at least k rows)\n",
+        f"# generalisation: {plan.level.name}\n",
+        f"# rows: {plan.rows}\n",
+        f"# dropped_rows: {plan.dropped} (in combinations smaller than k after generalisation)\n",
+        ",".join(COLUMNS) + "\n",
+    ]
+
+
+def rows(plan: Plan, *, chunk_rows: int = 4096) -> Iterator[tuple[str, int]]:
+    """CSV text in chunks with the number of rows in each; row ids are random and fresh for this export."""
+    rng = random.Random(secrets.randbits(128))  # noqa: S311 - ids only need to be unlinkable, seeded from secrets
+    bits = rng.getrandbits
+    for key in sorted(plan.classes):
+        suffix = "," + ",".join(key) + "\n"
+        remaining = plan.classes[key]
+        while remaining:
+            n = min(remaining, chunk_rows)
+            yield "".join([f"{bits(64):016x}{suffix}" for _ in range(n)]), n
+            remaining -= n

@@ -1,0 +1,106 @@
+"""The two exports, for analysts and admins: disclosure-controlled, streamed, and audited.
+
+Each export is a ``Prepared`` value: a header, the text as an iterator of chunks, and the figures that go
+into its audit entry. Callers (the CLI, the API) write the chunks where they belong and then call
+``record_export`` with the number of rows actually delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.auth.models import Role
+from app.crypto import service as crypto
+from app.errors import Forbidden, Invalid
+from app.exports import aggregate, records
+from app.stats import counters
+from app.stats import service as stats_service
+
+EXPORTERS = (Role.analyst, Role.admin)
+
+
+@dataclass
+class Prepared:
+    """An export ready to be written: ``chunks`` yields text; ``rows`` counts what it will contain."""
+
+    name: str
+    chunks: Iterator[str]
+    rows: int
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+def check_exporter(role: str) -> None:
+    """Only analysts and admins export (403 for everyone else)."""
+    if role not in EXPORTERS:
+        raise Forbidden("only analysts and admins may export")
+
+
+def _first_month(session: Session) -> date | None:
+    pc = counters.PeriodCount
+    return session.execute(select(func.min(pc.period)).where(pc.grain == counters.MONTH)).scalar_one()
+
+
+def aggregate_report(
+    session: Session,
+    *,
+    fmt: Literal["csv", "json"] = "csv",
+    start: date | None = None,
+    end: date | None = None,
+    noise: bool = False,
+    today: date | None = None,
+) -> Prepared:
+    """The aggregate report over whole past months (all of them unless a range is given)."""
+    if fmt not in ("csv", "json"):
+        raise Invalid.field("format", "must be csv or json")
+    today = today or crypto.settings_of(session).today()
+    if start is None:
+        first = _first_month(session)
+        start = first if first is not None and first < today.replace(day=1) else None
+    summary = stats_service.summary(
+        session, start=start, end=end, interval="month", noise=noise, today=today, whole_past_only=True
+    )
+    head = aggregate.header(summary, generated_on=today)
+    text = aggregate.csv_text(summary, head) if fmt == "csv" else aggregate.json_text(summary, head)
+    detail: dict[str, object] = {
+        "format": fmt,
+        "from": head.period_from.isoformat(),
+        "to": head.period_to.isoformat(),
+        "k": head.k,
+        "noise": head.noise,
+        "epsilon": head.epsilon,
+        "suppressed": len(summary.suppressed),
+    }
+    return Prepared(name="aggregate", chunks=aggregate.chunks(text), rows=len(summary.series), detail=detail)
+
+
+def records_export(session: Session, *, today: date | None = None) -> Prepared:
+    """The k-anonymous record-level file; the database is read (counts only) before the first chunk."""
+    settings = crypto.settings_of(session)
+    today = today or settings.today()
+    k = settings.suppression_k
+    plan = records.plan(records.count_fine(session), k=k)
+
+    def text() -> Iterator[str]:
+        yield "".join(records.header_lines(plan, k=k, today=today))
+        for chunk, _ in records.rows(plan):
+            yield chunk
+
+    detail: dict[str, object] = {"k": k, "generalisation": plan.level.name, "dropped": plan.dropped}
+    return Prepared(name="records", chunks=text(), rows=plan.rows, detail=detail)
+
+
+def record_export(session: Session, *, actor: str, prepared: Prepared, rows: int, complete: bool = True) -> None:
+    """Write the audit entry for an export: who, which, its parameters and the rows delivered."""
+    audit.record(
+        session,
+        actor=actor,
+        action=f"export.{prepared.name}",
+        detail={**prepared.detail, "rows": rows, "complete": complete},
+    )
