@@ -1,0 +1,17 @@
+"""A committed, migrated install per test (rotation, backup and purge manage their own transactions)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lifecycle.seed import Install, new_install
+
+
+@pytest.fixture
+def install(backend: str, database_url_factory, tmp_path: Path) -> Iterator[Install]:
+    inst = new_install(tmp_path / "data", database_url_factory(backend))
+    yield inst
+    inst.dispose()
