@@ -50,7 +50,8 @@ def match_totp(secret: str, code: str, *, last_step: int, now: float | None = No
     A step at or before ``last_step`` is refused, so a code seen once cannot be replayed.
     """
     code = code.strip().replace(" ", "")
-    if not (code.isdigit() and len(code) == 6):
+    # isascii: str.isdigit() admits other scripts' digits, which compare_digest refuses with a TypeError.
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
         return None
     totp = pyotp.TOTP(secret, interval=TOTP_STEP)
     current = int((now if now is not None else time.time()) // TOTP_STEP)

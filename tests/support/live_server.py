@@ -160,12 +160,30 @@ class LiveServer:
             raise LiveServerError(f"helpline {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
         return proc
 
-    def create_user(self, name: str, role: str, *, password: str = DEFAULT_PASSWORD) -> LiveAccount:
-        """``helpline create-user NAME --role ROLE --password-stdin``; the TOTP secret from its output."""
-        proc = self.cli("create-user", name, "--role", role, "--password-stdin", input=password + "\n")
-        uri = next((line for line in proc.stdout.splitlines() if line.startswith("otpauth://")), None)
-        if uri is None:
-            raise LiveServerError(f"create-user printed no otpauth:// line:\n{proc.stdout}")
+    def create_user(
+        self, name: str, role: str, *, password: str = DEFAULT_PASSWORD, via_cli: bool = True
+    ) -> LiveAccount:
+        """``helpline create-user NAME --role ROLE --password-stdin``; the TOTP secret from its output.
+
+        ``via_cli=False`` calls the same service in this process instead (no interpreter start-up:
+        for tests that need many accounts).
+        """
+        if via_cli:
+            proc = self.cli("create-user", name, "--role", role, "--password-stdin", input=password + "\n")
+            uri = next((line for line in proc.stdout.splitlines() if line.startswith("otpauth://")), None)
+            if uri is None:
+                raise LiveServerError(f"create-user printed no otpauth:// line:\n{proc.stdout}")
+        else:
+            from app.auth import service as auth_service
+
+            with self.session() as db:
+                uri = auth_service.create_user(
+                    db,  # type: ignore[arg-type]
+                    actor="cli",
+                    username=name,
+                    role=role,
+                    password=password,
+                ).otpauth_uri
         account = LiveAccount(username=name, role=role, password=password, totp_secret=pyotp.parse_uri(uri).secret)
         self.accounts[name] = account
         return account

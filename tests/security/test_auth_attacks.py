@@ -1,0 +1,280 @@
+"""Attacks on sign-in and tokens, through a real server on loopback.
+
+tests/auth covers the single-request rules in process; here the attacker has the network: guesses
+in parallel, replays codes in a race, alters tokens one character at a time, sends broken headers,
+and crashes the server to see whether a lock-out or a revocation survives it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from app.auth import service as auth_service
+from app.auth.models import ApiToken, User
+from tests.security import figures
+from tests.support.live_server import LiveAccount, LiveServer, unique_name
+
+PROBE = "/api/v1/contacts"  # any route that needs a signed-in caseworker
+
+
+def _status(live: LiveServer, token: str | None, *, headers: dict[str, bytes] | None = None) -> int:
+    with figures.client(live, token) as http:
+        return http.get(PROBE, headers=headers or {}).status_code
+
+
+def _sign_in(live: LiveServer, account: LiveAccount, *, password: str | None = None, otp: str | None = None) -> int:
+    with figures.client(live) as http:
+        response = http.post(
+            "/api/v1/auth/token",
+            json={
+                "username": account.username,
+                "password": password if password is not None else account.password,
+                "otp": otp if otp is not None else (account.next_code() or "000000"),
+            },
+        )
+    return response.status_code
+
+
+def _user(live: LiveServer, name: str) -> User:
+    with live.session() as db:
+        user = db.scalar(select(User).where(User.username == name))  # type: ignore[attr-defined]
+        assert user is not None
+        return user
+
+
+def test_password_guessing_hits_the_lock_out_which_survives_a_crash(live: LiveServer) -> None:
+    account = live.create_user(unique_name("guess"), "caseworker")
+    threshold = live.settings().lockout_threshold
+    guesses = ["password123!", "qwertyuiop12", "letmein-letmein", "Helpline2026!!", "correct horse", "hunter2hunter2"]
+    for guess in guesses[:threshold]:
+        assert _sign_in(live, account, password=guess) == 401
+        figures.count("auth_attacks")
+    assert _user(live, account.username).locked_until is not None
+    # The right password and a fresh code are refused while the lock holds ...
+    assert _sign_in(live, account) == 401
+    # ... and the lock is in the database, not in the process: a crash does not lift it.
+    live.crash_and_restart()
+    figures.count("faults_injected")
+    assert _sign_in(live, account) == 401
+    assert _user(live, account.username).locked_until is not None
+
+
+def test_parallel_guessing_cannot_outrun_the_lock_out(live: LiveServer) -> None:
+    account = live.create_user(unique_name("race"), "caseworker")
+    threshold = live.settings().lockout_threshold
+    attempts = threshold * 3
+    statuses: list[int] = []
+    barrier = threading.Barrier(attempts)
+
+    def guess(i: int) -> None:
+        barrier.wait()
+        statuses.append(_sign_in(live, account, password=f"guess number {i:04d}", otp="123456"))
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(attempts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    figures.count("auth_attacks", attempts)
+    assert statuses == [401] * attempts
+    # Every failure was counted (none lost to a race), so the lock is on and the right password fails.
+    with live.session() as db:
+        from app.audit.models import AuditEntry
+
+        failed = db.scalars(  # type: ignore[attr-defined]
+            select(AuditEntry.action).where(
+                AuditEntry.target == account.username, AuditEntry.action.in_(("auth.failed", "auth.refused_locked"))
+            )
+        ).all()
+    assert len(failed) == attempts
+    assert failed.count("auth.failed") >= threshold
+    assert _user(live, account.username).locked_until is not None
+    assert _sign_in(live, account) == 401
+
+
+def test_a_totp_code_is_good_once_even_when_raced(live: LiveServer) -> None:
+    account = live.create_user(unique_name("replay"), "caseworker")
+    code = account.next_code()
+    assert code is not None
+    statuses: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def use_code() -> None:
+        barrier.wait()
+        statuses.append(_sign_in(live, account, otp=code))
+
+    threads = [threading.Thread(target=use_code) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    figures.count("auth_attacks", 5)
+    assert sorted(statuses) == [200] + [401] * 5
+
+
+def test_a_code_older_than_the_last_one_used_is_refused(live: LiveServer) -> None:
+    account = live.create_user(unique_name("stale"), "caseworker")
+    now_step = int(time.time() // 30)
+    # Sign in with the code of the next step (allowed as clock drift): every earlier code is now spent.
+    account.last_step = now_step
+    assert _sign_in(live, account) == 200
+    for step in (now_step - 1, now_step):
+        assert _sign_in(live, account, otp=account.totp().at(step * 30)) == 401
+        figures.count("auth_attacks")
+    # A code two steps old was never valid.
+    other = live.create_user(unique_name("stale"), "caseworker")
+    assert _sign_in(live, other, otp=other.totp().at((now_step - 3) * 30)) == 401
+    figures.count("auth_attacks")
+
+
+def _flip(ch: str) -> str:
+    alphabet = string.ascii_letters + string.digits + "-_"
+    return alphabet[(alphabet.index(ch) + 1) % len(alphabet)]
+
+
+def test_a_token_altered_in_any_one_character_is_refused(live: LiveServer) -> None:
+    account = live.create_user(unique_name("flip"), "caseworker")
+    token = live.sign_in(account)
+    assert _status(live, token) == 200
+    variants = {token[:i] + _flip(token[i]) + token[i + 1 :] for i in range(len(token))}
+    # (Whitespace around the token is not another credential: HTTP strips it before anyone looks.)
+    variants |= {token[:-1], token + "A", token.swapcase(), token[1:], token + token}
+    variants.discard(token)
+    for variant in sorted(variants):
+        assert _status(live, variant) == 401, variant
+    figures.count("auth_attacks", len(variants))
+    assert _status(live, token) == 200
+
+
+def test_tokens_are_kept_only_as_sha256_digests_and_looked_up_by_digest(live: LiveServer) -> None:
+    account = live.create_user(unique_name("digest"), "caseworker")
+    tokens = [live.sign_in(account), live.sign_in(account)]
+    with live.session() as db:
+        stored = db.scalars(select(ApiToken.token_hash)).all()  # type: ignore[attr-defined]
+    assert stored and all(len(h) == 32 for h in stored)
+    for token in tokens:
+        assert hashlib.sha256(token.encode()).digest() in stored
+    # The token itself is nowhere in the database files.
+    db_path = live.db_path
+    assert db_path is not None
+    for path in (db_path, db_path.with_name(db_path.name + "-wal")):
+        if path.exists():
+            data = path.read_bytes()
+            for token in tokens:
+                assert token.encode() not in data
+    # A row whose stored value is a raw token does not let that raw token in: the lookup hashes first.
+    raw = secrets.token_urlsafe(24)[:32]
+    with live.session() as db:
+        user = auth_service.get_user(db, username=account.username)  # type: ignore[arg-type]
+        moment = auth_service.now()
+        db.add(  # type: ignore[attr-defined]
+            ApiToken(
+                id=uuid.uuid4(),
+                user_id=user.id,
+                token_hash=raw.encode(),
+                created_at=moment,
+                expires_at=moment + timedelta(minutes=10),
+            )
+        )
+    assert _status(live, raw) == 401
+    figures.count("auth_attacks")
+
+
+def test_expired_forged_revoked_and_deactivated_tokens_are_refused(live: LiveServer) -> None:
+    account = live.create_user(unique_name("revoke"), "caseworker")
+    expiring, forged_shape = live.sign_in(account), secrets.token_urlsafe(32)
+    assert _status(live, expiring) == 200
+    with live.session() as db:
+        db.execute(  # type: ignore[attr-defined]
+            update(ApiToken)
+            .where(ApiToken.token_hash == auth_service.token_hash(expiring))
+            .values(expires_at=auth_service.now() - timedelta(seconds=1))
+        )
+    assert _status(live, expiring) == 401
+    assert _status(live, forged_shape) == 401
+
+    # A password change ends every token, also in a server that has been running all along.
+    before_password = live.issue_token(account)
+    assert _status(live, before_password) == 200
+    with live.session() as db:
+        user = auth_service.get_user(db, username=account.username)  # type: ignore[arg-type]
+        auth_service.set_password(db, actor="test", user=user, password="a whole new passphrase")  # type: ignore[arg-type]
+    assert _status(live, before_password) == 401
+
+    # So does a TOTP reset, and deactivation.
+    before_totp = live.issue_token(account)
+    assert _status(live, before_totp) == 200
+    with live.session() as db:
+        user = auth_service.get_user(db, username=account.username)  # type: ignore[arg-type]
+        auth_service.reset_totp(db, actor="test", user=user)  # type: ignore[arg-type]
+    assert _status(live, before_totp) == 401
+
+    before_deactivation = live.issue_token(account)
+    assert _status(live, before_deactivation) == 200
+    with live.session() as db:
+        user = auth_service.get_user(db, username=account.username)  # type: ignore[arg-type]
+        auth_service.deactivate(db, actor="test", user=user)  # type: ignore[arg-type]
+    assert _status(live, before_deactivation) == 401
+    # Re-issuing a token row for a deactivated user still does not let them in.
+    assert _status(live, live.issue_token(account)) == 401
+    figures.count("auth_attacks", 6)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic dXNlcjpwYXNzd29yZA=="},
+        {"Authorization": "Token abcdef"},
+        {"Authorization": "Bearer " + "A" * 8192},
+        {"Authorization": "Bearer \u00e9\u00e8"},
+        {"Authorization": "Bearer a.b.c"},  # a JWT shape means nothing here
+        {"Authorization": "Bearer ' OR '1'='1"},
+        {"Cookie": "helpline_session=forged"},
+    ],
+    ids=["empty", "basic", "other-scheme", "8k", "latin1", "jwt-shape", "sqli", "forged-cookie"],
+)
+def test_malformed_credentials_are_401_never_500(live: LiveServer, header: dict[str, str]) -> None:
+    with figures.client(live) as http:
+        response = http.get(PROBE, headers={k: v.encode("latin-1") for k, v in header.items()})
+    figures.count("auth_attacks")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "not authenticated"} or "invalid" in response.json()["detail"]
+
+
+def test_a_token_in_the_query_string_is_ignored(live: LiveServer) -> None:
+    account = live.create_user(unique_name("query"), "caseworker", via_cli=False)
+    token = live.issue_token(account)
+    with figures.client(live) as http:
+        assert http.get(PROBE, params={"access_token": token}).status_code == 401
+        assert http.get(PROBE, params={"token": token}).status_code == 401
+    figures.count("auth_attacks", 2)
+
+
+def test_oversized_and_odd_sign_in_bodies_are_refused_cleanly(live: LiveServer) -> None:
+    account = live.create_user(unique_name("odd"), "caseworker", via_cli=False)
+    bodies = [
+        {"username": account.username, "password": "x" * 100_000, "otp": "123456"},
+        {"username": "u" * 10_000, "password": account.password, "otp": "123456"},
+        {"username": account.username, "password": account.password, "otp": "1" * 500},
+        {"username": account.username, "password": account.password, "otp": "12345\u0663"},  # Arabic-Indic digit
+        {"username": account.username + "\x00", "password": account.password, "otp": "123456"},
+        {"username": [account.username], "password": account.password, "otp": "123456"},
+        {"username": account.username, "password": account.password},
+    ]
+    with figures.client(live) as http:
+        for body in bodies:
+            response = http.post("/api/v1/auth/token", json=body)
+            assert response.status_code in (401, 422), (body, response.status_code)
+            assert account.password not in response.text
+            assert "x" * 50 not in response.text
+        figures.count("auth_attacks", len(bodies))
