@@ -1,0 +1,47 @@
+"""The admin's user page: create an account (shown once), reset two-factor, deactivate."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.auth.models import User, WebSession
+
+
+def test_admin_creates_an_account_and_sees_its_one_time_secrets(pages, client, factory, session):
+    pages.signed_in(factory.account("admin"))
+    response = pages.post("/admin/users", {"username": "new-worker", "role": "caseworker"})
+    assert response.status_code == 200
+    assert "otpauth://totp/" in response.text
+    assert "<svg" in response.text
+    created = session.scalar(select(User).where(User.username == "new-worker"))
+    assert created is not None and created.role == "caseworker" and created.must_change_password
+    taken = pages.post("/admin/users", {"username": "new-worker", "role": "caseworker"})
+    assert taken.status_code == 409
+    bad = pages.post("/admin/users", {"username": "no spaces", "role": "caseworker"})
+    assert bad.status_code == 422
+    assert 'value="no spaces"' in bad.text
+
+
+def test_admin_resets_totp_and_deactivates(pages, client, factory, session):
+    worker = factory.account("caseworker")
+    pages.signed_in(worker)
+    worker_cookie = client.cookies.get("helpline_session")
+    client.cookies.clear()
+    pages.signed_in(factory.account("admin"))
+    reset = pages.post(f"/admin/users/{worker.username}/reset-totp", {}, from_page="/admin/users")
+    assert reset.status_code == 200 and "otpauth://" in reset.text
+    session.expire_all()
+    assert session.get(User, worker.user.id).totp_enrolled is False
+    assert session.scalar(select(func.count()).select_from(WebSession).where(WebSession.user_id == worker.user.id)) == 0
+    gone = pages.post(f"/admin/users/{worker.username}/deactivate", {}, from_page="/admin/users")
+    assert gone.status_code == 303
+    session.expire_all()
+    assert session.get(User, worker.user.id).active is False
+    client.cookies.set("helpline_session", worker_cookie)
+    assert client.get("/contacts/new", follow_redirects=False).status_code == 303
+
+
+def test_only_admins_manage_users(pages, client, factory):
+    pages.signed_in(factory.account("coordinator"))
+    assert client.get("/admin/users").status_code == 403
+    assert pages.post("/admin/users", {"username": "x1", "role": "admin"}, from_page="/dashboard").status_code == 403
