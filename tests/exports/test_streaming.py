@@ -42,10 +42,10 @@ def _bulk_contacts(session, user_id) -> None:
             }
         )
         if len(batch) == 20_000:
-            session.execute(insert(Contact), batch)
+            session.execute(insert(Contact.__table__), batch)
             batch = []
     if batch:
-        session.execute(insert(Contact), batch)
+        session.execute(insert(Contact.__table__), batch)
 
 
 @pytest.mark.slow
