@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from sqlalchemy import func, select
 
+from app.audit.models import AuditEntry
 from app.auth.models import User, WebSession
 
 
@@ -45,3 +48,40 @@ def test_only_admins_manage_users(pages, client, factory):
     pages.signed_in(factory.account("coordinator"))
     assert client.get("/admin/users").status_code == 403
     assert pages.post("/admin/users", {"username": "x1", "role": "admin"}, from_page="/dashboard").status_code == 403
+
+
+def test_analyst_downloads_both_exports_from_the_page(pages, client, factory, session):
+    from app.exports import api as export_api
+
+    @contextmanager
+    def shared():
+        yield session
+        session.flush()
+
+    # The end-of-stream audit entry is written in the test's own (rolled-back) session.
+    client.app.dependency_overrides[export_api.session_opener] = lambda: shared
+    analyst = factory.account("analyst")
+    pages.signed_in(analyst)
+    page = client.get("/exports")
+    assert 'action="/exports/aggregate"' in page.text and 'action="/exports/records"' in page.text
+    records = pages.post("/exports/records", {}, from_page="/exports")
+    assert records.status_code == 200
+    assert records.headers["content-disposition"].startswith("attachment")
+    assert records.headers["cache-control"] == "no-store"
+    aggregate = pages.post("/exports/aggregate", {"format": "csv"}, from_page="/exports")
+    # An empty install has no whole past month yet: the page says so instead of failing.
+    assert aggregate.status_code in (200, 422)
+    if aggregate.status_code == 422:
+        assert 'class="error"' in aggregate.text
+    assert client.post("/exports/records", data={}).status_code == 403  # no CSRF token
+    audited = session.scalar(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(AuditEntry.actor == analyst.username, AuditEntry.action.like("export%"))
+    )
+    assert audited >= 1
+
+
+def test_caseworkers_cannot_export(pages, client, factory):
+    pages.signed_in(factory.account("caseworker"))
+    assert client.get("/exports").status_code == 403
