@@ -34,7 +34,7 @@ from app.config import Settings
 from app.crypto import blind_index, cipher
 from app.crypto import service as crypto
 from app.crypto.keyring import FileKeyProvider, forget_keyrings, get_keyring
-from app.db import make_engine, unit_of_work
+from app.db import get_engine, make_engine, unit_of_work
 
 ROOT = Path(__file__).resolve().parent
 DATA_ROOT = ROOT / ".data"
@@ -496,6 +496,7 @@ def copy_to_postgres(install: Install, url: str, *, log: Any = print) -> Install
     settings = install.settings(database_url=url)
     forget_keyrings()
     bootstrap.migrate(settings)
+    get_engine(settings).dispose()  # migrate's pooled connection would block CREATE DATABASE ... TEMPLATE
     engine = make_engine(settings)
     tables = _tables()
     started = time.monotonic()

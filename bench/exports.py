@@ -45,29 +45,43 @@ def _data_rows(path: Any) -> int:
     return max(rows, 0)
 
 
-def _cli(ctx: Any, outcome: Outcome, install: dataset.Install) -> None:
-    out = install.root / "records.csv"
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "export", "records", "--out", str(out)],
-        env=install.env(),
-        cwd=install.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+def _command(install: dataset.Install, *args: str) -> tuple[float, float]:
+    """Run ``helpline ARGS``; (wall seconds, peak RSS in MB) of that one process, from wait4."""
+    log = install.root / "cli-stderr.log"  # a file, not a pipe: the progress bar must never block on it
+    with log.open("ab") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", *args],
+            env=install.env(),
+            cwd=install.root,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"helpline export records exited {proc.returncode}: {stderr[-500:]}")
+        tail = log.read_text(errors="replace")[-500:]
+        raise RuntimeError(f"helpline {' '.join(args)} exited {proc.returncode}: {tail}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def _cli(ctx: Any, outcome: Outcome, install: dataset.Install) -> None:
+    out = install.root / "records.csv"
+    # The floor: a command that only starts up (imports, settings, key file) and runs one small query.
+    base_seconds, base_rss = _command(install, "keys", "status")
+    seconds, rss = _command(install, "export", "records", "--out", str(out))
     rows = _data_rows(out)
+    net = max(seconds - base_seconds, 1e-6)
     outcome.add("cli.rows exported", rows, "rows")
     outcome.add("cli.rows/s (whole command)", rows / seconds, "rows/s", target=f">= {TARGET_ROWS_PER_S}")
     outcome.add(
-        "cli.peak RSS", usage.ru_maxrss / 1024, "MB", target=f"< {TARGET_RSS_MB}", note="ru_maxrss of the command"
+        "cli.rows/s (after start-up)", rows / net, "rows/s", note="wall time minus that of `helpline keys status`"
     )
-    outcome.add("cli.wall time", seconds, "s", note="includes interpreter start-up and imports")
+    outcome.add(
+        "cli.peak RSS", rss, "MB", target=f"< {TARGET_RSS_MB}", floor=base_rss, note="floor: `helpline keys status`"
+    )
+    outcome.add("cli.wall time", seconds, "s", floor=base_seconds)
 
 
 class _RssSampler(threading.Thread):

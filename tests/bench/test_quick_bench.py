@@ -1,0 +1,97 @@
+"""``make bench QUICK=1`` runs end to end and writes a complete, well-formed results file.
+
+This checks the harness, not the figures: no timing is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from bench.runner import BENCHMARKS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, subprocess.CompletedProcess[str]]:
+    results_dir = tmp_path_factory.mktemp("bench-results")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(results_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=290,
+    )
+    latest = results_dir / "latest.json"
+    assert latest.exists(), f"no results file; exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return json.loads(latest.read_text("utf-8")), results_dir, proc
+
+
+@pytest.mark.slow
+def test_quick_run_exits_cleanly_and_prints_the_table(quick_results) -> None:
+    doc, _, proc = quick_results
+    errors = {name: b.get("reason") for name, b in doc["benchmarks"].items() if b["status"] == "error"}
+    assert proc.returncode == 0, f"benchmarks failed: {errors}\n{proc.stderr[-3000:]}"
+    assert "benchmark" in proc.stdout and "target" in proc.stdout
+
+
+@pytest.mark.slow
+def test_results_name_the_machine_versions_date_and_data_set(quick_results) -> None:
+    doc, results_dir, _ = quick_results
+    assert doc["quick"] is True
+    assert isinstance(doc["size"], int) and doc["size"] > 0
+    assert doc["data_set"]["size"] == doc["size"]
+    assert doc["data_set"]["rows"]["contact"] == doc["size"]
+    datetime.fromisoformat(doc["date"])
+    machine = doc["machine"]
+    assert machine["cpu_model"] and machine["cores"] >= 1 and machine["ram_bytes"] > 0
+    versions = doc["versions"]
+    for name in ("python", "sqlite", "postgres", "sqlalchemy", "fastapi", "cryptography", "uvicorn", "wrk"):
+        assert versions.get(name), f"no version for {name}"
+    dated = [p for p in results_dir.glob("*.json") if p.name != "latest.json"]
+    assert len(dated) == 1 and json.loads(dated[0].read_text("utf-8")) == doc
+
+
+@pytest.mark.slow
+def test_every_benchmark_is_present_with_numeric_figures(quick_results) -> None:
+    doc, _, _ = quick_results
+    assert set(doc["benchmarks"]) == set(BENCHMARKS)
+    for name, bench in doc["benchmarks"].items():
+        module = importlib.import_module(BENCHMARKS[name])
+        if bench["status"] == "unavailable":
+            # Only allowed while what it measures is genuinely missing from the tree.
+            assert module.requires(), f"{name} reported unavailable but its code is there: {bench['reason']}"
+            continue
+        assert bench["status"] == "ok", f"{name}: {bench['status']}: {bench.get('reason')}"
+        assert bench["figures"], f"{name} has no figures"
+        for figure in bench["figures"]:
+            assert figure["name"] and figure["unit"]
+            assert isinstance(figure["value"], int | float) and not math.isnan(figure["value"]), figure
+            if figure["floor"] is not None:
+                assert isinstance(figure["floor"], int | float)
+            if figure["target"] is not None:
+                op, bound = figure["target"].split(" ")
+                assert op in ("<", "<=", ">", ">=") and float(bound) == float(bound)
+                assert isinstance(figure["passed"], bool)
+            else:
+                assert figure["passed"] is None
+
+
+@pytest.mark.slow
+def test_intake_is_measured_against_its_floors_on_both_backends(quick_results) -> None:
+    doc, _, _ = quick_results
+    names = {f["name"] for f in doc["benchmarks"]["intake"]["figures"]}
+    for backend in ("sqlite", "postgresql"):
+        assert f"{backend}.intake contacts/s (encrypted)" in names
+        assert f"{backend}.floor: intake contacts/s, crypto off" in names
+        assert f"{backend}.floor: GET /health" in names
+        assert f"{backend}.encryption overhead vs floor" in names
+        assert {f"{backend}.intake latency {p}" for p in ("p50", "p95", "p99")} <= names
