@@ -100,7 +100,6 @@ def _move(session: Session, *, actor: User, case: Case, to: str, on: date, note:
         case.resettled_on = on
     if to == CaseStatus.closed:
         case.closed_on = on
-    session.flush()
     counters.case_moved(session, case=case, from_status=old, to_status=to, on=on)
 
 
@@ -192,7 +191,7 @@ def transition(
         target=case.code,
         detail={"from": old, "to": target, "on": on.isoformat()},
     )
-    return _summary(case, assigned_to=_username(session, case.assigned_to_id))
+    return _summary(case, assigned_to=_assignee_name(session, case, actor))
 
 
 def assign(*, session: Session, actor: User, case_id: uuid.UUID, username: str) -> CaseSummary:
@@ -231,16 +230,18 @@ def verify(*, session: Session, actor: User, case_id: uuid.UUID, on: date | None
     case.verified_on = day
     session.flush()
     audit.record(session, actor=actor.username, action="case.verify", target=case.code, detail={"on": day.isoformat()})
-    return _summary(case, assigned_to=_username(session, case.assigned_to_id))
+    return _summary(case, assigned_to=_assignee_name(session, case, actor))
 
 
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _username(session: Session, user_id: uuid.UUID | None) -> str | None:
-    if user_id is None:
+def _assignee_name(session: Session, case: Case, actor: User) -> str | None:
+    if case.assigned_to_id is None:
         return None
-    return session.scalar(select(User.username).where(User.id == user_id))
+    if case.assigned_to_id == actor.id:  # the usual case: no query
+        return actor.username
+    return session.scalar(select(User.username).where(User.id == case.assigned_to_id))
 
 
 def _summary(case: Case, *, assigned_to: str | None) -> CaseSummary:
