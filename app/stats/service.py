@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.cases.workflow import TERMINAL, CaseStatus
@@ -131,11 +131,14 @@ def read_raw(session: Session, grid: Grid) -> Raw:
     index = {start: i for i, start in enumerate(grid.starts)}
     series = {m: [0] * n for m in MEASURES}
     breakdowns = {(m, d): [dict[str, int]() for _ in range(n)] for m, dims in BREAKDOWNS.items() for d in dims}
-    days: dict[int, int] = {}
-    pc = c.PeriodCount
+    # Core columns, not ORM entities: these rows are folded, never loaded as objects.
+    pc = c.PeriodCount.__table__.c
+    in_range = (pc.grain == grid.interval, pc.period >= grid.first, pc.period < grid.end)
     rows = session.execute(
         select(pc.period, pc.measure, pc.dim, pc.value, pc.count).where(
-            pc.grain == grid.interval, pc.period >= grid.first, pc.period < grid.end, pc.measure != c.STATUS
+            *in_range,
+            pc.measure.not_in((c.STATUS, c.DAYS)),
+            or_(pc.measure != c.OUTCOME, pc.value == c.SUSPECTED),
         )
     )
     for period, measure, dim, value, count in rows:
@@ -143,13 +146,15 @@ def read_raw(session: Session, grid: Grid) -> Raw:
         if not dim:
             series[measure][i] += count
         elif measure == c.OUTCOME:
-            if value == c.SUSPECTED:
-                series[c.SUSPECTED][i] += count
-        elif measure == c.DAYS:
-            days[int(value)] = days.get(int(value), 0) + count
+            series[c.SUSPECTED][i] += count
         elif (measure, dim) in breakdowns:
             cell = breakdowns[(measure, dim)][i]
             cell[value] = cell.get(value, 0) + count
+    # The wait histogram is only published over the whole range: summed in the database.
+    day_rows = session.execute(
+        select(pc.value, func.sum(pc.count)).where(*in_range, pc.measure == c.DAYS).group_by(pc.value)
+    )
+    days = {int(value): int(total) for value, total in day_rows}
     status_rows = session.execute(
         select(pc.value, func.sum(pc.count))
         .where(pc.grain == grid.interval, pc.measure == c.STATUS, pc.period < grid.end)
