@@ -29,6 +29,7 @@ def assert_security_headers(response, *, static: bool = False) -> None:
     assert "default-src 'self'" in csp
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert "frame-ancestors 'none'" in csp
+    assert "data:" not in csp and "*" not in csp
     assert headers["referrer-policy"] == "no-referrer"
     assert headers["x-frame-options"] == "DENY"
     assert headers["x-content-type-options"] == "nosniff"
