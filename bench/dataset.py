@@ -469,9 +469,39 @@ def cached(size: int, *, seed: int = 20261121, log: Any = print) -> Install:
     dest = DATA_ROOT / f"sqlite-{size}-s{seed}-v{DATASET_VERSION}-{migrations_fingerprint()}"
     if (dest / "meta.json").exists() and (dest / "data" / "helpline.db").exists():
         return Install(dest, size)
-    log(f"building a data set of {size:,} contacts (cached under {dest.relative_to(ROOT.parent)})")
     DATA_ROOT.mkdir(parents=True, exist_ok=True)
+    for older in sorted(DATA_ROOT.glob(f"sqlite-{size}-s{seed}-v{DATASET_VERSION}-*")):
+        if older.suffix != ".partial" and (older / "meta.json").exists():
+            try:
+                return _upgrade(older, dest, size, log=log)
+            except Exception as exc:  # an upgrade that fails means a rebuild, not a failed run
+                log(f"  could not upgrade {older.name} ({type(exc).__name__}: {exc}); building anew")
+                break
+    log(f"building a data set of {size:,} contacts (cached under {dest.relative_to(ROOT.parent)})")
     return build(size, dest, seed=seed, log=log)
+
+
+def _upgrade(older: Path, dest: Path, size: int, *, log: Any) -> Install:
+    """Bring a cached data set built under older migrations to the current head, instead of rebuilding it."""
+    log(f"upgrading the cached data set {older.name} to the current migrations")
+    install = Install(older, size)
+    settings = install.settings()
+    forget_keyrings()
+    bootstrap.migrate(settings)
+    get_engine(settings).dispose()
+    engine = make_engine(settings)
+    counter_rows = rebuild_counters(settings, engine)
+    engine.dispose()
+    db = sqlite3.connect(install.db_path, isolation_level=None)
+    db.execute("ANALYZE")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    info = meta(install)
+    info.update({"migrations": migrations_fingerprint(), "counter_rows": counter_rows, "upgraded_from": older.name})
+    (older / "meta.json").write_text(json.dumps(info, indent=1), "utf-8")
+    older.rename(dest)
+    forget_keyrings()
+    return Install(dest, size)
 
 
 def meta(install: Install) -> dict[str, Any]:

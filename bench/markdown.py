@@ -35,9 +35,34 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def scale_table(doc: dict[str, Any]) -> str:
+    """Intake and summary at each scale point of a full run (SQLite), as one Markdown table."""
+    figures = {
+        f["name"]: f["value"]
+        for name in ("intake", "stats")
+        if doc["benchmarks"].get(name, {}).get("status") == "ok"
+        for f in doc["benchmarks"][name]["figures"]
+    }
+    columns = [
+        ("intake contacts/s", "sqlite{}.intake contacts/s (encrypted)"),
+        ("intake p95 ms", "sqlite{}.intake latency p95"),
+        ("summary full range by month, ms", "sqlite{}.summary full range, by month (median)"),
+        ("summary last 3 months by month, ms", "sqlite{}.summary last 3 months, by month (median)"),
+        ("summary full range by week, ms", "sqlite{}.summary full range, by week (median)"),
+    ]
+    out = ["| contacts | " + " | ".join(c for c, _ in columns) + " |", "| ---: |" + " ---: |" * len(columns)]
+    for size in doc.get("scale_sizes") or [doc["size"]]:
+        label = "" if size == doc["size"] else f"@{size}"
+        cells = [_fmt(figures.get(pattern.format(label))) or "—" for _, pattern in columns]
+        out.append(f"| {size:,} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main() -> int:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results" / "latest.json"
-    print(render(json.loads(path.read_text("utf-8"))))
+    doc = json.loads(path.read_text("utf-8"))
+    print(render(doc))
+    print(scale_table(doc))
     return 0
 
 
