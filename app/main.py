@@ -7,8 +7,9 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 
 from app.auth import api as auth_api
 from app.auth import pages as auth_pages
@@ -19,7 +20,7 @@ from app.contacts import api as contacts_api
 from app.contacts import pages as contacts_pages
 from app.crypto.keyring import get_keyring
 from app.db import get_engine
-from app.errors import HelplineError
+from app.errors import HelplineError, Invalid
 from app.exports import api as exports_api
 from app.exports import pages as exports_pages
 from app.stats import api as stats_api
@@ -63,6 +64,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _clean_errors(list(exc.errors()))}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> Response:
+        # A value the database cannot hold or compare (a NUL byte on PostgreSQL, a number out of
+        # range) came from the caller: a 422, rendered by whichever HelplineError handler is installed.
+        handler = app.exception_handlers[HelplineError]
+        return await handler(request, Invalid("invalid input"))  # type: ignore[misc,no-any-return,operator]
 
     api = APIRouter(prefix=API_PREFIX)
 

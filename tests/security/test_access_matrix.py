@@ -14,8 +14,7 @@ changes) or an existing known-bad entry; ``missing`` is a random id.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -26,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from app.contacts import flagged
 from app.contacts.schemas import FlaggedHandleIn
-from app.exports.api import session_opener
 from tests.security import figures
 
 ACTORS = ("owner", "other", "coordinator", "analyst", "admin", "anon")
@@ -127,17 +125,10 @@ class World:
 
 
 @pytest.fixture
-def world(client, session, factory) -> World:
+def world(api, session, factory) -> World:
     accounts = {actor: factory.account(role) for actor, role in zip(ACTORS[:-1], ACTORS_ROLES, strict=True)}
     tokens = {actor: factory.token(account.user) for actor, account in accounts.items()}
 
-    # Exports stream after the request's session closed, from a session of their own: in these tests
-    # that must be the test's session, or SQLite would wait on the test's own open transaction.
-    @contextmanager
-    def same_session() -> Iterator[Session]:
-        yield session
-
-    client.app.dependency_overrides[session_opener] = lambda: same_session
     # A refused request rolls back to the last commit (a savepoint here): keep the world out of reach.
     session.commit()
     return World(session=session, factory=factory, accounts=accounts, tokens=tokens)
