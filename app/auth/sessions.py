@@ -61,6 +61,13 @@ def start(session: Session, *, user: User, stage: str = FULL, locale: str = "en"
     settings = crypto.settings_of(session)
     token = secrets.token_urlsafe(32)
     moment = _now()
+    # Sessions nobody came back to are swept here, so dead rows do not pile up between sign-ins.
+    session.execute(
+        delete(WebSession).where(
+            (WebSession.expires_at <= moment)
+            | (WebSession.last_seen_at <= moment - timedelta(minutes=settings.session_idle_minutes))
+        )
+    )
     web = WebSession(
         user_id=user.id,
         token_hash=auth_service.token_hash(token),

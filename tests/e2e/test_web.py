@@ -151,6 +151,7 @@ def test_caseworker_records_a_contact_without_javascript_and_takes_the_case_to_e
     expect(page.locator("#received_on-error")).to_be_visible()
     assert response_status == [422]
     assert "future" in page.locator("#received_on-error").inner_text()
+    shot(page, "intake-form-error-en")
     assert page.locator("#received_on").input_value() == future
     assert page.locator("#channel").input_value() == "telegram"
     assert page.locator("#region").input_value() == "dagestan"

@@ -191,3 +191,17 @@ def test_session_cookie_flags(pages, client, factory):
     assert "samesite=strict" in lowered
     assert "path=/" in lowered
     assert "secure" not in lowered  # the test settings turn secure cookies off, as for plain-HTTP local use
+
+
+def test_signing_in_sweeps_sessions_left_to_expire(pages, client, factory, session, settings):
+    stale = factory.account("caseworker")
+    pages.signed_in(stale)
+    session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == stale.user.id)
+        .values(last_seen_at=sessions._now() - timedelta(minutes=settings.session_idle_minutes + 1))
+    )
+    session.commit()
+    client.cookies.clear()
+    pages.signed_in(factory.account("caseworker"))
+    assert session.scalar(select(func.count()).select_from(WebSession).where(WebSession.user_id == stale.user.id)) == 0
