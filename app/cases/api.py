@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Query, status
 from app.cases import service as case_service
 from app.cases.schemas import AssignIn, CaseDetail, CaseFields, CaseIn, CasePage, CaseSummary, TransitionIn, VerifyIn
 from app.cases.workflow import CaseStatus
-from app.contacts.schemas import ERROR_RESPONSES
+from app.contacts.schemas import ERROR_RESPONSES, REGION_PATTERN
 from app.dependencies import Caseworker, CurrentUser, DbSession
 
 router = APIRouter(tags=["cases"])
@@ -39,7 +39,7 @@ def list_cases(
     session: DbSession,
     user: CurrentUser,
     status: CaseStatus | None = None,
-    region: Annotated[str | None, Query(max_length=32)] = None,
+    region: Annotated[str | None, Query(pattern=REGION_PATTERN)] = None,
     opened_from: date | None = None,
     opened_to: date | None = None,
     limit: Limit = 50,

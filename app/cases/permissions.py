@@ -71,6 +71,13 @@ def cases_visible_to(user: User) -> ColumnElement[bool]:
     return false()
 
 
+def can_see_case(user: User, case: Case) -> bool:
+    """The same rule as ``cases_visible_to``, for one loaded case (no query)."""
+    if user.role == Role.coordinator:
+        return True
+    return user.role == Role.caseworker and case.assigned_to_id == user.id
+
+
 def may_decrypt_case(user: User, case: Case) -> bool:
     """Only the assigned caseworker opens a case's sealed fields."""
     return user.role == Role.caseworker and case.assigned_to_id == user.id

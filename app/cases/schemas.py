@@ -39,7 +39,7 @@ class TransitionIn(BaseModel):
 class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user: str = Field(min_length=1, max_length=64)
+    user: str = Field(pattern=r"^[\w.\-]{1,64}$", description="the caseworker's user name")
 
 
 class VerifyIn(BaseModel):

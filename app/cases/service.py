@@ -33,8 +33,9 @@ INDEX_COLUMN = "case.handle"
 def get_case_for(*, session: Session, actor: User, case_id: uuid.UUID) -> Case:
     """The case if ``actor`` may see it; 403 for roles without cases, 404 for the rest."""
     permissions.require_case_access(actor)
-    case = session.scalar(select(Case).where(Case.id == case_id, permissions.cases_visible_to(actor)))
-    if case is None:
+    # By primary key, so a case already in the session costs no query (the workflow touches it often).
+    case = session.get(Case, case_id)
+    if case is None or not permissions.can_see_case(actor, case):
         raise NotFound()
     return case
 

@@ -12,6 +12,7 @@ from app.contacts import flagged
 from app.contacts import service as contact_service
 from app.contacts.schemas import (
     ERROR_RESPONSES,
+    REGION_PATTERN,
     ContactDetail,
     ContactIn,
     ContactPage,
@@ -47,7 +48,7 @@ def record_contact(body: ContactIn, session: DbSession, user: Caseworker) -> Con
 def list_contacts(
     session: DbSession,
     user: CurrentUser,
-    region: Annotated[str | None, Query(max_length=32)] = None,
+    region: Annotated[str | None, Query(pattern=REGION_PATTERN)] = None,
     outcome: Outcome | None = None,
     received_from: date | None = None,
     received_to: date | None = None,

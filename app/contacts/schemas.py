@@ -76,6 +76,8 @@ PastDay = Annotated[date, BeforeValidator(_no_numbers), AfterValidator(_not_in_f
 ShortText = Annotated[Annotated[str, Field(max_length=NAME_MAX)] | None, BeforeValidator(_blank_is_none)]
 LongText = Annotated[Annotated[str, Field(max_length=NOTES_MAX)] | None, BeforeValidator(_blank_is_none)]
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})?$"
+# Region codes are configured identifiers; anything else (a NUL byte, say) never reaches a query.
+REGION_PATTERN = r"^[A-Za-z0-9_\-]{1,32}$"
 
 
 class ContactIn(BaseModel):

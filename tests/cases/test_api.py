@@ -259,3 +259,51 @@ def test_case_lists_are_paginated_and_filtered(client, factory, session):
     assert client.get(f"{API}/cases", params={"opened_to": old.isoformat()}, headers=co).json()["total"] == 1
     assert client.get(f"{API}/cases", params={"status": "new"}, headers=cw).json()["total"] == 4
     assert client.get(f"{API}/cases", params={"status": "no-such-status"}, headers=co).status_code == 422
+
+
+def test_invalid_case_input_is_422_naming_the_field_and_writes_nothing(client, factory, session):
+    worker = factory.user("caseworker")
+    cw = factory.headers(worker)
+    session.commit()
+    contact = _contact(client, cw)
+    cases = select(func.count()).select_from(Case)
+    before = (session.scalar(cases), session.scalar(select(func.count()).select_from(AuditEntry)))
+    tries = [
+        ({"contact_id": contact["id"], "notes": "N" * 1_000_000}, "notes"),
+        ({"contact_id": contact["id"], "full_name": 42}, "full_name"),
+        ({"contact_id": "not-a-uuid"}, "contact_id"),
+        ({"contact_id": contact["id"], "opened_on": (date.today() + timedelta(days=2)).isoformat()}, "opened_on"),
+        ({"contact_id": contact["id"], "status": "evacuated"}, "status"),
+    ]
+    for body, field in tries:
+        response = client.post(f"{API}/cases", json=body, headers=cw)
+        assert response.status_code == 422, (field, response.text)
+        assert field in [err["loc"][-1] for err in response.json()["detail"]]
+        assert "NNNN" not in response.text and "not-a-uuid" not in response.text
+    assert (session.scalar(cases), session.scalar(select(func.count()).select_from(AuditEntry))) == before
+    case = _open(client, cw, contact["id"])
+    for body, field in (
+        ({"to": "flying", "on": date.today().isoformat()}, "to"),
+        ({"to": "verifying", "on": 20260101}, "on"),
+        ({"to": "verifying", "on": date.today().isoformat(), "note": "N" * 20_001}, "note"),
+    ):
+        response = client.post(f"{API}/cases/{case['id']}/transitions", json=body, headers=cw)
+        assert response.status_code == 422 and field in [e["loc"][-1] for e in response.json()["detail"]]
+    assert session.get(Case, uuid.UUID(case["id"])).status == "new"
+
+
+def test_filters_with_odd_characters_are_422_not_500(client, factory, session):
+    co = factory.headers(factory.user("coordinator"))
+    cw = factory.headers(factory.user("caseworker"))
+    session.commit()
+    assert client.get(f"{API}/cases", params={"region": "moscow\x00"}, headers=co).status_code == 422
+    assert client.get(f"{API}/contacts", params={"region": "a' OR 1=1"}, headers=cw).status_code == 422
+    assert client.get(f"{API}/cases", params={"region": "moscow"}, headers=co).status_code == 200
+
+
+def test_openapi_declares_the_error_answers(client):
+    paths = client.get(f"{API}/openapi.json").json()["paths"]
+    transition = paths[f"{API}/cases/{{case_id}}/transitions"]["post"]
+    assert {"200", "401", "403", "404", "409", "422"} <= set(transition["responses"])
+    created = paths[f"{API}/contacts"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
+    assert created["$ref"].endswith("/ContactSummary")

@@ -63,3 +63,28 @@ def test_bulk_reading_raises_an_alarm_and_is_refused(session, factory):
     fresh = factory.user("caseworker")
     mine = factory.contact(fresh)
     assert contact_service.read_contact(session=session, actor=fresh, contact_id=mine.id).redacted is False
+
+
+def test_the_sql_rule_and_the_loaded_row_rule_agree(session, factory):
+    from app.auth.models import User
+    from app.cases import permissions
+    from app.cases.models import Case
+
+    workers = [factory.user("caseworker") for _ in range(2)]
+    coordinator = factory.user("coordinator")
+    for worker in workers:
+        factory.case(worker)
+    case_service.assign(
+        session=session,
+        actor=coordinator,
+        case_id=factory.case(workers[0]).id,
+        username=workers[1].username,
+    )
+    everyone = [*workers, coordinator, factory.user("admin"), factory.user("analyst")]
+    cases = session.scalars(select(Case)).all()
+    for user in everyone:
+        assert isinstance(user, User)
+        by_sql = set(session.scalars(select(Case.id).where(permissions.cases_visible_to(user))))
+        by_row = {c.id for c in cases if permissions.can_see_case(user, c)}
+        assert by_sql == by_row
+    assert len(set(session.scalars(select(Case.id).where(permissions.cases_visible_to(workers[1]))))) == 2
