@@ -16,13 +16,17 @@ import stat
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from app.config import Settings
 from app.crypto import cipher
-from app.crypto.errors import CryptoError, KeyFileError, UnknownKeyError
+from app.crypto.errors import CryptoError, DecryptionError, KeyFileError, UnknownKeyError
 
 KEY_FILE_FORMAT = 1
 
@@ -179,6 +183,9 @@ class FileKeyProvider:
     def unwrap(self, kek_id: int, wrapped: bytes, aad: bytes) -> bytes:
         return cipher.unwrap_key(self._kek(kek_id), wrapped, aad)
 
+    def rewrap_batch(self, items: Sequence[tuple[int, bytes, bytes, bytes]], target: int) -> list[bytes]:
+        return rewrap_local(self._kek, items, target)
+
     def add_primary_kek(self) -> int:
         with self._lock:
             kek_id = _new_kek_id(set(self._keks))
@@ -233,6 +240,9 @@ class EnvKeyProvider:
     def unwrap(self, kek_id: int, wrapped: bytes, aad: bytes) -> bytes:
         return cipher.unwrap_key(self._kek(kek_id), wrapped, aad)
 
+    def rewrap_batch(self, items: Sequence[tuple[int, bytes, bytes, bytes]], target: int) -> list[bytes]:
+        return rewrap_local(self._kek, items, target)
+
     def add_primary_kek(self) -> int:
         raise CryptoError(
             "the env key provider cannot make keys: put a new base64 key first in HELPLINE_MASTER_KEY "
@@ -244,6 +254,30 @@ class EnvKeyProvider:
 
     def __repr__(self) -> str:
         return f"EnvKeyProvider(keks={len(self._keks)})"
+
+
+def rewrap_local(
+    kek_of: Callable[[int], bytes], items: Sequence[tuple[int, bytes, bytes, bytes]], target: int
+) -> list[bytes]:
+    """Re-wrap (kek id, wrapped, old aad, new aad) items under ``target`` with one cipher object per KEK.
+
+    Same envelope as ``cipher.wrap_key``/``unwrap_key``; used by key rotation, where building a cipher
+    per key would cost as much as the encryption itself.
+    """
+    new = AESGCM(kek_of(target))
+    old: dict[int, AESGCM] = {}
+    out = []
+    for kek_id, wrapped, old_aad, new_aad in items:
+        aes = old.get(kek_id)
+        if aes is None:
+            aes = old[kek_id] = AESGCM(kek_of(kek_id))
+        try:
+            dek = aes.decrypt(wrapped[: cipher.NONCE_BYTES], wrapped[cipher.NONCE_BYTES :], old_aad)
+        except InvalidTag:
+            raise DecryptionError("cannot unwrap data key: wrong key-encryption key or altered") from None
+        nonce = os.urandom(cipher.NONCE_BYTES)
+        out.append(nonce + new.encrypt(nonce, dek, new_aad))
+    return out
 
 
 def make_provider(settings: Settings) -> KeyProvider:

@@ -8,12 +8,13 @@ in the same transaction as each batch. Field ciphertexts are untouched by re-wra
 
 from __future__ import annotations
 
+import struct
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -112,21 +113,24 @@ def _rewrap_one(
     return provider.wrap(target, provider.unwrap(kek_id, wrapped, old_aad), new_aad)
 
 
-def _rewrap_many(provider: KeyProvider, target: int, rows: Sequence[tuple[uuid.UUID, int, int, bytes]]) -> list[bytes]:
-    """New wrappings of (subject, key id, kek id, wrapped) rows under ``target``; the DEKs never reach the DB."""
+_U32 = struct.Struct(">I").pack
+_AAD_HEAD = cipher.length_prefixed(b"dek") + _U32(16)
+
+
+def dek_aads(subject: bytes, key_id: int, old_kek: int, new_kek: int) -> tuple[bytes, bytes]:
+    """``cipher.dek_aad`` for the old and the new KEK id at once (the hot loop of a rotation)."""
+    head = _AAD_HEAD + subject + _U32(4) + _U32(key_id) + _U32(4)
+    return head + _U32(old_kek), head + _U32(new_kek)
+
+
+def _rewrap_many(provider: KeyProvider, target: int, rows: Sequence[tuple[bytes, int, int, bytes]]) -> list[bytes]:
+    """New wrappings of (subject id bytes, key id, kek id, wrapped) rows under ``target``."""
+    items = [(kek, wrapped, *dek_aads(s, k, kek, target)) for s, k, kek, wrapped in rows]
+    # File, env and Vault providers re-wrap a batch in one call (cached ciphers; one HTTP round trip).
     batch = getattr(provider, "rewrap_batch", None)
-    if batch is not None:  # Vault: two HTTP round trips per batch instead of two per key
-        items = [
-            (
-                kek,
-                wrapped,
-                cipher.dek_aad(subject_id=s, key_id=k, kek_id=kek),
-                cipher.dek_aad(subject_id=s, key_id=k, kek_id=target),
-            )
-            for s, k, kek, wrapped in rows
-        ]
+    if batch is not None:
         return list(batch(items, target))
-    return [_rewrap_one(provider, target, subject_id=s, key_id=k, kek_id=kek, wrapped=w) for s, k, kek, w in rows]
+    return [provider.wrap(target, provider.unwrap(kek, w, old), new) for kek, w, old, new in items]
 
 
 _DATA_KEY_UPDATE = (
@@ -140,6 +144,81 @@ _DATA_KEY_UPDATE = (
 )
 
 
+# SQLite: walk the table in rowid order (sequential pages) and update by rowid; a big page cache for the run.
+_SQLITE_BATCH = (
+    "SELECT rowid, subject_id, key_id, kek_id, wrapped FROM data_key "
+    "WHERE rowid > ? AND kek_id != ? ORDER BY rowid LIMIT ?"
+)
+_SQLITE_UPDATE = "UPDATE data_key SET kek_id = ?, wrapped = ? WHERE rowid = ? AND kek_id = ?"
+_SQLITE_CACHE_KIB = 262144
+
+# PostgreSQL: one statement per batch, the new wrappings passed as arrays.
+_PG_UPDATE = text(
+    "UPDATE data_key AS d SET kek_id = :new, wrapped = v.wrapped "
+    "FROM unnest(CAST(:subjects AS uuid[]), CAST(:keys AS bigint[]), CAST(:olds AS bigint[]), "
+    "CAST(:wrapped AS bytea[])) AS v(subject_id, key_id, old, wrapped) "
+    "WHERE d.subject_id = v.subject_id AND d.key_id = v.key_id AND d.kek_id = v.old"
+)
+
+
+def _sqlite_batches(conn: Connection, provider: KeyProvider, target: int, batch_size: int) -> Iterator[int]:
+    after = 0
+    while True:
+        with conn.begin():
+            raw = conn.exec_driver_sql(_SQLITE_BATCH, (after, target, batch_size)).fetchall()
+            if not raw:
+                return
+            rows = [(bytes.fromhex(r[1]), r[2], r[3], r[4]) for r in raw]
+            wrapped = _rewrap_many(provider, target, rows)
+            conn.exec_driver_sql(
+                _SQLITE_UPDATE,
+                [(target, w, r[0], r[3]) for r, w in zip(raw, wrapped, strict=True)],
+            )
+            after = int(raw[-1][0])
+        yield len(rows)  # after the commit
+
+
+def _keyset_batches(conn: Connection, provider: KeyProvider, target: int, batch_size: int) -> Iterator[int]:
+    table = DataKey.__table__
+    after: tuple[uuid.UUID, int] | None = None
+    postgres = conn.dialect.name == "postgresql"
+    while True:
+        with conn.begin():
+            query = (
+                select(table.c.subject_id, table.c.key_id, table.c.kek_id, table.c.wrapped)
+                .where(table.c.kek_id != target)
+                .order_by(table.c.subject_id, table.c.key_id)
+                .limit(batch_size)
+            )
+            if after is not None:
+                query = query.where(tuple_(table.c.subject_id, table.c.key_id) > tuple_(*after))
+            rows = [(r[0], int(r[1]), int(r[2]), bytes(r[3])) for r in conn.execute(query)]
+            if not rows:
+                return
+            wrapped = _rewrap_many(provider, target, [(r[0].bytes, r[1], r[2], r[3]) for r in rows])
+            if postgres:
+                conn.execute(
+                    _PG_UPDATE,
+                    {
+                        "new": target,
+                        "subjects": [r[0] for r in rows],
+                        "keys": [r[1] for r in rows],
+                        "olds": [r[2] for r in rows],
+                        "wrapped": wrapped,
+                    },
+                )
+            else:
+                conn.execute(
+                    _DATA_KEY_UPDATE,
+                    [
+                        {"b_subject": s, "b_key": k, "b_old": kek, "b_new": target, "b_wrapped": w}
+                        for (s, k, kek, _), w in zip(rows, wrapped, strict=True)
+                    ],
+                )
+            after = (rows[-1][0], rows[-1][1])
+        yield len(rows)  # after the commit
+
+
 def _rewrap_data_keys(
     engine: Engine,
     provider: KeyProvider,
@@ -151,35 +230,28 @@ def _rewrap_data_keys(
     total: int,
     progress: Progress | None,
 ) -> int:
-    """Walk data_key in primary-key order, re-wrapping every row not under ``target``; one transaction a batch."""
-    table = DataKey.__table__
-    after: tuple[uuid.UUID, int] | None = None
-    while True:
-        with engine.begin() as conn:
-            query = (
-                select(table.c.subject_id, table.c.key_id, table.c.kek_id, table.c.wrapped)
-                .where(table.c.kek_id != target)
-                .order_by(table.c.subject_id, table.c.key_id)
-                .limit(batch_size)
-            )
-            if after is not None:
-                query = query.where(tuple_(table.c.subject_id, table.c.key_id) > tuple_(*after))
-            rows = [(r[0], int(r[1]), int(r[2]), bytes(r[3])) for r in conn.execute(query)]
-            if not rows:
-                return done
-            wrapped = _rewrap_many(provider, target, rows)
-            conn.execute(
-                _DATA_KEY_UPDATE,
-                [
-                    {"b_subject": s, "b_key": k, "b_old": kek, "b_new": target, "b_wrapped": w}
-                    for (s, k, kek, _), w in zip(rows, wrapped, strict=True)
-                ],
-            )
-            done += len(rows)
-            conn.execute(update(KeyRotation).where(KeyRotation.id == run_id).values(done=done))
-        after = (rows[-1][0], rows[-1][1])
-        if progress is not None:
-            progress(done, total)
+    """Re-wrap every data key not under ``target``, one transaction a batch (with the run's progress in it)."""
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            cache = conn.exec_driver_sql("PRAGMA cache_size").scalar() or -2000
+            conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
+            conn.commit()
+        # A second connection would deadlock on SQLite's write lock: record progress on this one.
+        batches = _sqlite_batches if sqlite else _keyset_batches
+        try:
+            for n in batches(conn, provider, target, batch_size):
+                done += n
+                with conn.begin():
+                    conn.execute(update(KeyRotation).where(KeyRotation.id == run_id).values(done=done))
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            if sqlite:
+                conn.rollback()
+                conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
+                conn.commit()
+    return done
 
 
 def _rewrap_index_keys(engine: Engine, provider: KeyProvider, target: int) -> int:

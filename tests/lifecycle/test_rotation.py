@@ -190,3 +190,15 @@ def test_rotate_cli_reports_and_prints_no_key(
     assert f"kek {keys['primary']} (primary): 21 data keys, 1 index keys" in status
     for material in keys["keks"].values():
         assert material not in out + status
+
+
+def test_fast_aad_matches_the_envelope_definition() -> None:
+    import uuid
+
+    from app.crypto import cipher
+
+    for _ in range(50):
+        subject, key_id = uuid.uuid4(), int.from_bytes(os.urandom(4), "big") >> 1
+        old, new = rotation.dek_aads(subject.bytes, key_id, 7, 2**32 - 1)
+        assert old == cipher.dek_aad(subject_id=subject, key_id=key_id, kek_id=7)
+        assert new == cipher.dek_aad(subject_id=subject, key_id=key_id, kek_id=2**32 - 1)
