@@ -234,13 +234,13 @@ def set_outcome(*, session: Session, actor: User, contact_id: uuid.UUID, outcome
     if contact.recorded_by_id != actor.id:
         raise Forbidden("only the caseworker who recorded this contact sets its outcome")
     new = Outcome(outcome).value
-    recorded_by, case_id = _context_of(session, contact)
     if new == Outcome.case_opened:
         raise Invalid.field("outcome", "open a case from this contact instead")
-    if case_id is not None:
+    # Only opening a case sets case_opened, and nothing else unsets it: no need to look for the case.
+    if contact.outcome == Outcome.case_opened:
         raise Conflict("a case is open from this contact; its outcome stays case_opened")
     change_outcome(session, actor=actor, contact=contact, outcome=new)
-    return _summary(contact, recorded_by=recorded_by, case_id=case_id)
+    return _summary(contact, recorded_by=actor.username, case_id=None)
 
 
 def change_outcome(session: Session, *, actor: User, contact: Contact, outcome: str, on: date | None = None) -> None:
