@@ -82,10 +82,18 @@ class Seeded:
     handles: dict[uuid.UUID, str] = field(default_factory=dict)
 
 
+_issued: set[str] = set()
+
+
 def code(prefix: str) -> str:
+    # 30 random bits: at 10,000 rows a repeat is likely (birthday bound), so never hand one out twice.
     alphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-    body = "".join(secrets.choice(alphabet) for _ in range(6))
-    return f"{prefix}-{body[:4]}-{body[4:]}"
+    while True:
+        body = "".join(secrets.choice(alphabet) for _ in range(6))
+        value = f"{prefix}-{body[:4]}-{body[4:]}"
+        if value not in _issued:
+            _issued.add(value)
+            return value
 
 
 def seed(
