@@ -16,7 +16,7 @@ same data: ``kill()`` then ``start()``, or ``crash_and_restart()``.
 
 Users are created with ``helpline create-user NAME --role R --password-stdin`` and their TOTP
 secret is read from the printed ``otpauth://`` line. ``sign_in`` walks the TOTP steps the server
-accepts (one step of drift either side, never a step already used), so up to three sign-ins per
+accepts (one step of drift either side, never a step already used), so up to two sign-ins per
 user per 30 s work; ``issue_token`` mints more through the service layer directly when a test
 needs many.
 """
@@ -72,9 +72,11 @@ class LiveAccount:
         return pyotp.TOTP(self.totp_secret, interval=TOTP_STEP)
 
     def next_code(self) -> str | None:
-        """A code for the earliest step the server will still take, or None if all three are spent."""
+        """A code for a step the server will still take, or None if both usable ones are spent."""
         current = int(time.time() // TOTP_STEP)
-        for step in (current - 1, current, current + 1):
+        # The current step first: should the server's clock cross a step boundary before it checks,
+        # the code is still within its one step of drift (an earlier step would fall out of it).
+        for step in (current, current + 1):
             if step > self.last_step:
                 self.last_step = step
                 return self.totp().at(step * TOTP_STEP)
