@@ -32,7 +32,9 @@ def handle_matches(
     if not ids:
         return []
     # Load the bucket's wrapped keys in one query so opening each candidate does not query again.
-    session.scalars(select(DataKey).where(DataKey.subject_id.in_(ids))).all()
+    # Keep them referenced: the identity map holds objects weakly, so an unreferenced result is dropped
+    # at once and every open_field below would run its own SELECT again.
+    keys = session.scalars(select(DataKey).where(DataKey.subject_id.in_(ids))).all()
     found = []
     for row_id, blob in session.execute(select(model.id, model.handle_ct).where(model.id.in_(ids))):
         try:
@@ -41,6 +43,7 @@ def handle_matches(
             continue
         if plain is not None and crypto.same_handle(plain, value):
             found.append(row_id)
+    del keys  # held until here on purpose (see above)
     return found
 
 
