@@ -197,6 +197,9 @@ def _keyset_batches(conn: Connection, provider: KeyProvider, target: int, batch_
                 return
             wrapped = _rewrap_many(provider, target, [(r[0].bytes, r[1], r[2], r[3]) for r in rows])
             if postgres:
+                # psycopg prepares a statement after a few runs; PostgreSQL's generic plan for it cannot see
+                # the arrays' size and may scan the whole table per batch row (seconds become minutes).
+                conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
                 conn.execute(
                     _PG_UPDATE,
                     {
