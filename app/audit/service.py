@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
@@ -81,7 +81,37 @@ def record(
     entry.hash = entry_hash(entry)
     session.add(entry)
     session.flush()
+    session.info[_TAIL] = (session.get_transaction(), entry.seq, entry.hash)
     return entry
+
+
+_TAIL = "audit_tail"
+
+
+def _next_link(session: Session) -> tuple[int, str]:
+    """The next sequence number and the hash to chain to.
+
+    The chain's tail is read once per transaction and then kept: the transaction holds the write lock
+    (SQLite BEGIN IMMEDIATE, or the advisory lock below on PostgreSQL) until it ends, so nobody else can
+    append meanwhile. Any rollback forgets the kept tail (see the listeners below).
+    """
+    cached = session.info.get(_TAIL)
+    if cached is not None and cached[0] is session.get_transaction():
+        return cached[1] + 1, cached[2]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
+    last = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
+    return (last[0] + 1, last[1]) if last else (1, GENESIS)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_tail_on_rollback(session: Session, previous_transaction: object) -> None:
+    session.info.pop(_TAIL, None)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_tail_on_commit(session: Session) -> None:
+    session.info.pop(_TAIL, None)
 
 
 @dataclass(frozen=True)

@@ -301,6 +301,8 @@ class Keyring:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.index_roots: dict[int, bytes] = {}
+        self.index_keys: dict[tuple[str, int], bytes] = {}
+        self.index_epoch: tuple[int, float] | None = None
 
     def wrap_dek(
         self, dek: bytes, *, subject_id: uuid.UUID, key_id: int, kek_id: int | None = None
@@ -344,6 +346,8 @@ class Keyring:
         with self._lock:
             self._cache.clear()
             self.index_roots.clear()
+            self.index_keys.clear()
+            self.index_epoch = None
 
     def __repr__(self) -> str:
         return f"Keyring(provider={self.provider.name}, cached={len(self._cache)})"

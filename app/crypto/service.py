@@ -7,6 +7,7 @@ Domain services call these with their session; the session carries the keyring a
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -156,6 +157,7 @@ def new_index_epoch(session: Session) -> int:
     kek_id, wrapped = keyring_of(session).wrap_dek(root, subject_id=subject, key_id=epoch)
     session.add(IndexKey(epoch=epoch, kek_id=kek_id, wrapped=wrapped, created_on=date.today()))
     session.flush()
+    keyring_of(session).index_epoch = None
     return epoch
 
 
@@ -168,11 +170,29 @@ def index_subject(epoch: int) -> uuid.UUID:
     return _index_subject(epoch)
 
 
-def _index_key(session: Session, *, column: str) -> tuple[int, bytes]:
-    keyring = keyring_of(session)
+# The active epoch is re-read from the database at most this often, so every intake does not ask
+# for it; a new epoch (an index rebuild) reaches running servers within this many seconds.
+EPOCH_TTL_SECONDS = 30.0
+
+
+def _active_epoch(session: Session, keyring: Keyring) -> int:
+    cached = keyring.index_epoch
+    now = time.monotonic()
+    if cached is not None and now - cached[1] < EPOCH_TTL_SECONDS:
+        return cached[0]
     epoch = session.scalar(select(func.max(IndexKey.epoch)))
     if epoch is None:
         raise CryptoError("no blind-index key: run 'helpline init' or 'helpline migrate'")
+    keyring.index_epoch = (int(epoch), now)
+    return int(epoch)
+
+
+def _index_key(session: Session, *, column: str) -> tuple[int, bytes]:
+    keyring = keyring_of(session)
+    epoch = _active_epoch(session, keyring)
+    derived = keyring.index_keys.get((column, epoch))
+    if derived is not None:
+        return epoch, derived
     root = keyring.index_roots.get(epoch)
     if root is None:
         row = session.get(IndexKey, epoch)
@@ -183,7 +203,9 @@ def _index_key(session: Session, *, column: str) -> tuple[int, bytes]:
             cipher.dek_aad(subject_id=_index_subject(epoch), key_id=epoch, kek_id=row.kek_id),
         )
         keyring.index_roots[epoch] = root
-    return int(epoch), blind_index.derive_index_key(root, column=column, epoch=epoch)
+    derived = blind_index.derive_index_key(root, column=column, epoch=epoch)
+    keyring.index_keys[(column, epoch)] = derived
+    return epoch, derived
 
 
 def index_bucket(session: Session, value: str, *, column: str) -> tuple[int, int]:
@@ -193,12 +215,21 @@ def index_bucket(session: Session, value: str, *, column: str) -> tuple[int, int
     return epoch, blind_index.bucket(key, blind_index.normalise_handle(value), bits=bits)
 
 
-def add_index_entry(session: Session, *, subject_id: uuid.UUID, column: str, value: str | None) -> None:
-    """Record a subject's value in a blind index (nothing is stored for an empty value)."""
+def add_index_entry(
+    session: Session, *, subject_id: uuid.UUID, column: str, value: str | None, replace: bool = False
+) -> None:
+    """Record a subject's value in a blind index (nothing is stored for an empty value).
+
+    A new subject has no entry yet, so the default skips the look-up; pass ``replace`` when re-indexing.
+    """
     if not value or _crypto_off(session):
         return
     epoch, bucket = index_bucket(session, value, column=column)
-    session.merge(BlindIndexEntry(subject_id=subject_id, column=column, epoch=epoch, bucket=bucket))
+    entry = session.get(BlindIndexEntry, (subject_id, column, epoch)) if replace else None
+    if entry is None:
+        session.add(BlindIndexEntry(subject_id=subject_id, column=column, epoch=epoch, bucket=bucket))
+    else:
+        entry.bucket = bucket
 
 
 def index_candidates(session: Session, *, column: str, value: str) -> Sequence[uuid.UUID]:

@@ -101,3 +101,16 @@ def test_cli_audit_verify_names_the_edited_row(tmp_path) -> None:
     assert broken.returncode == 1
     assert broken.stderr.strip().splitlines() == ["helpline: audit chain broken at entry 3: entry 3 was altered"]
     assert "Traceback" not in broken.stderr
+
+
+def test_the_chain_stays_whole_when_a_savepoint_rolls_back(session) -> None:
+    audit.record(session, actor="alice", action="act.before")
+    nested = session.begin_nested()
+    audit.record(session, actor="alice", action="act.undone")
+    nested.rollback()
+    audit.record(session, actor="alice", action="act.after")
+    session.flush()
+    _, broken = audit.verify(session)
+    assert broken is None
+    actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)).all()
+    assert "act.undone" not in actions and actions[-2:] == ["act.before", "act.after"]
