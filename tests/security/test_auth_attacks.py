@@ -278,3 +278,58 @@ def test_oversized_and_odd_sign_in_bodies_are_refused_cleanly(live: LiveServer) 
             assert account.password not in response.text
             assert "x" * 50 not in response.text
         figures.count("auth_attacks", len(bodies))
+
+
+def _web_sign_in(live: LiveServer, account: LiveAccount):  # type: ignore[no-untyped-def]
+    import re
+
+    web = figures.client(live)
+    page = web.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    response = web.post(
+        "/login",
+        data={
+            "username": account.username,
+            "password": account.password,
+            "otp": account.next_code() or "",
+            "csrf_token": csrf.group(1),
+        },
+    )
+    assert response.status_code in (302, 303), response.text[:200]
+    return web
+
+
+def test_web_sessions_are_digests_refuse_altered_cookies_and_end_with_a_password_change(live: LiveServer) -> None:
+    from app.auth.models import WebSession
+    from app.auth.sessions import COOKIE_NAME
+
+    account = live.create_user(unique_name("websess"), "caseworker")
+    web = _web_sign_in(live, account)
+    try:
+        cookie = web.cookies.get(COOKIE_NAME)
+        assert cookie
+        assert web.get("/contacts/new").status_code == 200
+        with live.session() as db:
+            stored = db.scalars(select(WebSession.token_hash)).all()  # type: ignore[attr-defined]
+        assert hashlib.sha256(cookie.encode()).digest() in stored and all(len(h) == 32 for h in stored)
+        assert live.db_path is not None and cookie.encode() not in live.db_path.read_bytes()
+
+        def page_with(value: str) -> int:
+            with figures.client(live) as other:
+                other.cookies.set(COOKIE_NAME, value)
+                return other.get("/contacts/new").status_code
+
+        altered = [cookie[:i] + _flip(cookie[i]) + cookie[i + 1 :] for i in range(0, len(cookie), 4)]
+        for value in altered:
+            assert page_with(value) in (302, 303)  # back to sign-in, never the form
+        figures.count("auth_attacks", len(altered))
+        assert page_with(cookie) == 200
+
+        with live.session() as db:
+            user = auth_service.get_user(db, username=account.username)  # type: ignore[arg-type]
+            auth_service.set_password(db, actor="test", user=user, password="another new passphrase")  # type: ignore[arg-type]
+        assert page_with(cookie) in (302, 303)
+        figures.count("auth_attacks")
+    finally:
+        web.close()
