@@ -65,10 +65,7 @@ def record(
     detail: Mapping[str, object] | None = None,
 ) -> AuditEntry:
     """Append an entry in the caller's transaction. ``detail`` must hold no decrypted value."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
-    last = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    seq, prev = _next_link(session)
     entry = AuditEntry(
         seq=seq,
         at=datetime.now(UTC).replace(microsecond=0),
@@ -80,6 +77,7 @@ def record(
     )
     entry.hash = entry_hash(entry)
     session.add(entry)
+    # Flushed at once: services count on reading back what they wrote before this entry.
     session.flush()
     session.info[_TAIL] = (session.get_transaction(), entry.seq, entry.hash)
     return entry
@@ -98,6 +96,7 @@ def _next_link(session: Session) -> tuple[int, str]:
     cached = session.info.get(_TAIL)
     if cached is not None and cached[0] is session.get_transaction():
         return cached[1] + 1, cached[2]
+    session.flush()  # entries still pending in this transaction must be seen by the read below
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
     last = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
@@ -122,6 +121,7 @@ class ChainBreak:
 
 def verify(session: Session, *, batch: int = 5000) -> tuple[int, ChainBreak | None]:
     """Walk the chain; returns (entries checked, first break or None)."""
+    session.flush()
     expected_prev, expected_seq, checked = GENESIS, 1, 0
     for entry in _walk(session, batch=batch):
         if entry.seq != expected_seq:

@@ -35,6 +35,7 @@ def test_entries_chain_each_to_the_one_before(session) -> None:
 def test_editing_any_field_breaks_the_chain_at_that_entry(session, column, value) -> None:
     entries = [audit.record(session, actor="alice", action=f"act.{i}", target="C-AAAA-11") for i in range(4)]
     victim = entries[2]
+    session.flush()
     session.execute(update(AuditEntry).where(AuditEntry.seq == victim.seq).values({column: value}))
     session.expire_all()
     _, broken = audit.verify(session)
@@ -43,6 +44,7 @@ def test_editing_any_field_breaks_the_chain_at_that_entry(session, column, value
 
 def test_deleting_an_entry_is_caught(session) -> None:
     entries = [audit.record(session, actor="alice", action=f"act.{i}") for i in range(4)]
+    session.flush()
     session.execute(delete(AuditEntry).where(AuditEntry.seq == entries[1].seq))
     session.expire_all()
     _, broken = audit.verify(session)
