@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,8 +56,54 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(settings: Settings) -> Engine:
-    """An engine for the configured database, with SQL echo off (values must never reach logs)."""
+class WriteGate:
+    """One SQLite writer at a time within this process, handed over without sleeping.
+
+    SQLite lets one writer in and makes the others poll with growing sleeps (up to 100 ms each) until
+    busy_timeout; under a burst of requests that polling, not the work, sets the pace. Threads of one
+    server wait on this lock instead and take over the moment the writer commits. Other processes (the
+    CLI beside a running server) still meet SQLite's own lock and busy_timeout.
+    """
+
+    KEY = "helpline_write_gate"
+
+    def __init__(self, timeout: float = 30.0) -> None:
+        self._lock = threading.Lock()
+        self.timeout = timeout
+
+    def begin(self, conn: Any) -> None:
+        if not self._lock.acquire(timeout=self.timeout):
+            raise sqlite3.OperationalError("database is locked: another writer held it for too long")
+        conn.info[self.KEY] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self.end(conn)
+            raise
+
+    def end(self, conn: Any, *_: Any) -> None:
+        if conn.info.pop(self.KEY, False):
+            self._lock.release()
+
+    def on_checkin(self, _dbapi_connection: Any, record: Any) -> None:
+        # Safety net: a connection that goes back to the pool (or is thrown away) never keeps the gate.
+        if record is not None and record.info.pop(self.KEY, False):
+            self._lock.release()
+
+    def install(self, engine: Engine) -> None:
+        event.listen(engine, "begin", self.begin)
+        event.listen(engine, "commit", self.end)
+        event.listen(engine, "rollback", self.end)
+        event.listen(engine.pool, "checkin", self.on_checkin)
+        event.listen(engine.pool, "invalidate", lambda conn, record, exc: self.on_checkin(conn, record))
+
+
+def make_engine(settings: Settings, *, serialize_writes: bool = False) -> Engine:
+    """An engine for the configured database, with SQL echo off (values must never reach logs).
+
+    ``serialize_writes`` puts SQLite writers of this process in a queue (see WriteGate); the service
+    and the CLI use it, tests that hold one long transaction per test do not.
+    """
     url = settings.database_url
     if settings.is_sqlite:
         path = url.split("sqlite:///", 1)[-1]
@@ -71,7 +119,10 @@ def make_engine(settings: Settings) -> Engine:
             poolclass=NullPool if path == ":memory:" else None,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        if serialize_writes:
+            WriteGate().install(engine)
+        else:
+            event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(
         url,
@@ -85,7 +136,7 @@ def make_engine(settings: Settings) -> Engine:
 
 @functools.lru_cache(maxsize=8)
 def _engine_for(url: str) -> Engine:
-    return make_engine(get_settings().model_copy(update={"database_url": url}))
+    return make_engine(get_settings().model_copy(update={"database_url": url}), serialize_writes=True)
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
