@@ -13,7 +13,10 @@ from app.db import Base, new_id
 
 class Case(Base):
     __tablename__ = "evacuation_case"
-    __table_args__ = (Index("ix_evacuation_case_assigned_to_status", "assigned_to_id", "status"),)
+    __table_args__ = (
+        Index("ix_evacuation_case_assigned_to_status", "assigned_to_id", "status"),
+        Index("ix_evacuation_case_contact_status", "contact_id", "status"),  # the record-level export's join
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     code: Mapped[str] = mapped_column(String(16), unique=True)
