@@ -159,11 +159,18 @@ def issue_token(session: Session, *, user: User) -> tuple[str, int]:
 
 def user_for_token(session: Session, *, token: str) -> User:
     """The owner of a live token; expired, unknown or pre-reset tokens are refused alike."""
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
-    if row is None or _aware(row.expires_at) <= now():
+    # One round trip: the token and its owner together (every API request starts here).
+    row = session.execute(
+        select(ApiToken.created_at, ApiToken.expires_at, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == token_hash(token))
+    ).first()
+    if row is None:
         raise NotAuthenticated("invalid or expired token")
-    user = session.get(User, row.user_id)
-    if user is None or not user.active or _aware(row.created_at) < _aware(user.credentials_changed_at):
+    created_at, expires_at, user = row
+    if _aware(expires_at) <= now():
+        raise NotAuthenticated("invalid or expired token")
+    if not user.active or _aware(created_at) < _aware(user.credentials_changed_at):
         raise NotAuthenticated("invalid or expired token")
     return user
 

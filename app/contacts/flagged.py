@@ -17,6 +17,7 @@ from app.audit import service as audit
 from app.auth.models import Role, User
 from app.contacts.models import FlaggedHandle
 from app.contacts.schemas import FlaggedHandleIn, FlaggedHandleList, FlaggedHandleOut
+from app.crypto import blind_index
 from app.crypto import service as crypto
 from app.crypto.models import DataKey
 from app.errors import Conflict, Forbidden, NotFound
@@ -31,19 +32,25 @@ def handle_matches(
     ids = [i for i in crypto.index_candidates(session, column=column, value=value) if i != exclude]
     if not ids:
         return []
-    # Load the bucket's wrapped keys in one query so opening each candidate does not query again.
-    # Keep them referenced: the identity map holds objects weakly, so an unreferenced result is dropped
-    # at once and every open_field below would run its own SELECT again.
-    keys = session.scalars(select(DataKey).where(DataKey.subject_id.in_(ids))).all()
-    found = []
-    for row_id, blob in session.execute(select(model.id, model.handle_ct).where(model.id.in_(ids))):
+    # The candidates and their wrapped data keys in one query. The rows keep the DataKey objects
+    # referenced (the identity map holds them weakly), so open_field finds each key without a SELECT.
+    rows = session.execute(
+        select(model.id, model.handle_ct, DataKey)
+        .join(DataKey, DataKey.subject_id == model.id)
+        .where(model.id.in_(ids))
+    ).all()
+    wanted = blind_index.normalise_handle(value)  # once, not once per candidate
+    found: list[uuid.UUID] = []
+    for row_id, blob, _key in rows:
+        if row_id in found:
+            continue  # a subject with several data keys comes once per key
         try:
             plain = crypto.open_field(session, blob, table=table, column="handle", row_id=row_id, subject_id=row_id)
         except crypto.ShreddedError:
             continue
-        if plain is not None and crypto.same_handle(plain, value):
+        if plain is not None and blind_index.same_value(blind_index.normalise_handle(plain), wanted):
             found.append(row_id)
-    del keys  # held until here on purpose (see above)
+    del rows  # held until here on purpose (see above)
     return found
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app.audit.models import AuditEntry
 from app.contacts import flagged
 from app.contacts import service as contact_service
 from app.contacts.models import Contact, FlaggedHandle
 from app.contacts.schemas import ContactIn, FlaggedHandleIn
+from app.crypto import cipher
+from app.crypto import service as crypto
+from app.crypto.models import DataKey
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 
 
@@ -114,3 +117,25 @@ def test_outcome_is_set_by_the_recorder_only(session, factory):
     with pytest.raises(Conflict):
         contact_service.set_outcome(session=session, actor=worker, contact_id=made.id, outcome="info_only")
     assert case.status == "new"
+
+
+def test_a_repeat_caller_matches_once_even_with_two_data_keys_and_not_once_its_keys_are_gone(session, factory):
+    worker = factory.user("caseworker")
+    first = factory.contact(worker, handle="@twice_keyed_5512")
+    # A second (newer) data key for the same subject, as re-encryption leaves behind.
+    keyring = crypto.keyring_of(session)
+    kek_id, wrapped = keyring.wrap_dek(cipher.new_key(), subject_id=first.id, key_id=7)
+    session.add(DataKey(subject_id=first.id, key_id=7, kek_id=kek_id, wrapped=wrapped, created_on=date.today()))
+    session.flush()
+    found = flagged.handle_matches(
+        session, model=Contact, table="contact", column=contact_service.INDEX_COLUMN, value="@TWICE_keyed_5512"
+    )
+    assert found == [first.id]
+    # Keys destroyed but the index entry left behind: the candidate cannot be opened, so it is no match.
+    session.execute(delete(DataKey).where(DataKey.subject_id == first.id))
+    keyring.evict(first.id)
+    session.expire_all()
+    found = flagged.handle_matches(
+        session, model=Contact, table="contact", column=contact_service.INDEX_COLUMN, value="@twice_keyed_5512"
+    )
+    assert found == []
