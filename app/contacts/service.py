@@ -250,7 +250,7 @@ def change_outcome(session: Session, *, actor: User, contact: Contact, outcome: 
         return
     contact.outcome = outcome
     contact.last_activity_on = max(contact.last_activity_on, on or crypto.settings_of(session).today())
-    session.flush()
+    # No flush of its own: audit.record flushes this change together with its entry.
     audit.record(
         session,
         actor=actor.username,
