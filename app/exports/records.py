@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import ColumnElement, String, func, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from app.cases.models import Case
 from app.contacts.models import Contact
@@ -69,6 +69,7 @@ LADDER = (
 # (received month as (year, month), region, channel, risk, case status)
 Fine = tuple[tuple[int, int], str, str, str, str]
 Coarse = tuple[str, str, str, str, str]
+StrColumn = ColumnElement[str] | QueryableAttribute[str]
 
 
 @dataclass
@@ -79,7 +80,7 @@ class Plan:
     dropped: int
 
 
-def count_fine(session: Session, *, batch: int = 20_000) -> Counter[Fine]:
+def count_fine(session: Session, *, batch: int = 2_000) -> Counter[Fine]:
     """Counts of the quasi-identifiers at month level, grouped in the database (no row is kept here).
 
     Two grouped reads over covering indexes, so the contact rows (with their sealed columns) are never read:
@@ -90,27 +91,61 @@ def count_fine(session: Session, *, batch: int = 20_000) -> Counter[Fine]:
     sqlite = session.get_bind().dialect.name == "sqlite"
     if session.scalar(select(func.count(Case.contact_id) - func.count(Case.contact_id.distinct()))):
         return _count_joined(session, sqlite=sqlite, batch=batch)
-    counts: Counter[Fine] = Counter()
+    # Each group comes back as one text key ("YYYY-MM-DD<US>region<US>channel<US>risk"): fewer values to
+    # sort and to fetch than five columns, and no date parsing per group.
+    day = type_coerce(Contact.received_on, String) if sqlite else func.to_char(Contact.received_on, "YYYY-MM-DD")
     contacts = (
-        select(Contact.received_on, Contact.region, Contact.channel, Contact.risk, func.count())
+        select(_joined(day, Contact.region, Contact.channel, Contact.risk), func.count())
         .where(Contact.shredded_on.is_(None))
         .group_by(Contact.received_on, Contact.region, Contact.channel, Contact.risk)
     )
-    for day, region, channel, risk, n in session.execute(contacts, execution_options={"yield_per": batch}):
-        counts[((day.year, day.month), region, channel, risk, NO_CASE)] += n
-    month = _month(sqlite)
+    no_case: Counter[str] = Counter()  # "YYYY-MM<US>region<US>channel<US>risk"
+    for key, n in session.execute(contacts, execution_options={"yield_per": batch}):
+        no_case[key[:7] + key[10:]] += n
+    case_key = _joined(func.substr(day, 1, 7), Contact.region, Contact.channel, Contact.risk, Case.status)
     cases = (
-        select(month, Contact.region, Contact.channel, Contact.risk, Case.status, func.count())
+        select(case_key.label("case_key"), func.count())
         .select_from(Case)
         .join(Contact, Contact.id == Case.contact_id)
         .where(Contact.shredded_on.is_(None))
-        .group_by(month, Contact.region, Contact.channel, Contact.risk, Case.status)
+        .group_by("case_key")  # by its name: the separators are bound parameters, repeated they would differ
     )
-    for ym, region, channel, risk, status, n in session.execute(cases, execution_options={"yield_per": batch}):
-        ym_key = (int(ym[:4]), int(ym[5:7]))
-        counts[(ym_key, region, channel, risk, status)] += n
-        counts[(ym_key, region, channel, risk, NO_CASE)] -= n
-    return +counts  # drops the combinations whose every contact has a case
+    counts: Counter[Fine] = Counter()
+    fine = _Parts()
+    for key, n in session.execute(cases, execution_options={"yield_per": batch}):
+        head, _, status = key.rpartition(SEP)
+        counts[fine(head, status)] += n
+        no_case[head] -= n
+    for head, n in no_case.items():
+        if n > 0:  # a combination whose every contact has a case has no no_case rows
+            counts[fine(head, NO_CASE)] = n
+    return counts
+
+
+SEP = "\x1f"  # ASCII unit separator: never part of a region, channel, risk or status
+
+
+def _joined(first: StrColumn, *rest: StrColumn) -> ColumnElement[str]:
+    expr: ColumnElement[str] = first + SEP
+    for i, part in enumerate(rest):
+        expr = expr + part if i == len(rest) - 1 else expr + part + SEP
+    return expr
+
+
+class _Parts:
+    """Fine keys from text keys, sharing one object per distinct month and value (tens of thousands of keys)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.months: dict[str, tuple[int, int]] = {}
+
+    def __call__(self, head: str, status: str) -> Fine:
+        ym, region, channel, risk = head.split(SEP)
+        month = self.months.get(ym)
+        if month is None:
+            month = self.months[ym] = (int(ym[:4]), int(ym[5:7]))
+        v = self.values.setdefault
+        return month, v(region, region), v(channel, channel), v(risk, risk), v(status, status)
 
 
 def _month(sqlite: bool) -> ColumnElement[str]:
