@@ -108,9 +108,8 @@ def _forget_tail_on_rollback(session: Session, previous_transaction: object) -> 
     session.info.pop(_TAIL, None)
 
 
-@event.listens_for(Session, "after_commit")
-def _forget_tail_on_commit(session: Session) -> None:
-    session.info.pop(_TAIL, None)
+# No listener on commit: the kept tail names its root transaction, so a new transaction never uses it,
+# and a released savepoint (which SQLAlchemy also reports as a commit) leaves it valid.
 
 
 @dataclass(frozen=True)
