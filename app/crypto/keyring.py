@@ -302,7 +302,7 @@ class Keyring:
         self._lock = threading.Lock()
         self.index_roots: dict[int, bytes] = {}
         self.index_keys: dict[tuple[str, int], bytes] = {}
-        self.index_epoch: tuple[int, float] | None = None
+        self.index_epoch: tuple[int, int, float] | None = None
 
     def wrap_dek(
         self, dek: bytes, *, subject_id: uuid.UUID, key_id: int, kek_id: int | None = None

@@ -32,6 +32,8 @@ class IndexKey(Base):
     kek_id: Mapped[int] = mapped_column(BigInteger, index=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     created_on: Mapped[date] = mapped_column(Date)
+    # Bucket width of this epoch: part of the epoch, so a changed setting cannot move old entries.
+    bits: Mapped[int] = mapped_column(Integer, server_default="12")
 
 
 class BlindIndexEntry(Base):

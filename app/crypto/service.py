@@ -148,14 +148,15 @@ def ensure_index_root(session: Session) -> int:
     return new_index_epoch(session)
 
 
-def new_index_epoch(session: Session) -> int:
-    """Start a new index epoch with a fresh root key (the index must then be rebuilt)."""
+def new_index_epoch(session: Session, *, bits: int | None = None) -> int:
+    """Start a new index epoch with a fresh root key and bucket width (the index must then be rebuilt)."""
     current = session.scalar(select(func.max(IndexKey.epoch))) or 0
     epoch = int(current) + 1
     root = cipher.new_key()
     subject = _index_subject(epoch)
     kek_id, wrapped = keyring_of(session).wrap_dek(root, subject_id=subject, key_id=epoch)
-    session.add(IndexKey(epoch=epoch, kek_id=kek_id, wrapped=wrapped, created_on=date.today()))
+    width = bits if bits is not None else settings_of(session).index_bits
+    session.add(IndexKey(epoch=epoch, kek_id=kek_id, wrapped=wrapped, created_on=date.today(), bits=width))
     session.flush()
     keyring_of(session).index_epoch = None
     return epoch
@@ -175,28 +176,40 @@ def index_subject(epoch: int) -> uuid.UUID:
 EPOCH_TTL_SECONDS = 30.0
 
 
-def _active_epoch(session: Session, keyring: Keyring) -> int:
+def _active_epoch(session: Session, keyring: Keyring) -> tuple[int, int]:
+    """(epoch, bits) of the index in use: the newest epoch, re-read at most every EPOCH_TTL_SECONDS."""
     cached = keyring.index_epoch
     now = time.monotonic()
-    if cached is not None and now - cached[1] < EPOCH_TTL_SECONDS:
-        return cached[0]
-    epoch = session.scalar(select(func.max(IndexKey.epoch)))
-    if epoch is None:
+    if cached is not None and now - cached[2] < EPOCH_TTL_SECONDS:
+        return cached[0], cached[1]
+    row = session.execute(select(IndexKey.epoch, IndexKey.bits).order_by(IndexKey.epoch.desc()).limit(1)).first()
+    if row is None:
         raise CryptoError("no blind-index key: run 'helpline init' or 'helpline migrate'")
-    keyring.index_epoch = (int(epoch), now)
-    return int(epoch)
+    keyring.index_epoch = (int(row[0]), int(row[1]), now)
+    return int(row[0]), int(row[1])
+
+
+def active_index_key(session: Session, *, column: str) -> tuple[int, int, bytes]:
+    """(epoch, bits, derived key) of a column's active blind index, for bulk loaders that index in batches."""
+    epoch, bits = _active_epoch(session, keyring_of(session))
+    return epoch, bits, _epoch_key(session, column=column, epoch=epoch)
 
 
 def _index_key(session: Session, *, column: str) -> tuple[int, bytes]:
+    epoch, _, key = active_index_key(session, column=column)
+    return epoch, key
+
+
+def _epoch_key(session: Session, *, column: str, epoch: int) -> bytes:
     keyring = keyring_of(session)
-    epoch = _active_epoch(session, keyring)
     derived = keyring.index_keys.get((column, epoch))
     if derived is not None:
-        return epoch, derived
+        return derived
     root = keyring.index_roots.get(epoch)
     if root is None:
         row = session.get(IndexKey, epoch)
-        assert row is not None
+        if row is None:
+            raise CryptoError(f"blind-index epoch {epoch} does not exist")
         root = keyring.provider.unwrap(
             row.kek_id,
             row.wrapped,
@@ -205,13 +218,20 @@ def _index_key(session: Session, *, column: str) -> tuple[int, bytes]:
         keyring.index_roots[epoch] = root
     derived = blind_index.derive_index_key(root, column=column, epoch=epoch)
     keyring.index_keys[(column, epoch)] = derived
-    return epoch, derived
+    return derived
 
 
-def index_bucket(session: Session, value: str, *, column: str) -> tuple[int, int]:
-    """(epoch, bucket) of a value's blind index in a column, after normalising it."""
-    epoch, key = _index_key(session, column=column)
-    bits = settings_of(session).index_bits
+def index_bucket(
+    session: Session, value: str, *, column: str, epoch: int | None = None, bits: int | None = None
+) -> tuple[int, int]:
+    """(epoch, bucket) of a value's blind index in a column, after normalising it.
+
+    The width comes from the epoch itself, never from the current setting, so changing
+    HELPLINE_INDEX_BITS cannot move existing entries; a new width needs a new epoch.
+    """
+    if epoch is None or bits is None:
+        epoch, bits = _active_epoch(session, keyring_of(session))
+    key = _epoch_key(session, column=column, epoch=epoch)
     return epoch, blind_index.bucket(key, blind_index.normalise_handle(value), bits=bits)
 
 

@@ -50,6 +50,35 @@ def _cmd_keys_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _index_bits(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if not 4 <= value <= 24:
+        raise argparse.ArgumentTypeError("must be between 4 and 24")
+    return value
+
+
+def _cmd_keys_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from app.lifecycle import reindex
+
+    with _bar("re-indexing") as progress:
+        result = reindex.reindex(
+            engine=get_engine(settings),
+            settings=settings,
+            keyring=get_keyring(settings),
+            bits=args.bits,
+            progress=progress,
+        )
+    retired = ", ".join(str(e) for e in result.retired_epochs) or "none"
+    print(
+        f"blind indexes rebuilt under epoch {result.epoch} with {result.bits} bits: "
+        f"{result.indexed} handles indexed, {result.skipped} unreadable skipped; retired epochs: {retired}"
+    )
+    return 0
+
+
 def _cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
     from app.lifecycle import rotation
 
@@ -177,6 +206,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     keys.add_parser("status", help="key ids, which is primary, and how many keys each wraps").set_defaults(
         func=_cmd_keys_status
     )
+    p = keys.add_parser("reindex", help="rebuild the blind indexes under a new index key (resumable)")
+    p.add_argument("--bits", type=_index_bits, default=None, help="bucket width of the new index (4-24)")
+    p.set_defaults(func=_cmd_keys_reindex)
     p = keys.add_parser("rotate", help="new primary key-encryption key; every data key re-wrapped (resumable)")
     p.add_argument("--reencrypt", action="store_true", help="instead: re-encrypt fields under new data keys")
     p.add_argument("--batch-size", type=_batch_size, default=None, help="keys per transaction")

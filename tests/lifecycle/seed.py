@@ -143,8 +143,7 @@ def seed(
     if contact_rows:
         session.execute(insert(Contact), contact_rows)
     index_rows = []
-    epoch, index_key = crypto._index_key(session, column=INDEX_COLUMN)
-    bits = session.info["settings"].index_bits
+    epoch, bits, index_key = crypto.active_index_key(session, column=INDEX_COLUMN)
     for cid, values in out.contacts.items():
         bucket = blind_index.bucket(index_key, blind_index.normalise_handle(values["handle"]), bits=bits)
         index_rows.append({"subject_id": cid, "column": INDEX_COLUMN, "epoch": epoch, "bucket": bucket})
