@@ -19,9 +19,19 @@ from app.db import get_engine, unit_of_work
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _migrations_root() -> Path:
+    """Where alembic.ini and migrations/ live: beside the package in a checkout, else the working
+    directory (an installed package, e.g. the Docker image's /srv/helpline)."""
+    for root in (PROJECT_ROOT, Path.cwd()):
+        if (root / "migrations" / "env.py").exists():
+            return root
+    raise FileNotFoundError("cannot find migrations/: run helpline from the directory that holds alembic.ini")
+
+
 def alembic_config() -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    root = _migrations_root()
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "migrations"))
     return config
 
 
