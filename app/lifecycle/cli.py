@@ -144,6 +144,14 @@ def _cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     with cli_session(settings) as session:
         plan = retention.plan_purge(session=session, settings=settings)
         if not args.dry_run and not plan.empty:
+            # A person at a terminal is asked first; a scheduled run (no terminal) applies the policy it was
+            # set up to apply.
+            if sys.stdin.isatty():
+                confirm(
+                    f"This shreds {len(plan.case_codes)} cases and {len(plan.contact_codes)} contacts for good "
+                    "(see --dry-run for the codes).",
+                    assume_yes=args.yes,
+                )
             retention.purge(session=session, actor="retention", plan=plan)
     if not args.dry_run and not plan.empty:
         shred.scrub_storage(get_engine(settings))
@@ -227,6 +235,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("purge", help="apply the retention policy (shreds what is past it)")
     p.add_argument("--dry-run", action="store_true", help="list the codes that would be shredded; change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask at a terminal (scheduled runs never ask)")
     p.set_defaults(func=_cmd_purge)
 
     p = sub.add_parser("backup", help="an encrypted, consistent snapshot of the database (never the keys)")
