@@ -70,7 +70,23 @@ def _new_kek_id(existing: set[int]) -> int:
             return kek_id
 
 
-class FileKeyProvider:
+class _LocalKeks:
+    """Wrapping for providers that hold their KEKs in this process (file, env); Vault wraps remotely."""
+
+    def _kek(self, kek_id: int) -> bytes:
+        raise NotImplementedError
+
+    def wrap(self, kek_id: int, dek: bytes, aad: bytes) -> bytes:
+        return cipher.wrap_key(self._kek(kek_id), dek, aad)
+
+    def unwrap(self, kek_id: int, wrapped: bytes, aad: bytes) -> bytes:
+        return cipher.unwrap_key(self._kek(kek_id), wrapped, aad)
+
+    def rewrap_batch(self, items: Sequence[tuple[int, bytes, bytes, bytes]], target: int) -> list[bytes]:
+        return rewrap_local(self._kek, items, target)
+
+
+class FileKeyProvider(_LocalKeks):
     """KEKs in a JSON key file with mode 0600, ideally on another volume than the database."""
 
     name = "file"
@@ -177,15 +193,6 @@ class FileKeyProvider:
             raise UnknownKeyError(f"key-encryption key {kek_id} is not in the key file")
         return kek
 
-    def wrap(self, kek_id: int, dek: bytes, aad: bytes) -> bytes:
-        return cipher.wrap_key(self._kek(kek_id), dek, aad)
-
-    def unwrap(self, kek_id: int, wrapped: bytes, aad: bytes) -> bytes:
-        return cipher.unwrap_key(self._kek(kek_id), wrapped, aad)
-
-    def rewrap_batch(self, items: Sequence[tuple[int, bytes, bytes, bytes]], target: int) -> list[bytes]:
-        return rewrap_local(self._kek, items, target)
-
     def add_primary_kek(self) -> int:
         with self._lock:
             kek_id = _new_kek_id(set(self._keks))
@@ -205,7 +212,7 @@ class FileKeyProvider:
         return f"FileKeyProvider(path={str(self.path)!r}, keks={len(self._keks)})"
 
 
-class EnvKeyProvider:
+class EnvKeyProvider(_LocalKeks):
     """KEKs from HELPLINE_MASTER_KEY: base64 keys separated by commas, the first one primary."""
 
     name = "env"
@@ -233,15 +240,6 @@ class EnvKeyProvider:
             return self._keks[kek_id]
         except KeyError:
             raise UnknownKeyError(f"key-encryption key {kek_id} is not in HELPLINE_MASTER_KEY") from None
-
-    def wrap(self, kek_id: int, dek: bytes, aad: bytes) -> bytes:
-        return cipher.wrap_key(self._kek(kek_id), dek, aad)
-
-    def unwrap(self, kek_id: int, wrapped: bytes, aad: bytes) -> bytes:
-        return cipher.unwrap_key(self._kek(kek_id), wrapped, aad)
-
-    def rewrap_batch(self, items: Sequence[tuple[int, bytes, bytes, bytes]], target: int) -> list[bytes]:
-        return rewrap_local(self._kek, items, target)
 
     def add_primary_kek(self) -> int:
         raise CryptoError(
