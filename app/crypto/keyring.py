@@ -15,6 +15,7 @@ import secrets
 import stat
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -70,11 +71,12 @@ def _new_kek_id(existing: set[int]) -> int:
             return kek_id
 
 
-class _LocalKeks:
+class _LocalKeks(ABC):
     """Wrapping for providers that hold their KEKs in this process (file, env); Vault wraps remotely."""
 
+    @abstractmethod
     def _kek(self, kek_id: int) -> bytes:
-        raise NotImplementedError
+        """The KEK with this id, or UnknownKeyError."""
 
     def wrap(self, kek_id: int, dek: bytes, aad: bytes) -> bytes:
         return cipher.wrap_key(self._kek(kek_id), dek, aad)

@@ -153,7 +153,7 @@ def new_index_epoch(session: Session, *, bits: int | None = None) -> int:
     current = session.scalar(select(func.max(IndexKey.epoch))) or 0
     epoch = int(current) + 1
     root = cipher.new_key()
-    subject = _index_subject(epoch)
+    subject = index_subject(epoch)
     kek_id, wrapped = keyring_of(session).wrap_dek(root, subject_id=subject, key_id=epoch)
     width = bits if bits is not None else settings_of(session).index_bits
     session.add(IndexKey(epoch=epoch, kek_id=kek_id, wrapped=wrapped, created_on=date.today(), bits=width))
@@ -162,13 +162,9 @@ def new_index_epoch(session: Session, *, bits: int | None = None) -> int:
     return epoch
 
 
-def _index_subject(epoch: int) -> uuid.UUID:
-    return uuid.uuid5(uuid.NAMESPACE_OID, f"helpline-index-root-{epoch}")
-
-
 def index_subject(epoch: int) -> uuid.UUID:
     """The subject id an index root key of ``epoch`` is wrapped to (key rotation re-wraps it)."""
-    return _index_subject(epoch)
+    return uuid.uuid5(uuid.NAMESPACE_OID, f"helpline-index-root-{epoch}")
 
 
 # The active epoch is re-read from the database at most this often, so every intake does not ask
@@ -213,7 +209,7 @@ def _epoch_key(session: Session, *, column: str, epoch: int) -> bytes:
         root = keyring.provider.unwrap(
             row.kek_id,
             row.wrapped,
-            cipher.dek_aad(subject_id=_index_subject(epoch), key_id=epoch, kek_id=row.kek_id),
+            cipher.dek_aad(subject_id=index_subject(epoch), key_id=epoch, kek_id=row.kek_id),
         )
         keyring.index_roots[epoch] = root
     derived = blind_index.derive_index_key(root, column=column, epoch=epoch)

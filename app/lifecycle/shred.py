@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 
 import app.models  # noqa: F401  (every mapper, so relationships resolve in a bare CLI process)
 from app.audit import service as audit
+from app.cases import service as case_service
 from app.cases.models import Case, CaseTransition
+from app.contacts import service as contact_service
 from app.contacts.models import Contact
 from app.crypto import service as crypto
-from app.errors import Conflict, NotFound
+from app.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -47,48 +49,34 @@ def _already(kind: str, record: Contact | Case) -> Conflict:
     return Conflict(f"{kind} {record.code} was already shredded on {info.on.isoformat()} by {info.by}")
 
 
+def _shred_record(
+    session: Session, *, kind: str, record: Contact | Case, columns: tuple[str, ...], actor: str, reason: str
+) -> None:
+    """Destroy one subject's key and index entries, blank its sealed columns, stamp and audit it."""
+    if record.shredded_on is not None:
+        raise _already(kind, record)
+    crypto.shred_subject(session, subject_id=record.id)
+    for column in columns:
+        setattr(record, column, None)
+    record.shredded_on = crypto.settings_of(session).today()
+    record.shredded_by = actor
+    audit.record(session, actor=actor, action=f"{kind}.shred", target=record.code, detail={"reason": reason})
+
+
 def shred_case_record(session: Session, *, actor: str, case: Case, reason: str) -> None:
     """Shred one loaded case in the caller's transaction (its transition notes too); audited."""
-    if case.shredded_on is not None:
-        raise _already("case", case)
-    crypto.shred_subject(session, subject_id=case.id)
-    for column in CASE_SEALED:
-        setattr(case, column, None)
-    case.shredded_on = crypto.settings_of(session).today()
-    case.shredded_by = actor
+    _shred_record(session, kind="case", record=case, columns=CASE_SEALED, actor=actor, reason=reason)
     session.execute(update(CaseTransition).where(CaseTransition.case_id == case.id).values(note_ct=None))
-    audit.record(session, actor=actor, action="case.shred", target=case.code, detail={"reason": reason})
 
 
 def shred_contact_record(session: Session, *, actor: str, contact: Contact, reason: str) -> None:
     """Shred one loaded contact in the caller's transaction; its cases are separate subjects and stay."""
-    if contact.shredded_on is not None:
-        raise _already("contact", contact)
-    crypto.shred_subject(session, subject_id=contact.id)
-    for column in CONTACT_SEALED:
-        setattr(contact, column, None)
-    contact.shredded_on = crypto.settings_of(session).today()
-    contact.shredded_by = actor
-    audit.record(session, actor=actor, action="contact.shred", target=contact.code, detail={"reason": reason})
-
-
-def _case(session: Session, code: str) -> Case:
-    row = session.scalar(select(Case).where(Case.code == code.strip().upper()))
-    if row is None:
-        raise NotFound(f"no case {code}")
-    return row
-
-
-def _contact(session: Session, code: str) -> Contact:
-    row = session.scalar(select(Contact).where(Contact.code == code.strip().upper()))
-    if row is None:
-        raise NotFound(f"no contact {code}")
-    return row
+    _shred_record(session, kind="contact", record=contact, columns=CONTACT_SEALED, actor=actor, reason=reason)
 
 
 def shred_case(*, session: Session, actor: str, code: str, with_contact: bool = False) -> list[str]:
     """Crypto-shred a case by code (and, if asked, the contact it came from); returns the codes shredded."""
-    case = _case(session, code)
+    case = case_service.get_case_by_code(session=session, code=code)
     shred_case_record(session, actor=actor, case=case, reason="request")
     done = [case.code]
     if with_contact:
@@ -102,7 +90,7 @@ def shred_case(*, session: Session, actor: str, code: str, with_contact: bool = 
 
 def shred_contact(*, session: Session, actor: str, code: str, with_cases: bool = False) -> list[str]:
     """Crypto-shred a contact by code (and, if asked, every case opened from it); returns the codes shredded."""
-    contact = _contact(session, code)
+    contact = contact_service.get_contact_by_code(session=session, code=code)
     shred_contact_record(session, actor=actor, contact=contact, reason="request")
     done = [contact.code]
     if with_cases:
