@@ -23,6 +23,9 @@ DEFAULT_REGIONS = (
 )
 
 
+DEFAULT_LANGUAGES = ("ru", "ce", "inh", "av", "dar", "lez", "kbd", "krc", "os", "uk", "en", "other")
+
+
 class ConfigError(Exception):
     """A setting is missing or invalid; the message is safe to show."""
 
@@ -43,6 +46,8 @@ class Settings(BaseSettings):
 
     # Beyond the contract: tunables with documented, conservative defaults.
     regions: tuple[str, ...] = DEFAULT_REGIONS
+    # The call's language: codes from this list only, shown by name in the page's language.
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
     token_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
     session_idle_minutes: int = Field(default=15, ge=1)
     session_absolute_hours: int = Field(default=12, ge=1)
@@ -53,6 +58,10 @@ class Settings(BaseSettings):
     retention_contact_days: int = Field(default=365, ge=1)
     retention_closed_case_days: int = Field(default=730, ge=1)
     decrypt_alarm_per_hour: int = Field(default=200, ge=1)
+    # Contacts one caseworker may record in an hour; past it, 429 and an alarm (handle probing).
+    intake_per_hour: int = Field(default=60, ge=1)
+    # Minutes a form posted after its session ended is held sealed, waiting for its author to sign in.
+    held_form_minutes: int = Field(default=10, ge=1, le=60)
     vault_addr: str | None = None
     vault_token: str | None = Field(default=None, repr=False)
     vault_key_name: str = "helpline"
@@ -60,7 +69,7 @@ class Settings(BaseSettings):
     # encryption can be measured against the same endpoint. Refused unless explicitly set.
     bench_disable_crypto: bool = False
 
-    @field_validator("regions", mode="before")
+    @field_validator("regions", "languages", mode="before")
     @classmethod
     def _split_regions(cls, value: object) -> object:
         if isinstance(value, str):
@@ -79,6 +88,8 @@ class Settings(BaseSettings):
             raise ValueError("HELPLINE_KEY_PROVIDER=env needs HELPLINE_MASTER_KEY")
         if self.key_provider == "vault" and not (self.vault_addr and self.vault_token):
             raise ValueError("HELPLINE_KEY_PROVIDER=vault needs HELPLINE_VAULT_ADDR and HELPLINE_VAULT_TOKEN")
+        if "other" not in self.languages:
+            self.languages = (*self.languages, "other")
         if "unknown" not in self.regions:
             self.regions = (*self.regions, "unknown")
         return self

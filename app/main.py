@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 
+from app.attention import api as attention_api
+from app.attention import pages as attention_pages
 from app.auth import api as auth_api
 from app.auth import pages as auth_pages
 from app.cases import api as cases_api
@@ -78,12 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (auth_api, contacts_api, cases_api, stats_api, exports_api):
+    for module in (auth_api, contacts_api, cases_api, attention_api, stats_api, exports_api):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(web_pages.router)
     # HTML pages: same services as the API, server-rendered, usable without JavaScript.
-    for pages in (auth_pages, contacts_pages, cases_pages, stats_pages, exports_pages):
+    for pages in (auth_pages, contacts_pages, cases_pages, attention_pages, stats_pages, exports_pages):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     web_errors.install(app)  # HTML error pages outside /api; the JSON handlers above stay for /api

@@ -1,5 +1,6 @@
 """Every table, imported in one place for Alembic and the test schema checks."""
 
+from app.attention.models import AttentionItem
 from app.audit.models import AuditEntry
 from app.auth.models import ApiToken, User, WebSession
 from app.cases.models import Case, CaseTransition
@@ -7,11 +8,14 @@ from app.contacts.models import Contact, FlaggedHandle
 from app.crypto.models import BlindIndexEntry, DataKey, IndexKey
 from app.db import Base
 from app.lifecycle.models import KeyRotation
+from app.notes.models import FieldCorrection, RecordNote
 from app.stats.counters import PeriodCount
 from app.stats.release import DpRelease
+from app.web.models import HeldForm
 
 __all__ = [
     "ApiToken",
+    "AttentionItem",
     "AuditEntry",
     "Base",
     "BlindIndexEntry",
@@ -20,10 +24,13 @@ __all__ = [
     "Contact",
     "DataKey",
     "DpRelease",
+    "FieldCorrection",
     "FlaggedHandle",
+    "HeldForm",
     "IndexKey",
     "KeyRotation",
     "PeriodCount",
+    "RecordNote",
     "User",
     "WebSession",
 ]

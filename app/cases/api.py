@@ -17,6 +17,7 @@ from app.cases.schemas import AssignIn, CaseDetail, CaseFields, CaseIn, CasePage
 from app.cases.workflow import CaseStatus
 from app.contacts.schemas import ERROR_RESPONSES, REGION_PATTERN
 from app.dependencies import Caseworker, CurrentUser, DbSession
+from app.notes.schemas import CaseCorrectionIn, NoteIn, NoteOut
 
 router = APIRouter(tags=["cases"])
 
@@ -84,3 +85,28 @@ def verify(
 ) -> CaseSummary:
     """Record the second person's verification (a coordinator, or an assigned caseworker who did not open it)."""
     return case_service.verify(session=session, actor=user, case_id=case_id, on=body.on if body else None)
+
+
+@router.post(
+    "/cases/{case_id}/notes", status_code=status.HTTP_201_CREATED, response_model=NoteOut, responses=ERROR_RESPONSES
+)
+def add_note(case_id: uuid.UUID, body: NoteIn, session: DbSession, user: CurrentUser) -> NoteOut:
+    """Append a note to a case assigned to you; sealed under the case's key, dated by day, audited."""
+    return case_service.add_note(session=session, actor=user, case_id=case_id, text=body.text)
+
+
+@router.patch("/cases/{case_id}", response_model=CaseDetail, responses=ERROR_RESPONSES)
+def correct_case(case_id: uuid.UUID, body: CaseCorrectionIn, session: DbSession, user: CurrentUser) -> CaseDetail:
+    """Correct sealed fields of a case assigned to you; the previous values stay, sealed, in its history."""
+    return case_service.correct_case(session=session, actor=user, case_id=case_id, data=body)
+
+
+@router.post(
+    "/cases/{case_id}/verification-request",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CaseSummary,
+    responses=ERROR_RESPONSES,
+)
+def request_verification(case_id: uuid.UUID, session: DbSession, user: CurrentUser) -> CaseSummary:
+    """Ask for the second person's verification: the case goes to the coordinators' "needs attention" queue."""
+    return case_service.request_verification(session=session, actor=user, case_id=case_id)

@@ -10,8 +10,11 @@
 | admin       | list and summary without any decrypted field         | 403                                        |
 | analyst     | 403                                                  | 403                                        |
 
-Every decrypted read is audited (``contact.read``, ``case.read``) and counted: more than
-``decrypt_alarm_per_hour`` in an hour by one user writes ``alarm.bulk_read`` and answers 429.
+Every decrypted read is audited (``contact.read``, ``case.read``, and ``contact.lookup`` for each
+candidate a duplicate check or a search decrypts) and counted: more than ``decrypt_alarm_per_hour`` in an
+hour by one user writes ``alarm.bulk_read`` and answers 429. Recording more than ``intake_per_hour``
+contacts in an hour writes ``alarm.intake_rate`` and answers 429: probing handles by recording contacts
+is bulk reading too.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from app.contacts.models import Contact
 from app.crypto import service as crypto
 from app.errors import Forbidden, TooManyRequests
 
-DECRYPTED_READS = ("contact.read", "case.read")
+DECRYPTED_READS = ("contact.read", "case.read", "contact.lookup")
 
 CONTACT_ROLES = (Role.caseworker, Role.admin)
 CASE_ROLES = (Role.caseworker, Role.coordinator)
@@ -94,19 +97,68 @@ def may_verify(user: User, case: Case) -> bool:
     return user.role == Role.caseworker and case.assigned_to_id == user.id and case.opened_by_id != user.id
 
 
-def record_decrypted_read(session: Session, *, user: User, action: str, target: str) -> None:
-    """Audit a decrypted read, refusing (429, with an alarm entry kept) past the hourly limit."""
-    limit = crypto.settings_of(session).decrypt_alarm_per_hour
+class Alarmed(TooManyRequests):
+    """A 429 with its alarm entry, so a caller that rolls back a savepoint can write the entry again."""
+
+    def __init__(self, message: str, *, actor: str, action: str, target: str | None, detail: dict[str, int]) -> None:
+        self.alarm = {"actor": actor, "action": action, "target": target, "detail": detail}
+        super().__init__(message)
+
+
+def keep_alarm(session: Session, exc: Alarmed) -> None:
+    """Write the alarm of a refusal again after the savepoint it was written in was rolled back."""
+    audit.record(session, **exc.alarm)  # type: ignore[arg-type]
+
+
+def _recent(session: Session, *, user: User, actions: tuple[str, ...]) -> int:
     since = datetime.now(UTC) - timedelta(hours=1)
     # One query on the indexed action column; reads are few per user, so the scan stays small.
     count = session.scalar(
         select(func.count())
         .select_from(AuditEntry)
-        .where(AuditEntry.action.in_(DECRYPTED_READS), AuditEntry.actor == user.username, AuditEntry.at >= since)
+        .where(AuditEntry.action.in_(actions), AuditEntry.actor == user.username, AuditEntry.at >= since)
     )
-    if (count or 0) >= limit:
-        audit.record(
-            session, actor=user.username, action="alarm.bulk_read", target=target, detail={"limit_per_hour": limit}
+    return count or 0
+
+
+def _alarm(session: Session, *, user: User, action: str, target: str | None, limit: int, message: str) -> Alarmed:
+    detail = {"limit_per_hour": limit}
+    audit.record(session, actor=user.username, action=action, target=target, detail=detail)
+    return Alarmed(message, actor=user.username, action=action, target=target, detail=detail)
+
+
+def record_decrypted_read(session: Session, *, user: User, action: str, target: str) -> None:
+    """Audit a decrypted read, refusing (429, with an alarm entry kept) past the hourly limit."""
+    record_decrypted_reads(session, user=user, action=action, targets=[target])
+
+
+def record_decrypted_reads(session: Session, *, user: User, action: str, targets: list[str]) -> None:
+    """Audit several decrypted reads at once (one entry each), refusing all of them past the hourly limit."""
+    if not targets:
+        return
+    limit = crypto.settings_of(session).decrypt_alarm_per_hour
+    if _recent(session, user=user, actions=DECRYPTED_READS) + len(targets) > limit:
+        raise _alarm(
+            session,
+            user=user,
+            action="alarm.bulk_read",
+            target=targets[0],
+            limit=limit,
+            message="too many decrypted reads in the last hour; this has been recorded and reported",
         )
-        raise TooManyRequests("too many decrypted reads in the last hour; this has been recorded and reported")
-    audit.record(session, actor=user.username, action=action, target=target)
+    for target in targets:
+        audit.record(session, actor=user.username, action=action, target=target)
+
+
+def check_intake_rate(session: Session, *, user: User) -> None:
+    """Refuse (429, alarm kept) a caseworker's contact past ``intake_per_hour`` in the last hour."""
+    limit = crypto.settings_of(session).intake_per_hour
+    if _recent(session, user=user, actions=("contact.record",)) >= limit:
+        raise _alarm(
+            session,
+            user=user,
+            action="alarm.intake_rate",
+            target=None,
+            limit=limit,
+            message="too many contacts recorded in the last hour; this has been recorded and reported",
+        )

@@ -8,7 +8,7 @@ from datetime import date
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.cases.workflow import CaseStatus
-from app.contacts.schemas import Day, LongText, PastDay, ShortText
+from app.contacts.schemas import CorrectionOut, Day, LongText, NoteOut, PastDay, ShortText
 
 
 class CaseFields(BaseModel):
@@ -91,6 +91,10 @@ class CaseDetail(CaseSummary):
     location: str | None = None
     family_situation: str | None = None
     notes: str | None = None
+    # Appended notes and earlier values of corrected fields; texts only when not redacted.
+    added_notes: list[NoteOut] = Field(default_factory=list)
+    corrections: list[CorrectionOut] = Field(default_factory=list)
+    verification_requested: bool = False
 
 
 class CasePage(BaseModel):

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.attention import service as attention
+from app.attention.models import AttentionItem
 from app.audit import service as audit
 from app.auth.models import Role, User
 from app.cases import permissions, workflow
@@ -20,6 +22,8 @@ from app.contacts.models import Contact
 from app.contacts.schemas import Outcome
 from app.crypto import service as crypto
 from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.notes import service as notes_service
+from app.notes.schemas import CaseCorrectionIn, NoteOut
 from app.stats import counters
 
 TABLE = "evacuation_case"
@@ -229,9 +233,54 @@ def verify(*, session: Session, actor: User, case_id: uuid.UUID, on: date | None
         raise Invalid.field("on", "must not be before the case was opened")
     case.verified_by_id = actor.id
     case.verified_on = day
+    attention.resolve_for_case(session, case_id=case.id, kind="verification_request", by=actor.username)
     session.flush()
     audit.record(session, actor=actor.username, action="case.verify", target=case.code, detail={"on": day.isoformat()})
     return _summary(case, assigned_to=_assignee_name(session, case, actor))
+
+
+def request_verification(*, session: Session, actor: User, case_id: uuid.UUID) -> CaseSummary:
+    """Ask for the second person's verification: the case joins the coordinators' queue (once)."""
+    case = get_case_for(session=session, actor=actor, case_id=case_id)
+    if not permissions.may_decrypt_case(actor, case):
+        raise Forbidden("only the caseworker assigned to this case asks for its verification")
+    if case.status in workflow.TERMINAL:
+        raise Conflict(f"a {case.status} case cannot be verified")
+    if is_verified(case):
+        raise Conflict("this case is already verified")
+    attention.raise_item(
+        session, kind="verification_request", raised_by=actor.username, record_code=case.code, case_id=case.id
+    )
+    return _summary(case, assigned_to=actor.username)
+
+
+# --- notes and corrections -----------------------------------------------------------------
+
+
+def _for_amending(session: Session, actor: User, case_id: uuid.UUID) -> Case:
+    case = get_case_for(session=session, actor=actor, case_id=case_id)
+    if not permissions.may_decrypt_case(actor, case):
+        raise Forbidden("only the caseworker assigned to this case can add to it")
+    if case.shredded_on is not None:
+        raise Conflict("this case was shredded")
+    return case
+
+
+def add_note(*, session: Session, actor: User, case_id: uuid.UUID, text: str) -> NoteOut:
+    """Append a note to a case its assigned caseworker reads: sealed under the case's key, dated, audited."""
+    case = _for_amending(session, actor, case_id)
+    return notes_service.add_note(session, actor=actor, kind="case", record=case, text=text)
+
+
+def correct_case(*, session: Session, actor: User, case_id: uuid.UUID, data: CaseCorrectionIn) -> CaseDetail:
+    """Correct a case's sealed fields (those sent); each previous value stays sealed in its history."""
+    case = _for_amending(session, actor, case_id)
+    changes = {name: getattr(data, name) for name in data.model_fields_set if name in SEALED}
+    notes_service.correct(
+        session, actor=actor, kind="case", record=case, table=TABLE, changes=changes, index_column=INDEX_COLUMN
+    )
+    session.flush()
+    return read_case(session=session, actor=actor, case_id=case_id)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -301,6 +350,13 @@ def _detail(session: Session, case: Case, *, decrypt: bool) -> CaseDetail:
             for name in SEALED
         }
     base = _summary(case, assigned_to=names.get(case.assigned_to_id) if case.assigned_to_id else None)
+    requested = session.scalar(
+        select(AttentionItem.id).where(
+            AttentionItem.case_id == case.id,
+            AttentionItem.kind == "verification_request",
+            AttentionItem.resolved_on.is_(None),
+        )
+    )
     return CaseDetail(
         **base.model_dump(),
         redacted=not decrypt,
@@ -310,6 +366,9 @@ def _detail(session: Session, case: Case, *, decrypt: bool) -> CaseDetail:
         verified_on=case.verified_on,
         allowed_transitions=[CaseStatus(s) for s in allowed_transitions(case)],
         history=history,
+        added_notes=notes_service.notes_of(session, subject_id=case.id, decrypt=decrypt),
+        corrections=notes_service.corrections_of(session, subject_id=case.id, decrypt=decrypt),
+        verification_requested=requested is not None,
         **opened,
     )
 

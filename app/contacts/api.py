@@ -24,6 +24,7 @@ from app.contacts.schemas import (
     OutcomeIn,
 )
 from app.dependencies import Caseworker, Coordinator, CurrentUser, DbSession
+from app.notes.schemas import ContactCorrectionIn, NoteIn, NoteOut
 
 router = APIRouter()
 
@@ -72,6 +73,26 @@ def list_contacts(
 def get_contact(contact_id: uuid.UUID, session: DbSession, user: CurrentUser) -> ContactDetail:
     """A contact; its recorder (or the caseworker of its case) gets the sealed fields, audited."""
     return contact_service.read_contact(session=session, actor=user, contact_id=contact_id)
+
+
+@router.post(
+    "/contacts/{contact_id}/notes",
+    tags=["contacts"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=NoteOut,
+    responses=ERROR_RESPONSES,
+)
+def add_note(contact_id: uuid.UUID, body: NoteIn, session: DbSession, user: CurrentUser) -> NoteOut:
+    """Append a note to a contact you may read; sealed under the contact's key, dated by day, audited."""
+    return contact_service.add_note(session=session, actor=user, contact_id=contact_id, text=body.text)
+
+
+@router.patch("/contacts/{contact_id}", tags=["contacts"], response_model=ContactDetail, responses=ERROR_RESPONSES)
+def correct_contact(
+    contact_id: uuid.UUID, body: ContactCorrectionIn, session: DbSession, user: CurrentUser
+) -> ContactDetail:
+    """Correct sealed fields of a contact you may read; the previous values stay, sealed, in its history."""
+    return contact_service.correct_contact(session=session, actor=user, contact_id=contact_id, data=body)
 
 
 @router.post(

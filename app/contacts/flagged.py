@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.auth.models import Role, User
+from app.cases import permissions
 from app.contacts.models import FlaggedHandle
 from app.contacts.schemas import FlaggedHandleIn, FlaggedHandleList, FlaggedHandleOut
 from app.crypto import blind_index
@@ -26,19 +27,35 @@ INDEX_COLUMN = "flagged_handle.handle"
 
 
 def handle_matches(
-    session: Session, *, model: Any, table: str, column: str, value: str, exclude: uuid.UUID | None = None
+    session: Session,
+    *,
+    model: Any,
+    table: str,
+    column: str,
+    value: str,
+    exclude: uuid.UUID | None = None,
+    reader: User | None = None,
+    where: Any = None,
 ) -> list[uuid.UUID]:
-    """Ids of ``model`` rows whose sealed handle equals ``value`` after normalisation (via the blind index)."""
+    """Ids of ``model`` rows whose sealed handle equals ``value`` after normalisation (via the blind index).
+
+    With ``reader``, every candidate decrypted is audited as a ``contact.lookup`` by them and counts
+    towards their bulk-read alarm (429 past it), whether it matched or not. ``where`` narrows the
+    candidates before anything is decrypted (a search decrypts only what its caller may read).
+    """
     ids = [i for i in crypto.index_candidates(session, column=column, value=value) if i != exclude]
     if not ids:
         return []
     # The candidates and their wrapped data keys in one query. The rows keep the DataKey objects
     # referenced (the identity map holds them weakly), so open_field finds each key without a SELECT.
-    rows = session.execute(
-        select(model.id, model.handle_ct, DataKey)
-        .join(DataKey, DataKey.subject_id == model.id)
-        .where(model.id.in_(ids))
-    ).all()
+    stmt = select(model.id, model.handle_ct, DataKey).join(DataKey, DataKey.subject_id == model.id)
+    stmt = stmt.where(model.id.in_(ids))
+    if where is not None:
+        stmt = stmt.where(where)
+    rows = session.execute(stmt).all()
+    if reader is not None:
+        codes = session.scalars(select(model.code).where(model.id.in_({r[0] for r in rows}))).all()
+        permissions.record_decrypted_reads(session, user=reader, action="contact.lookup", targets=sorted(codes))
     wanted = blind_index.normalise_handle(value)  # once, not once per candidate
     found: list[uuid.UUID] = []
     for row_id, blob, _key in rows:

@@ -102,6 +102,30 @@ class OutcomeIn(BaseModel):
     outcome: Outcome
 
 
+class NoteOut(BaseModel):
+    """A note appended to a contact or case: the day, who wrote it, and the text (absent when redacted)."""
+
+    written_on: date
+    author: str | None
+    text: str | None = None
+
+
+class CorrectionOut(BaseModel):
+    """One earlier value of a sealed field, replaced on ``corrected_on`` by ``actor``."""
+
+    field: str
+    corrected_on: date
+    actor: str | None
+    previous: str | None = None
+
+
+class DuplicateRef(BaseModel):
+    """An earlier contact with the same handle that the caseworker may open."""
+
+    id: uuid.UUID
+    code: str
+
+
 class ContactSummary(BaseModel):
     """A contact without any decrypted field: what lists and non-readers get."""
 
@@ -119,6 +143,8 @@ class ContactSummary(BaseModel):
     recorded_by: str | None = None
     case_id: uuid.UUID | None = None
     shredded: bool = False
+    # Set at intake only: the earlier contacts with this handle that the caseworker may read.
+    duplicate_of: list[DuplicateRef] = Field(default_factory=list)
 
 
 class ContactDetail(ContactSummary):
@@ -128,6 +154,9 @@ class ContactDetail(ContactSummary):
     alias: str | None = None
     handle: str | None = None
     notes: str | None = None
+    # Appended notes and earlier values of corrected fields; texts only when not redacted.
+    added_notes: list[NoteOut] = Field(default_factory=list)
+    corrections: list[CorrectionOut] = Field(default_factory=list)
 
 
 class ContactPage(BaseModel):

@@ -11,15 +11,26 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.attention import service as attention
 from app.audit import service as audit
 from app.auth.models import Role, User
 from app.cases import permissions
 from app.cases.models import Case
 from app.contacts import flagged
 from app.contacts.models import Contact
-from app.contacts.schemas import ContactDetail, ContactIn, ContactPage, ContactSummary, Outcome
+from app.contacts.schemas import (
+    ContactDetail,
+    ContactIn,
+    ContactPage,
+    ContactSummary,
+    DuplicateRef,
+    Outcome,
+    Risk,
+)
 from app.crypto import service as crypto
 from app.errors import Conflict, Forbidden, HelplineError, Invalid, NotFound
+from app.notes import service as notes_service
+from app.notes.schemas import ContactCorrectionIn, NoteOut
 from app.stats import counters
 
 INDEX_COLUMN = "contact.handle"
@@ -56,26 +67,55 @@ def validate_region(session: Session, region: str, *, field: str = "region") -> 
         raise Invalid.field(field, f"unknown region; use one of: {', '.join(regions)}")
 
 
+def validate_language(session: Session, language: str) -> None:
+    languages = crypto.settings_of(session).languages
+    if language.lower() not in languages:
+        raise Invalid.field("language", "unknown language; choose one from the list")
+
+
 def _not_future(session: Session, day: date, *, field: str) -> None:
     if day > crypto.settings_of(session).today():
         raise Invalid.field(field, "must not be in the future")
 
 
-def record_contact(*, session: Session, actor: User, data: ContactIn) -> ContactSummary:
-    """Record a hotline contact, sealed under its own key; flags a repeat caller or a known-bad handle."""
+def record_contact(*, session: Session, actor: User, data: ContactIn, rate_limited: bool = True) -> ContactSummary:
+    """Record a hotline contact, sealed under its own key; flags a repeat caller or a known-bad handle.
+
+    No membership oracle: ``possible_duplicate`` and ``duplicate_of`` speak only of records the caseworker
+    may read already. A match with anyone else's record goes silently to the coordinators' queue with
+    both codes, so the answer for a handle another caseworker recorded is the answer for a new one.
+    Every candidate the check decrypts is audited and counted against the bulk-read alarm, and intake
+    itself is rate-limited per caseworker. A known-bad hit is shown (it protects the caseworker) and
+    always alerts the coordinators. ``rate_limited=False`` is for synthetic demo data only.
+    """
     if actor.role != Role.caseworker:
         raise Forbidden()
+    if rate_limited:
+        permissions.check_intake_rate(session, user=actor)
     validate_region(session, data.region)
+    validate_language(session, data.language)
     _not_future(session, data.received_on, field="received_on")
     contact_id = crypto.new_subject_id()
-    duplicate = flagged_hits = False
+    matches: list[uuid.UUID] = []
     hits: list[uuid.UUID] = []
     if data.handle:
-        duplicate = bool(
-            flagged.handle_matches(session, model=Contact, table="contact", column=INDEX_COLUMN, value=data.handle)
+        matches = flagged.handle_matches(
+            session,
+            model=Contact,
+            table="contact",
+            column=INDEX_COLUMN,
+            value=data.handle,
+            reader=actor if rate_limited else None,
         )
         hits = flagged.flagged_entries_for(session, handle=data.handle)
-        flagged_hits = bool(hits)
+    seen: list[tuple[uuid.UUID, str]] = []
+    others: list[str] = []
+    if matches:
+        visible = permissions.contacts_visible_to(actor)
+        for row_id, code, readable in session.execute(
+            select(Contact.id, Contact.code, visible).where(Contact.id.in_(matches)).order_by(Contact.code)
+        ):
+            (seen.append((row_id, code)) if readable else others.append(code))
     key = crypto.create_subject_key(session, subject_id=contact_id)
     sealed = {
         f"{name}_ct": crypto.seal_field(
@@ -92,8 +132,8 @@ def record_contact(*, session: Session, actor: User, data: ContactIn) -> Contact
         risk=data.risk.value,
         needs=",".join(sorted({n.value for n in data.needs})),
         outcome=None,
-        possible_duplicate=duplicate,
-        flagged_handle=flagged_hits,
+        possible_duplicate=bool(seen),
+        flagged_handle=bool(hits),
         recorded_by_id=actor.id,
         last_activity_on=data.received_on,
         **sealed,
@@ -107,7 +147,7 @@ def record_contact(*, session: Session, actor: User, data: ContactIn) -> Contact
         target=contact.code,
         detail={"channel": contact.channel, "region": contact.region, "risk": contact.risk},
     )
-    if flagged_hits:
+    if hits:
         audit.record(
             session,
             actor=actor.username,
@@ -115,8 +155,17 @@ def record_contact(*, session: Session, actor: User, data: ContactIn) -> Contact
             target=contact.code,
             detail={"entries": [h.hex for h in hits]},
         )
+        attention.raise_item(session, kind="known_bad", raised_by=actor.username, record_code=contact.code)
+    for code in others:
+        attention.raise_item(
+            session, kind="duplicate", raised_by=actor.username, record_code=contact.code, other_code=code
+        )
+    if contact.risk == Risk.immediate:
+        attention.raise_item(session, kind="immediate_danger", raised_by=actor.username, record_code=contact.code)
     counters.contact_recorded(session, contact=contact)
-    return _summary(contact, recorded_by=actor.username, case_id=None)
+    summary = _summary(contact, recorded_by=actor.username, case_id=None)
+    summary.duplicate_of = [DuplicateRef(id=i, code=c) for i, c in seen]
+    return summary
 
 
 def _summary(contact: Contact, *, recorded_by: str | None, case_id: uuid.UUID | None) -> ContactSummary:
@@ -170,7 +219,14 @@ def contact_view(*, session: Session, actor: User, contact_id: uuid.UUID) -> Con
     contact = get_contact_for(session=session, actor=actor, contact_id=contact_id)
     recorded_by, case_id = _context_of(session, contact)
     base = _summary(contact, recorded_by=recorded_by, case_id=case_id)
-    return ContactDetail(**base.model_dump(), redacted=True)
+    return ContactDetail(**base.model_dump(), redacted=True, **_history(session, contact, decrypt=False))
+
+
+def _history(session: Session, contact: Contact, *, decrypt: bool) -> dict[str, Any]:
+    return {
+        "added_notes": notes_service.notes_of(session, subject_id=contact.id, decrypt=decrypt),
+        "corrections": notes_service.corrections_of(session, subject_id=contact.id, decrypt=decrypt),
+    }
 
 
 def read_contact(*, session: Session, actor: User, contact_id: uuid.UUID) -> ContactDetail:
@@ -179,7 +235,7 @@ def read_contact(*, session: Session, actor: User, contact_id: uuid.UUID) -> Con
     recorded_by, case_id = _context_of(session, contact)
     base = _summary(contact, recorded_by=recorded_by, case_id=case_id)
     if not permissions.may_decrypt_contact(actor) or contact.shredded_on is not None:
-        return ContactDetail(**base.model_dump(), redacted=True)
+        return ContactDetail(**base.model_dump(), redacted=True, **_history(session, contact, decrypt=False))
     permissions.record_decrypted_read(session, user=actor, action="contact.read", target=contact.code)
     opened = {
         name: crypto.open_field(
@@ -192,7 +248,42 @@ def read_contact(*, session: Session, actor: User, contact_id: uuid.UUID) -> Con
         )
         for name in SEALED
     }
-    return ContactDetail(**base.model_dump(), redacted=False, **opened)
+    return ContactDetail(**base.model_dump(), redacted=False, **opened, **_history(session, contact, decrypt=True))
+
+
+def _for_amending(session: Session, actor: User, contact_id: uuid.UUID) -> Contact:
+    contact = get_contact_for(session=session, actor=actor, contact_id=contact_id)
+    if not permissions.may_decrypt_contact(actor):
+        raise Forbidden("only a caseworker who may read this contact can add to it")
+    if contact.shredded_on is not None:
+        raise Conflict("this contact was shredded")
+    return contact
+
+
+def add_note(*, session: Session, actor: User, contact_id: uuid.UUID, text: str) -> NoteOut:
+    """Append a note to a contact its reader may open: sealed under the contact's key, dated, audited."""
+    contact = _for_amending(session, actor, contact_id)
+    contact.last_activity_on = max(contact.last_activity_on, crypto.settings_of(session).today())
+    return notes_service.add_note(session, actor=actor, kind="contact", record=contact, text=text)
+
+
+def correct_contact(
+    *, session: Session, actor: User, contact_id: uuid.UUID, data: ContactCorrectionIn
+) -> ContactDetail:
+    """Correct a contact's sealed fields (those sent); each previous value stays sealed in its history."""
+    contact = _for_amending(session, actor, contact_id)
+    changes = {name: getattr(data, name) for name in data.model_fields_set if name in SEALED}
+    notes_service.correct(
+        session,
+        actor=actor,
+        kind="contact",
+        record=contact,
+        table="contact",
+        changes=changes,
+        index_column=INDEX_COLUMN,
+    )
+    session.flush()
+    return read_contact(session=session, actor=actor, contact_id=contact_id)
 
 
 def list_contacts(

@@ -248,6 +248,13 @@ def add_index_entry(
         entry.bucket = bucket
 
 
+def drop_index_entries(session: Session, *, subject_id: uuid.UUID, column: str) -> None:
+    """Forget a subject's entries in one column's index (its value was corrected or removed)."""
+    session.execute(
+        delete(BlindIndexEntry).where(BlindIndexEntry.subject_id == subject_id, BlindIndexEntry.column == column)
+    )
+
+
 def index_candidates(session: Session, *, column: str, value: str) -> Sequence[uuid.UUID]:
     """Subjects sharing the value's bucket: callers decrypt and compare with ``same_value``."""
     if not value or _crypto_off(session):

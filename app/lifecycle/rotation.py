@@ -50,6 +50,9 @@ SEALED_TABLES: tuple[SealedTable, ...] = (
     SealedTable("contact", "id", ("alias", "handle", "notes")),
     SealedTable("evacuation_case", "id", ("full_name", "handle", "location", "family_situation", "notes")),
     SealedTable("case_transition", "case_id", ("note",)),
+    SealedTable("record_note", "subject_id", ("text",)),
+    SealedTable("field_correction", "subject_id", ("previous",)),
+    SealedTable("held_form", "id", ("payload",)),
     SealedTable("flagged_handle", "id", ("handle", "reason")),
     SealedTable("user_account", "id", ("totp_secret",)),
 )

@@ -21,13 +21,22 @@ from app.contacts import service as contact_service
 from app.contacts.models import Contact
 from app.crypto import service as crypto
 from app.errors import Conflict
+from app.notes import service as notes_service
 
 log = logging.getLogger(__name__)
 
 CONTACT_SEALED = ("alias_ct", "handle_ct", "notes_ct")
 CASE_SEALED = ("full_name_ct", "handle_ct", "location_ct", "family_situation_ct", "notes_ct")
 # Tables whose rows a shred rewrites or deletes: what a PostgreSQL VACUUM after it must cover.
-TOUCHED_TABLES = ("data_key", "blind_index_entry", "contact", "evacuation_case", "case_transition")
+TOUCHED_TABLES = (
+    "data_key",
+    "blind_index_entry",
+    "contact",
+    "evacuation_case",
+    "case_transition",
+    "record_note",
+    "field_correction",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ def _shred_record(
     if record.shredded_on is not None:
         raise _already(kind, record)
     crypto.shred_subject(session, subject_id=record.id)
+    notes_service.blank_for_shred(session, subject_id=record.id)
     for column in columns:
         setattr(record, column, None)
     record.shredded_on = crypto.settings_of(session).today()

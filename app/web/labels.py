@@ -52,6 +52,12 @@ LANGUAGES = {
     "ce": N_("Chechen"),
     "av": N_("Avar"),
     "inh": N_("Ingush"),
+    "dar": N_("Dargwa"),
+    "lez": N_("Lezgian"),
+    "kbd": N_("Kabardian"),
+    "krc": N_("Karachay-Balkar"),
+    "os": N_("Ossetian"),
+    "uk": N_("Ukrainian"),
     "en": N_("English"),
     "other": N_("Other"),
 }
@@ -90,7 +96,14 @@ OUTCOMES = {
     "duplicate": N_("Duplicate"),
     "suspected_infiltration": N_("Suspected infiltration"),
 }
+ATTENTION = {
+    "verification_request": N_("Waiting for verification"),
+    "immediate_danger": N_("Contact in immediate danger"),
+    "known_bad": N_("Handle on the known-bad list"),
+    "duplicate": N_("Possible duplicate to reconcile"),
+}
 ALL = {
+    "attention": ATTENTION,
     "outcomes": OUTCOMES,
     "roles": ROLES,
     "channels": CHANNELS,

@@ -97,12 +97,17 @@ def _expected_routes():
         ("GET", f"{API}/contacts"): "collection",
         ("GET", f"{API}/contacts/{{contact_id}}"): None,
         ("POST", f"{API}/contacts/{{contact_id}}/outcome"): {"outcome": "referred"},
+        ("POST", f"{API}/contacts/{{contact_id}}/notes"): {"text": "B was here"},
+        ("PATCH", f"{API}/contacts/{{contact_id}}"): {"alias": "B was here"},
         ("POST", f"{API}/cases"): "collection",
         ("GET", f"{API}/cases"): "collection",
         ("GET", f"{API}/cases/{{case_id}}"): None,
         ("POST", f"{API}/cases/{{case_id}}/transitions"): {"to": "verifying", "on": date.today().isoformat()},
         ("POST", f"{API}/cases/{{case_id}}/assign"): {"user": "__B__"},
         ("POST", f"{API}/cases/{{case_id}}/verify"): None,
+        ("POST", f"{API}/cases/{{case_id}}/notes"): {"text": "B was here"},
+        ("PATCH", f"{API}/cases/{{case_id}}"): {"location": "B was here"},
+        ("POST", f"{API}/cases/{{case_id}}/verification-request"): None,
     }
 
 

@@ -1,0 +1,32 @@
+"""JSON routes of the coordinators' "needs attention" queue."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from app.attention import service as attention
+from app.attention.schemas import AttentionList
+from app.contacts.schemas import ERROR_RESPONSES
+from app.dependencies import Coordinator, DbSession
+
+router = APIRouter(tags=["attention"])
+
+
+@router.get("/attention", response_model=AttentionList, responses=ERROR_RESPONSES)
+def list_attention(session: DbSession, user: Coordinator) -> AttentionList:
+    """Open entries: cases waiting for verification, immediate danger, known-bad hits, duplicates to reconcile."""
+    return attention.list_open(session=session, actor=user)
+
+
+@router.post(
+    "/attention/{item_id}/resolve",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=ERROR_RESPONSES,
+)
+def resolve(item_id: uuid.UUID, session: DbSession, user: Coordinator) -> Response:
+    """Mark an entry dealt with."""
+    attention.resolve(session=session, actor=user, item_id=item_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
