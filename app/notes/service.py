@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -23,6 +23,12 @@ NOTE_TABLE = "record_note"
 CORRECTION_TABLE = "field_correction"
 
 
+def _next_position(session: Session, model: type[RecordNote] | type[FieldCorrection], subject_id: uuid.UUID) -> int:
+    # Two writers racing for one place: the unique constraint refuses the second (a retried unit of work).
+    last = session.scalar(select(func.max(model.position)).where(model.subject_id == subject_id))
+    return (last or 0) + 1
+
+
 def add_note(session: Session, *, actor: User, kind: str, record: Any, text: str) -> NoteOut:
     """Append a note to ``record`` (a loaded contact or case the actor may read), sealed and audited."""
     note_id = crypto.new_subject_id()
@@ -33,6 +39,7 @@ def add_note(session: Session, *, actor: User, kind: str, record: Any, text: str
             id=note_id,
             subject_id=record.id,
             kind=kind,
+            position=_next_position(session, RecordNote, record.id),
             written_on=today,
             author_id=actor.id,
             text_ct=crypto.seal_field(session, text, key=key, table=NOTE_TABLE, column="text", row_id=note_id),
@@ -59,6 +66,7 @@ def correct(
     key = crypto.current_subject_key(session, subject_id=record.id)
     today = crypto.settings_of(session).today()
     changed: list[str] = []
+    position = _next_position(session, FieldCorrection, record.id)
     for name, value in changes.items():
         old_blob = getattr(record, f"{name}_ct")
         old = crypto.open_field(session, old_blob, table=table, column=name, row_id=record.id, subject_id=record.id)
@@ -70,6 +78,7 @@ def correct(
                 id=correction_id,
                 subject_id=record.id,
                 kind=kind,
+                position=position + len(changed),
                 field=name,
                 corrected_on=today,
                 actor_id=actor.id,
@@ -97,13 +106,13 @@ def correct(
 def _names(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not ids:
         return {}
-    return dict(session.execute(select(User.id, User.username).where(User.id.in_(ids))).tuples().all())
+    return {row[0]: row[1] for row in session.execute(select(User.id, User.username).where(User.id.in_(ids)))}
 
 
 def notes_of(session: Session, *, subject_id: uuid.UUID, decrypt: bool) -> list[NoteOut]:
     """A record's notes, oldest first; texts only when ``decrypt`` (the caller has audited the read)."""
     rows = session.scalars(
-        select(RecordNote).where(RecordNote.subject_id == subject_id).order_by(RecordNote.written_on, RecordNote.id)
+        select(RecordNote).where(RecordNote.subject_id == subject_id).order_by(RecordNote.position)
     ).all()
     names = _names(session, {r.author_id for r in rows})
     return [
@@ -123,9 +132,7 @@ def notes_of(session: Session, *, subject_id: uuid.UUID, decrypt: bool) -> list[
 def corrections_of(session: Session, *, subject_id: uuid.UUID, decrypt: bool) -> list[CorrectionOut]:
     """A record's corrections, oldest first; previous values only when ``decrypt``."""
     rows = session.scalars(
-        select(FieldCorrection)
-        .where(FieldCorrection.subject_id == subject_id)
-        .order_by(FieldCorrection.corrected_on, FieldCorrection.id)
+        select(FieldCorrection).where(FieldCorrection.subject_id == subject_id).order_by(FieldCorrection.position)
     ).all()
     names = _names(session, {r.actor_id for r in rows})
     return [

@@ -25,18 +25,21 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("subject_id", sa.Uuid(), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("written_on", sa.Date(), nullable=False),
         sa.Column("author_id", sa.Uuid(), nullable=False),
         sa.Column("text_ct", sa.LargeBinary(), nullable=True),
         sa.ForeignKeyConstraint(["author_id"], ["user_account.id"], name=op.f("fk_record_note_author_id_user_account")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_record_note")),
+        # Append-only, in order: two notes written at once cannot take the same place.
+        sa.UniqueConstraint("subject_id", "position", name=op.f("uq_record_note_subject_id")),
     )
-    op.create_index(op.f("ix_record_note_subject_id"), "record_note", ["subject_id"])
     op.create_table(
         "field_correction",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("subject_id", sa.Uuid(), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("field", sa.String(32), nullable=False),
         sa.Column("corrected_on", sa.Date(), nullable=False),
         sa.Column("actor_id", sa.Uuid(), nullable=False),
@@ -45,8 +48,8 @@ def upgrade() -> None:
             ["actor_id"], ["user_account.id"], name=op.f("fk_field_correction_actor_id_user_account")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_field_correction")),
+        sa.UniqueConstraint("subject_id", "position", name=op.f("uq_field_correction_subject_id")),
     )
-    op.create_index(op.f("ix_field_correction_subject_id"), "field_correction", ["subject_id"])
     op.create_table(
         "attention_item",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -81,7 +84,5 @@ def downgrade() -> None:
     op.drop_table("held_form")
     op.drop_index("ix_attention_item_open", table_name="attention_item")
     op.drop_table("attention_item")
-    op.drop_index(op.f("ix_field_correction_subject_id"), table_name="field_correction")
     op.drop_table("field_correction")
-    op.drop_index(op.f("ix_record_note_subject_id"), table_name="record_note")
     op.drop_table("record_note")
