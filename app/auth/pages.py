@@ -10,7 +10,7 @@ from app.auth import service as auth_service
 from app.auth import sessions
 from app.auth.models import Role, User
 from app.errors import Conflict, Invalid, SignInFailed
-from app.web import templating
+from app.web import held, templating
 from app.web.visit import AnyVisit, CheckedForm, LoginRequired, SignedIn, Visit, redirect, render, set_session_cookie
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -83,6 +83,8 @@ def login(visit: AnyVisit, form: CheckedForm) -> Response:
         error = visit._("Sign-in failed: wrong name, password or code, or the account is locked for a while.")
         return render(visit, "login.html", {"error": error, "username": username}, status=401)
     set_session_cookie(visit, started.token)
+    if started.web.stage == sessions.FULL and visit.request.cookies.get(held.COOKIE):
+        return redirect(visit, "/held")  # a form posted after the last session ended waits there
     return redirect(visit, _after_stage(started.web.stage, user))
 
 
@@ -151,6 +153,12 @@ def change_password(visit: AnyVisit, form: CheckedForm) -> Response:
 @router.post("/logout")
 def lock(visit: AnyVisit, form: CheckedForm) -> Response:
     if visit.web is not None and visit.user is not None:
+        # "Lock now" keeps what was being typed: the page sends the open form along (see helpline.js).
+        action = str(form.get("keep_action", ""))
+        pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        token = held.hold(visit.db, user_id=visit.user.id, action=action, pairs=pairs)
+        if token:
+            visit.cookies.append((held.COOKIE, token, visit.settings.held_form_minutes * 60))
         sessions.end(visit.db, web=visit.web, user=visit.user)
         visit.web = None
         visit.ended = "locked"  # makes the response delete the cookie

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -32,13 +33,15 @@ FULL, ENROL, PASSWORD = "full", "enrol", "password"
 class SessionEnded(NotAuthenticated):
     """No live session: absent, unknown, idle too long, or past its absolute lifetime.
 
-    Changes are kept (an expired row is deleted on the way out).
+    Changes are kept (an expired row is deleted on the way out). ``user_id`` names whose session ran
+    out (idle or absolute limit), so a form posted into it can be held for that person (app/web/held.py).
     """
 
     keep_changes = True
 
-    def __init__(self, reason: str = "absent") -> None:
+    def __init__(self, reason: str = "absent", *, user_id: uuid.UUID | None = None) -> None:
         self.reason = reason
+        self.user_id = user_id
         super().__init__("session ended")
 
 
@@ -97,7 +100,7 @@ def resume(session: Session, *, token: str | None) -> tuple[WebSession, User]:
     if moment >= idle_limit or moment >= _aware(web.expires_at):
         session.delete(web)
         session.flush()
-        raise SessionEnded("expired")
+        raise SessionEnded("expired", user_id=web.user_id)
     user = session.get(User, web.user_id)
     if user is None or not user.active or _aware(web.created_at) < _aware(user.credentials_changed_at):
         session.delete(web)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter
@@ -11,10 +12,12 @@ from pydantic import ValidationError
 from app.auth import service as auth_service
 from app.auth.models import Role
 from app.cases import service as case_service
+from app.cases import workflow
 from app.cases.schemas import CaseFields, TransitionIn
 from app.cases.workflow import CaseStatus
-from app.contacts import service as contact_service
+from app.contacts import pages as contact_pages
 from app.errors import Conflict, Forbidden, Invalid
+from app.notes.schemas import CaseCorrectionIn, NoteIn
 from app.web import forms
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect, render
 
@@ -71,15 +74,43 @@ def open_case(visit: SignedIn, form: CheckedForm) -> Response:
         with visit.db.begin_nested():
             opened = case_service.open_case(session=visit.db, actor=user, contact_id=contact_id, data=data)
     except (ValidationError, Invalid) as exc:
-        contact = contact_service.read_contact(session=visit.db, actor=user, contact_id=contact_id)
         errors = forms.translated(visit, forms.field_errors(exc))
-        context = {"contact": contact, "saved": False, "case_values": typed, "case_errors": errors}
-        return render(visit, "contact.html", context, status=422)
+        extra = {"case_values": typed, "case_errors": errors}
+        return contact_pages.contact_page(visit, str(contact_id), extra=extra, status=422)
     return redirect(visit, f"/cases/{opened.id}")
 
 
+# The usual next move from each status, first allowed one wins: the page's main button.
+USUAL_NEXT: dict[str, tuple[str, ...]] = {
+    "new": ("verifying",),
+    "verifying": ("planning",),
+    "planning": ("in_transit",),
+    "in_transit": ("evacuated",),
+    "evacuated": ("resettled",),
+    "resettled": ("closed",),
+    "paused": ("planning", "verifying"),
+    "lost_contact": ("planning", "verifying"),
+    "declined": ("closed",),
+    "rejected": ("closed",),
+}
+
+
+def _moves(allowed: list[str], status: str) -> tuple[str | None, list[str], list[str]]:
+    """(main move, other moves, terminal moves) for the case page; terminal ones ask for confirmation."""
+    main = next((s for s in USUAL_NEXT.get(status, ()) if s in allowed), None)
+    terminal = [s for s in allowed if s in workflow.TERMINAL and s != main]
+    others = [s for s in allowed if s != main and s not in terminal]
+    return main, others, terminal
+
+
 def _case_page(
-    visit: Visit, case_id: str, *, error: str | None = None, values: dict[str, str] | None = None, status: int = 200
+    visit: Visit,
+    case_id: str,
+    *,
+    error: str | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     user = visit.require(Role.caseworker, Role.coordinator)
     ident = forms.parse_id(case_id)
@@ -94,24 +125,31 @@ def _case_page(
     caseworkers = []
     if user.role == Role.coordinator:
         caseworkers = [u.username for u in auth_service.list_users(visit.db) if u.role == Role.caseworker and u.active]
-    return render(
-        visit,
-        "case.html",
-        {
-            "case": detail,
-            "error": error,
-            "values": values or {"on": visit.settings.today().isoformat(), "note": ""},
-            "may_verify": may_verify,
-            "caseworkers": caseworkers,
-            "today": visit.settings.today().isoformat(),
-        },
-        status=status,
-    )
+    main, others, terminal = _moves([s.value for s in detail.allowed_transitions], detail.status.value)
+    context: dict[str, Any] = {
+        "case": detail,
+        "error": error,
+        "values": values or {"on": visit.settings.today().isoformat(), "note": ""},
+        "may_verify": may_verify,
+        "may_ask": not detail.redacted
+        and not detail.verified
+        and not detail.verification_requested
+        and detail.status not in workflow.TERMINAL,
+        "main_move": main,
+        "other_moves": others,
+        "terminal_moves": terminal,
+        "confirm": None,
+        "caseworkers": caseworkers,
+        "today": visit.settings.today().isoformat(),
+        "edit_errors": {},
+    }
+    context.update(extra or {})
+    return render(visit, "case.html", context, status=status)
 
 
 @router.get("/cases/{case_id}")
-def case(case_id: str, visit: SignedIn) -> Response:
-    return _case_page(visit, case_id)
+def case(case_id: str, visit: SignedIn, asked: int = 0, corrected: int = 0) -> Response:
+    return _case_page(visit, case_id, extra={"asked": bool(asked), "corrected": bool(corrected)})
 
 
 @router.post("/cases/{case_id}/transitions")
@@ -119,6 +157,9 @@ def move(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.caseworker, Role.coordinator)
     ident = forms.parse_id(case_id)
     typed = forms.values(form, "to", "on", "note")
+    if typed["to"] in workflow.TERMINAL and form.get("confirm") != "yes":
+        # A move nothing comes back from is asked again, with what was typed; nothing changes until confirmed.
+        return _case_page(visit, case_id, values=typed, extra={"confirm": typed["to"]})
     try:
         data = TransitionIn.model_validate(typed)
         with visit.db.begin_nested():
@@ -149,6 +190,48 @@ def verify(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
         errors = forms.translated(visit, forms.field_errors(exc))
         return _case_page(visit, case_id, error="; ".join(errors.values()), status=422)
     return redirect(visit, f"/cases/{ident}")
+
+
+@router.post("/cases/{case_id}/verification-request")
+def ask_for_verification(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker)
+    ident = forms.parse_id(case_id)
+    try:
+        with visit.db.begin_nested():
+            case_service.request_verification(session=visit.db, actor=user, case_id=ident)
+    except Conflict as exc:
+        return _case_page(visit, case_id, error=_conflict_message(visit, exc), status=409)
+    return redirect(visit, f"/cases/{ident}?asked=1")
+
+
+@router.post("/cases/{case_id}/notes")
+def add_note(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker)
+    ident = forms.parse_id(case_id)
+    typed = forms.values(form, "text")
+    try:
+        data = NoteIn.model_validate(typed)
+        with visit.db.begin_nested():
+            case_service.add_note(session=visit.db, actor=user, case_id=ident, text=data.text)
+    except (ValidationError, Invalid) as exc:
+        message = "; ".join(forms.translated(visit, forms.field_errors(exc)).values())
+        return _case_page(visit, case_id, extra={"note_error": message, "note_text": typed["text"]}, status=422)
+    return redirect(visit, f"/cases/{ident}#notes")
+
+
+@router.post("/cases/{case_id}/edit")
+def correct(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker)
+    ident = forms.parse_id(case_id)
+    typed = forms.values(form, *CASE_FIELDS)
+    try:
+        data = CaseCorrectionIn.model_validate(typed)
+        with visit.db.begin_nested():
+            case_service.correct_case(session=visit.db, actor=user, case_id=ident, data=data)
+    except (ValidationError, Invalid) as exc:
+        errors = forms.translated(visit, forms.field_errors(exc))
+        return _case_page(visit, case_id, extra={"edit_errors": errors, "edit_values": typed}, status=422)
+    return redirect(visit, f"/cases/{ident}?corrected=1")
 
 
 @router.post("/cases/{case_id}/assign")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app.auth.models import Role
+from app.cases import permissions
 from app.contacts import service as contact_service
-from app.contacts.schemas import ContactIn, Need, Outcome
-from app.errors import Invalid
+from app.contacts.schemas import ContactIn, ContactSummary, Need, Outcome
+from app.errors import Conflict, Invalid, NotFound
+from app.notes.schemas import ContactCorrectionIn, NoteIn
 from app.web import forms
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect, render
 
@@ -30,6 +34,7 @@ def _intake(visit: Visit, values: Mapping[str, object], errors: dict[str, str], 
             "values": values,
             "errors": errors,
             "regions": visit.settings.regions,
+            "languages": visit.settings.languages,
             "needs": [n.value for n in Need],
         },
         status=status,
@@ -63,7 +68,14 @@ def record(visit: SignedIn, form: CheckedForm) -> Response:
         # Everything typed comes back, the sealed fields included: it is this caseworker's own input,
         # shown only in this response (never stored, never logged).
         return _intake(visit, typed, forms.translated(visit, forms.field_errors(exc)), status=422)
-    return redirect(visit, f"/contacts/{saved.id}?saved=1")
+    except permissions.Alarmed as exc:
+        # Refused for volume: the alarm is written again outside the rolled-back savepoint, and what
+        # was typed stays on the screen.
+        permissions.keep_alarm(visit.db, exc)
+        message = visit._("Not saved: too many contacts or look-ups in the last hour. Your coordinator has been told.")
+        return _intake(visit, typed, {"_": message}, status=429)
+    earlier = "".join(f"&dup={ref.id}" for ref in saved.duplicate_of)
+    return redirect(visit, f"/contacts/{saved.id}?saved=1{earlier}")
 
 
 @router.get("/contacts")
@@ -104,12 +116,89 @@ def contacts(
     )
 
 
-@router.get("/contacts/{contact_id}")
-def contact(contact_id: str, visit: SignedIn, saved: int = 0) -> Response:
+def _earlier(visit: Visit, ids: list[str]) -> list[ContactSummary]:
+    """The earlier contacts named in the link after intake, those this caseworker may open (no decryption)."""
+    found: list[ContactSummary] = []
+    for raw in ids[:10]:
+        try:
+            found.append(
+                contact_service.contact_view(session=visit.db, actor=visit.require(), contact_id=uuid.UUID(raw))
+            )
+        except (ValueError, NotFound):
+            continue
+    return found
+
+
+def contact_page(visit: Visit, contact_id: str, *, extra: dict[str, Any] | None = None, status: int = 200) -> Response:
     user = visit.require(Role.caseworker, Role.admin)
     ident = forms.parse_id(contact_id)
     if user.role == Role.caseworker:
         detail = contact_service.read_contact(session=visit.db, actor=user, contact_id=ident)
     else:
         detail = contact_service.contact_view(session=visit.db, actor=user, contact_id=ident)
-    return render(visit, "contact.html", {"contact": detail, "saved": bool(saved)})
+    context: dict[str, Any] = {
+        "contact": detail,
+        "saved": False,
+        "earlier": [],
+        "outcomes": [o.value for o in Outcome if o != Outcome.case_opened],
+        "note_error": None,
+        "edit_errors": {},
+    }
+    context.update(extra or {})
+    return render(visit, "contact.html", context, status=status)
+
+
+@router.get("/contacts/{contact_id}")
+def contact(
+    contact_id: str,
+    visit: SignedIn,
+    saved: int = 0,
+    corrected: int = 0,
+    dup: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    extra = {"saved": bool(saved), "corrected": bool(corrected), "earlier": _earlier(visit, dup or [])}
+    return contact_page(visit, contact_id, extra=extra)
+
+
+@router.post("/contacts/{contact_id}/notes")
+def add_note(contact_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker)
+    ident = forms.parse_id(contact_id)
+    typed = forms.values(form, "text")
+    try:
+        data = NoteIn.model_validate(typed)
+        with visit.db.begin_nested():
+            contact_service.add_note(session=visit.db, actor=user, contact_id=ident, text=data.text)
+    except (ValidationError, Invalid) as exc:
+        message = "; ".join(forms.translated(visit, forms.field_errors(exc)).values())
+        return contact_page(visit, contact_id, extra={"note_error": message, "note_text": typed["text"]}, status=422)
+    return redirect(visit, f"/contacts/{ident}#notes")
+
+
+@router.post("/contacts/{contact_id}/edit")
+def correct(contact_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker)
+    ident = forms.parse_id(contact_id)
+    typed = forms.values(form, *contact_service.SEALED)
+    try:
+        data = ContactCorrectionIn.model_validate(typed)
+        with visit.db.begin_nested():
+            contact_service.correct_contact(session=visit.db, actor=user, contact_id=ident, data=data)
+    except (ValidationError, Invalid) as exc:
+        errors = forms.translated(visit, forms.field_errors(exc))
+        return contact_page(visit, contact_id, extra={"edit_errors": errors, "edit_values": typed}, status=422)
+    return redirect(visit, f"/contacts/{ident}?corrected=1")
+
+
+@router.post("/contacts/{contact_id}/outcome")
+def outcome(contact_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker)
+    ident = forms.parse_id(contact_id)
+    chosen = str(form.get("outcome", ""))
+    try:
+        with visit.db.begin_nested():
+            contact_service.set_outcome(session=visit.db, actor=user, contact_id=ident, outcome=Outcome(chosen).value)
+    except (ValueError, Invalid, Conflict) as exc:
+        message = visit._("Choose one of the options.") if isinstance(exc, ValueError) else str(exc.detail)
+        return contact_page(visit, contact_id, extra={"outcome_error": message}, status=422)
+    return redirect(visit, f"/contacts/{ident}")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.auth import sessions
+from app.dependencies import get_session
 from app.errors import HelplineError
-from app.web import i18n, templating
+from app.web import held, i18n, templating
 from app.web.i18n import N_
 from app.web.visit import LANG_COOKIE, CsrfRefused, LoginRequired, Who
 
@@ -58,6 +62,39 @@ def error_page(request: Request, status: int, *, message: str | None = None) -> 
     return HTMLResponse(templating.render_string(locale, "error.html", context), status_code=status)
 
 
+def _set_held_cookie(request: Request, response: Response, token: str) -> None:
+    settings = request.app.state.settings
+    response.set_cookie(
+        held.COOKIE,
+        token,
+        max_age=settings.held_form_minutes * 60,
+        path="/",
+        secure=settings.secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+async def _hold_posted_form(request: Request, exc: LoginRequired) -> str | None:
+    """A form posted into a timed-out session, sealed for its owner; the cookie token, or None."""
+    if request.method != "POST" or exc.held_for is None or not held.keepable(request.url.path):
+        return None
+    form = await request.form()  # read before the unit of work below: no transaction waits on the network
+    pairs = [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
+    user_id, action = exc.held_for, request.url.path
+
+    # The request's own unit of work has ended by now; this is a new one, made the way the app makes
+    # them (honouring an override of the session dependency, as the test suite installs).
+    provider = request.app.dependency_overrides.get(get_session, get_session)
+    scope = contextmanager(provider)
+
+    def store() -> str | None:
+        with scope(request) if inspect.signature(provider).parameters else scope() as session:
+            return held.hold(session, user_id=user_id, action=action, pairs=pairs)
+
+    return await run_in_threadpool(store)
+
+
 def install(app: FastAPI) -> None:
     """Wrap the JSON handlers so every path outside /api gets an HTML page instead."""
     json_helpline = app.exception_handlers[HelplineError]
@@ -68,7 +105,10 @@ def install(app: FastAPI) -> None:
         if _is_api(request):
             return await json_helpline(request, exc)  # type: ignore[misc,no-any-return]
         if isinstance(exc, LoginRequired):
-            response = RedirectResponse(exc.to, status_code=303)
+            token = await _hold_posted_form(request, exc)
+            response = RedirectResponse(exc.to + ("&held=1" if token else ""), status_code=303)
+            if token:
+                _set_held_cookie(request, response, token)
             if exc.clear_cookie:
                 response.delete_cookie(
                     sessions.COOKIE_NAME,

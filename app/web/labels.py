@@ -102,7 +102,19 @@ ATTENTION = {
     "known_bad": N_("Handle on the known-bad list"),
     "duplicate": N_("Possible duplicate to reconcile"),
 }
+# Names of sealed fields, for the history of corrections.
+FIELDS = {
+    "alias": N_("Name or alias they gave"),
+    "handle": N_("Phone number or handle"),
+    "notes": N_("Notes"),
+    "full_name": N_("Full name"),
+    "location": N_("Location"),
+    "family_situation": N_("Family situation"),
+    "text": N_("Note"),
+    "note": N_("Note"),
+}
 ALL = {
+    "fields": FIELDS,
     "attention": ATTENTION,
     "outcomes": OUTCOMES,
     "roles": ROLES,

@@ -1,4 +1,7 @@
-"""Shared page routes: the language switch. (Sign-in and lock live in app/auth/pages.py.)"""
+"""Shared page routes: the language switch, the keep-alive, a held form handed back.
+
+(Sign-in and lock live in app/auth/pages.py.)
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from app.auth import sessions
-from app.web import i18n
-from app.web.visit import LANG_COOKIE, AnyVisit, CheckedForm, redirect, safe_next
+from app.web import held, i18n
+from app.web.visit import LANG_COOKIE, AnyVisit, CheckedForm, SignedIn, redirect, render, safe_next
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -22,3 +25,23 @@ def switch_language(visit: AnyVisit, form: CheckedForm) -> Response:
             sessions.set_locale(visit.web, locale)
         visit.cookies.append((LANG_COOKIE, locale, ONE_YEAR))
     return redirect(visit, safe_next(form.get("next"), "/"))
+
+
+@router.post("/session/keepalive")
+def keepalive(visit: SignedIn, form: CheckedForm) -> Response:
+    """Typing keeps the session alive: resuming it (in SignedIn) reset its idle clock. The absolute limit stays."""
+    return Response(status_code=204)
+
+
+@router.get("/held")
+def held_form(visit: SignedIn) -> Response:
+    """The form posted after the session ended, once more for review; then it is gone from the server."""
+    user = visit.require()
+    kept = held.take(visit.db, token=visit.request.cookies.get(held.COOKIE), user=user)
+    visit.cookies.append((held.COOKIE, "", 0))
+    if kept is None:
+        return redirect(visit, "/")
+    action, pairs = kept
+    shown = [(name, value) for name, value in pairs if name in held.SHOWN]
+    hidden = [(name, value) for name, value in pairs if name not in held.SHOWN]
+    return render(visit, "held.html", {"action": action, "shown": shown, "hidden": hidden})

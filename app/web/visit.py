@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import uuid
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
+from app.attention import service as attention
 from app.auth import sessions
 from app.auth.models import Role, User, WebSession
 from app.config import Settings
@@ -33,9 +35,10 @@ class LoginRequired(HelplineError):
     status_code = 401
     keep_changes = True
 
-    def __init__(self, to: str = "/login", *, clear_cookie: bool = False) -> None:
+    def __init__(self, to: str = "/login", *, clear_cookie: bool = False, held_for: uuid.UUID | None = None) -> None:
         self.to = to
         self.clear_cookie = clear_cookie
+        self.held_for = held_for  # whose timed-out session this was: a posted form is held for them
         super().__init__("sign-in needed")
 
 
@@ -62,6 +65,7 @@ class Visit:
     user: User | None
     locale: str
     ended: str | None = None  # why a session cookie was refused ("expired", "unknown")
+    ended_user_id: uuid.UUID | None = None  # whose session timed out
     new_pre_token: str | None = None
     cookies: list[tuple[str, str, int | None]] = field(default_factory=list)
 
@@ -96,19 +100,28 @@ class Visit:
 def get_visit(request: Request, db: DbSession) -> Visit:
     settings: Settings = request.app.state.settings
     web = user = None
-    ended = None
+    ended = ended_user_id = None
     token = request.cookies.get(sessions.COOKIE_NAME)
     if token:
         try:
             web, user = sessions.resume(db, token=token)
         except sessions.SessionEnded as exc:
-            ended = exc.reason
+            ended, ended_user_id = exc.reason, exc.user_id
     locale = i18n.pick_locale(
         web.locale if web else None,
         request.cookies.get(LANG_COOKIE),
         accept_language=request.headers.get("accept-language"),
     )
-    visit = Visit(request=request, db=db, settings=settings, web=web, user=user, locale=locale, ended=ended)
+    visit = Visit(
+        request=request,
+        db=db,
+        settings=settings,
+        web=web,
+        user=user,
+        locale=locale,
+        ended=ended,
+        ended_user_id=ended_user_id,
+    )
     request.state.locale = locale
     if web is not None and user is not None and web.stage == sessions.FULL:
         # Copied now: after a rollback the ORM objects are expired and detached.
@@ -122,7 +135,9 @@ def get_signed_in(visit: Annotated[Visit, Depends(get_visit)]) -> Visit:
     if visit.web is not None and visit.web.stage == sessions.PASSWORD:
         raise LoginRequired("/login/password")
     if visit.user is None or visit.web is None:
-        raise LoginRequired("/login?ended=1" if visit.ended == "expired" else "/login", clear_cookie=bool(visit.ended))
+        if visit.ended == "expired":
+            raise LoginRequired("/login?ended=1", clear_cookie=True, held_for=visit.ended_user_id)
+        raise LoginRequired("/login", clear_cookie=bool(visit.ended))
     return visit
 
 
@@ -147,6 +162,8 @@ def render(visit: Visit, name: str, context: dict[str, Any] | None = None, *, st
         "path": visit.request.url.path,
         "idle_seconds": visit.settings.session_idle_minutes * 60,
     }
+    if ctx["user"] is not None and ctx["user"].role == Role.coordinator:
+        ctx["attention_count"] = attention.open_count(visit.db)  # the number beside "Needs attention"
     ctx.update(context or {})
     response = HTMLResponse(templating.render_string(visit.locale, name, ctx), status_code=status)
     finish(visit, response)

@@ -81,11 +81,12 @@ def test_a_malformed_date_and_a_missing_choice_are_each_named(pages, factory):
 
 def test_flagged_and_repeat_handles_are_warned_about_right_after_saving(pages, client, factory, session):
     account = factory.account("caseworker")
-    record(session, account.user, handle="@same_person")
+    earlier = record(session, account.user, handle="@same_person")
     pages.signed_in(account)
     response = pages.post("/contacts/new", intake(handle="@Same_Person"), from_page="/contacts/new")
     page = client.get(response.headers["location"])
-    assert "may have called before" in page.text
+    assert "This handle called before" in page.text
+    assert f'<a href="/contacts/{earlier.id}">{earlier.code}</a>' in page.text
 
 
 def test_contacts_list_shows_own_contacts_and_filters(pages, client, factory, session):

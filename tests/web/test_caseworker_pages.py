@@ -1,0 +1,207 @@
+"""The caseworker's day through the pages: nothing typed is lost to an ended session, notes and
+corrections after saving, terminal moves only when confirmed, the coordinators' queue."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import date, timedelta
+
+from sqlalchemy import func, select, update
+
+from app.auth import sessions
+from app.auth.models import WebSession
+from app.cases import service as case_service
+from app.cases.models import Case
+from app.contacts import service as contact_service
+from app.contacts.models import Contact
+from app.web.models import HeldForm
+from tests.web.conftest import csrf_of
+from tests.web.test_domain_pages import intake, record
+
+LONG_NOTE = "He called from a neighbour's phone. " * 40 + "Canary 6617 at the very end."
+
+
+def _expire(session, user, settings) -> None:
+    session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user.id)
+        .values(last_seen_at=sessions._now() - timedelta(minutes=settings.session_idle_minutes, seconds=1))
+    )
+    session.commit()
+
+
+def _sign_in_again(pages, account):
+    # The first sign-in spent this time step's code; the authenticator's next one is allowed (drift).
+    return pages.sign_in(account, otp=account.totp().at(time.time() + 30))
+
+
+def _held_fields(html: str) -> tuple[str, dict[str, list[str]]]:
+    action = re.search(r'<form method="post" action="([^"]+)" data-keep>', html)
+    assert action, "the held form is not on the page"
+    fields: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input (?:type="hidden" |id="[^"]+" )?name="([^"]+)" value="([^"]*)"', html):
+        fields.setdefault(name, []).append(value)
+    for name, value in re.findall(r'<textarea id="[^"]+" name="([^"]+)" rows="\d+">(.*?)</textarea>', html, re.S):
+        fields.setdefault(name, []).append(value)
+    return action.group(1), fields
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&#39;", "'").replace("&amp;", "&").replace("&#34;", '"').replace("&quot;", '"')
+
+
+def test_a_form_posted_after_the_session_ended_is_held_sealed_and_saved_after_signing_in(
+    pages, client, factory, session, settings
+):
+    account = factory.account("caseworker")
+    pages.signed_in(account)
+    token = pages.token("/contacts/new")
+    _expire(session, account.user, settings)
+    posted = client.post(
+        "/contacts/new",
+        data={**intake(notes=LONG_NOTE), "csrf_token": token, "needs": ["legal", "shelter"]},
+        follow_redirects=False,
+    )
+    assert posted.status_code == 303 and posted.headers["location"] == "/login?ended=1&held=1"
+    rows = session.scalars(select(HeldForm)).all()
+    assert len(rows) == 1 and rows[0].user_id == account.user.id
+    assert b"6617" not in rows[0].payload_ct and b"neighbour" not in rows[0].payload_ct
+    assert session.scalar(select(func.count()).select_from(Contact)) == 0
+    signed = _sign_in_again(pages, account)
+    assert signed.headers["location"] == "/held"
+    shown = client.get("/held")
+    assert "Canary 6617 at the very end." in shown.text
+    # Handed back once: the sealed copy and its key are gone from the server.
+    assert session.scalar(select(func.count()).select_from(HeldForm)) == 0
+    assert client.get("/held", follow_redirects=False).headers["location"] == "/"
+    action, fields = _held_fields(shown.text)
+    assert action == "/contacts/new" and sorted(fields["needs"]) == ["legal", "shelter"]
+    fields["csrf_token"] = [csrf_of(shown.text)]
+    saved = client.post(action, data={k: v if len(v) > 1 else v[0] for k, v in fields.items()}, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    contact = session.scalar(select(Contact))
+    detail = contact_service.read_contact(session=session, actor=account.user, contact_id=contact.id)
+    assert _unescape(detail.notes) == LONG_NOTE and detail.needs == ["legal", "shelter"]
+
+
+def test_a_held_form_goes_to_its_owner_only(pages, client, factory, session, settings):
+    owner, other = factory.account("caseworker"), factory.account("caseworker")
+    pages.signed_in(owner)
+    token = pages.token("/contacts/new")
+    _expire(session, owner.user, settings)
+    client.post("/contacts/new", data={**intake(notes=LONG_NOTE), "csrf_token": token}, follow_redirects=False)
+    # Someone else signs in on the same browser: they are not shown the form.
+    pages.signed_in(other)
+    page = client.get("/held")
+    assert "6617" not in page.text
+    assert session.scalar(select(func.count()).select_from(HeldForm)) == 1
+
+
+def test_a_post_without_a_session_is_never_held(pages, client, factory, session):
+    # A cross-site post carries no session cookie (SameSite=Strict): nothing can be planted for anyone.
+    page = client.get("/login")
+    client.post(
+        "/contacts/new", data={**intake(notes="planted"), "csrf_token": csrf_of(page.text)}, follow_redirects=False
+    )
+    assert session.scalar(select(func.count()).select_from(HeldForm)) == 0
+
+
+def test_lock_now_keeps_the_open_form(pages, client, factory, session):
+    account = factory.account("caseworker")
+    pages.signed_in(account)
+    token = pages.token("/contacts/new")
+    locked = client.post(
+        "/lock",
+        data={"csrf_token": token, "keep_action": "/contacts/new", **intake(notes="half a note 4471")},
+        follow_redirects=False,
+    )
+    assert locked.headers["location"] == "/login?locked=1"
+    assert client.get("/contacts/new", follow_redirects=False).status_code == 303  # really locked
+    assert _sign_in_again(pages, account).headers["location"] == "/held"
+    assert "half a note 4471" in client.get("/held").text
+
+
+def test_a_terminal_move_without_confirmation_does_nothing(pages, client, factory, session):
+    account = factory.account("caseworker")
+    contact = record(session, account.user)
+    case = case_service.open_case(session=session, actor=account.user, contact_id=contact.id)
+    pages.signed_in(account)
+    today = date.today().isoformat()
+    asked = pages.post(
+        f"/cases/{case.id}/transitions",
+        {"to": "declined", "on": today, "note": "she said no"},
+        from_page=f"/cases/{case.id}",
+    )
+    assert asked.status_code == 200 and "Nothing has changed yet." in asked.text
+    assert 'name="confirm" value="yes"' in asked.text and "she said no" in asked.text
+    session.expire_all()
+    assert session.get(Case, case.id).status == "new"
+    done = pages.post(
+        f"/cases/{case.id}/transitions",
+        {"to": "declined", "on": today, "confirm": "yes"},
+        from_page=f"/cases/{case.id}",
+    )
+    assert done.status_code == 303
+    session.expire_all()
+    assert session.get(Case, case.id).status == "declined"
+
+
+def test_the_main_button_is_the_usual_next_step(pages, client, factory, session):
+    account = factory.account("caseworker")
+    contact = record(session, account.user)
+    case = case_service.open_case(session=session, actor=account.user, contact_id=contact.id)
+    pages.signed_in(account)
+    page = client.get(f"/cases/{case.id}").text
+    assert re.search(r'<button type="submit" name="to" value="verifying" class="primary">', page)
+    pages.post(
+        f"/cases/{case.id}/transitions",
+        {"to": "verifying", "on": date.today().isoformat()},
+        from_page=f"/cases/{case.id}",
+    )
+    page = client.get(f"/cases/{case.id}").text
+    # Verifying and not verified: asking for the second person's check is the main action, not Pause.
+    assert re.search(
+        r'action="/cases/[^"]+/verification-request">\s*<input[^>]+>\s*<button type="submit" class="primary">', page
+    )
+    assert not re.search(r'value="paused" class="primary"', page)
+
+
+def test_notes_and_corrections_through_the_pages(pages, client, factory, session):
+    account = factory.account("caseworker")
+    contact = record(session, account.user, alias="Zarema")
+    pages.signed_in(account)
+    added = pages.post(
+        f"/contacts/{contact.id}/notes", {"text": "rang back, safe for now"}, from_page=f"/contacts/{contact.id}"
+    )
+    assert added.status_code == 303
+    fixed = pages.post(
+        f"/contacts/{contact.id}/edit",
+        {"alias": "Zarema B.", "handle": "+7 928 000 11 22", "notes": intake()["notes"]},
+        from_page=f"/contacts/{contact.id}",
+    )
+    assert fixed.status_code == 303
+    page = client.get(f"/contacts/{contact.id}").text
+    assert "rang back, safe for now" in page and "Zarema B." in page
+    assert re.search(r"before:</span> Zarema<", page)
+    empty = pages.post(f"/contacts/{contact.id}/notes", {"text": ""}, from_page=f"/contacts/{contact.id}")
+    assert empty.status_code == 422 and 'aria-invalid="true"' in empty.text
+    outcome = pages.post(
+        f"/contacts/{contact.id}/outcome", {"outcome": "referred"}, from_page=f"/contacts/{contact.id}"
+    )
+    assert outcome.status_code == 303
+    session.expire_all()
+    assert session.get(Contact, contact.id).outcome == "referred"
+
+
+def test_the_coordinators_queue_page_and_its_count(pages, client, factory, session):
+    worker = factory.user("caseworker")
+    coordinator = factory.account("coordinator")
+    danger = record(session, worker, risk="immediate")
+    pages.signed_in(coordinator)
+    page = client.get("/attention")
+    assert page.status_code == 200 and danger.code in page.text
+    assert re.search(r'Needs attention <span class="count">1</span>', page.text)
+    item = re.search(r'action="(/attention/[^"]+/resolve)"', page.text).group(1)
+    pages.post(item, from_page="/attention")
+    assert danger.code not in client.get("/attention").text
