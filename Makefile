@@ -35,7 +35,12 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check app tests bench migrations
 	$(BIN)/mypy app
 
-test: $(VENV)/.installed-test system-deps lint
+# axe-core for the accessibility checks of the browser tests (tests only; never served).
+AXE := tests/e2e/.node/node_modules/axe-core/axe.min.js
+$(AXE):
+	npm install --prefix tests/e2e/.node --no-audit --no-fund axe-core@4.14.1
+
+test: $(VENV)/.installed-test system-deps lint $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test system-deps

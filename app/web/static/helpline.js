@@ -33,7 +33,11 @@
   if (signedIn) {
     var banner = document.getElementById("session-warning");
     var text = banner ? banner.querySelector("p") : null;
-    var deadline = Date.now() + idle;
+    // The page's deadline errs early: the server's idle clock started when it answered, a moment
+    // before this ran, and a keep-alive sent after the server's deadline would end the session
+    // before the form could be held for its owner.
+    var margin = Math.min(5000, idle / 10);
+    var deadline = Date.now() + idle - margin;
     var lastPing = Date.now();
     var ended = false;
     var warnBefore = Math.min(60000, idle / 4);
@@ -58,13 +62,15 @@
     // Same origin, CSRF-checked, throttled: resuming the session on the server resets its idle clock.
     var ping = function () {
       if (ended) { return; }
-      lastPing = Date.now();
+      var started = Date.now();
+      if (started >= deadline) { end(); return; }
+      lastPing = started;
       var data = new URLSearchParams();
       data.append("csrf_token", csrf);
       window.fetch("/session/keepalive", { method: "POST", body: data, credentials: "same-origin", redirect: "manual" })
         .then(function (response) {
           if (response.status === 204) {
-            deadline = Date.now() + idle;
+            deadline = started + idle - margin;
             if (banner) { banner.hidden = true; }
           } else {
             end();

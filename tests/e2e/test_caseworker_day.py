@@ -1,0 +1,268 @@
+"""The caseworker's day in Chromium against a real server whose idle limit is one minute.
+
+Typing through an expired session loses nothing; Enter never submits; notes after saving; asking for
+verification reaches the coordinator's queue; axe-core finds no violation on any page state at desktop
+and phone width; lists fit 390 px; screenshots of the new pages in both languages go to
+tests/e2e/artifacts/. The minute is never waited out: the page's clock is moved forward (Playwright's
+clock) and the server's session is aged in its database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import select, update
+
+from tests.e2e.test_web import ARTIFACTS, Watched, shot, sign_in
+from tests.support import axe
+from tests.support.browser import launch_chromium, new_context
+from tests.support.live_server import LiveServer
+
+pytestmark = pytest.mark.e2e
+
+FIRST_HALF = "Called at night from a borrowed phone; brother detained on Tuesday. "
+SECOND_HALF = "Second half typed after the session ended: needs a safe flat in Nalchik."
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with LiveServer(tmp_path_factory.mktemp("caseworker-day"), env={"HELPLINE_SESSION_IDLE_MINUTES": "1"}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = launch_chromium(pw)
+        yield chromium
+        chromium.close()
+
+
+def _age_sessions(live: LiveServer, username: str, minutes: int = 2) -> None:
+    from app.auth.models import User, WebSession
+
+    with live.session() as db:
+        user_id = db.scalar(select(User.id).where(User.username == username))  # type: ignore[attr-defined]
+        db.execute(  # type: ignore[attr-defined]
+            update(WebSession)
+            .where(WebSession.user_id == user_id)
+            .values(last_seen_at=datetime.now(UTC) - timedelta(minutes=minutes))
+        )
+
+
+def _contacts_of(live: LiveServer, username: str) -> list[object]:
+    from app.auth import service as auth_service
+    from app.contacts import service as contact_service
+
+    with live.session() as db:
+        user = auth_service.get_user(db, username=username)  # type: ignore[arg-type]
+        listing = contact_service.list_contacts(session=db, actor=user)  # type: ignore[arg-type]
+        return [
+            contact_service.read_contact(session=db, actor=user, contact_id=c.id)  # type: ignore[arg-type]
+            for c in listing.items
+        ]
+
+
+def _signed_in_context(live: LiveServer, browser: Browser, username: str, **kwargs: object) -> Page:
+    """A page whose context holds a session made through the sessions service (no TOTP step spent)."""
+    from app.auth import service as auth_service
+    from app.auth import sessions
+
+    with live.session() as db:
+        user = auth_service.get_user(db, username=username)  # type: ignore[arg-type]
+        token = sessions.start(db, user=user).token  # type: ignore[arg-type]
+    context = new_context(browser, javascript=True, base_url=live.base_url, **kwargs)
+    context.add_cookies([{"name": "helpline_session", "value": token, "url": live.base_url}])
+    return context.new_page()
+
+
+def _fill_intake(page: Page, handle: str = "+7 928 555 77 11") -> None:
+    page.select_option("#region", "chechnya")
+    page.select_option("#risk", "high")
+    page.fill("#alias", "Timur")
+    page.fill("#handle", handle)
+
+
+def test_typing_through_an_expired_session_saves_the_whole_note_after_signing_in(live, browser):
+    account = live.create_user("madina", "caseworker")
+    watched = Watched(browser, live.base_url, javascript=True)
+    page = watched.page
+    page.clock.install()
+    sign_in(page, account)
+    expect(page).to_have_url(re.compile(r"/contacts/new$"))
+    _fill_intake(page)
+    page.click("#notes")
+    page.keyboard.type(FIRST_HALF)
+    # Close to the idle limit the page warns, in words, before anything ends.
+    page.clock.fast_forward("00:50")
+    banner = page.locator("#session-warning")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("about a minute")
+    shot(page, "session-warning-en")
+    # The limit passes on the server and on the page: the page stays, with the text on it.
+    _age_sessions(live, "madina")
+    page.clock.fast_forward("00:20")
+    expect(banner).to_contain_text("Your session has ended")
+    expect(page).to_have_url(re.compile(r"/contacts/new$"))
+    page.keyboard.type(SECOND_HALF)
+    # Enter in a one-line field submits nothing.
+    page.focus("#alias")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/contacts/new$"))
+    assert _contacts_of(live, "madina") == []
+    page.click("form[data-keep] button[type=submit].primary")
+    expect(page).to_have_url(re.compile(r"/login\?ended=1&held=1$"))
+    assert _contacts_of(live, "madina") == []
+    sign_in(page, account)
+    expect(page).to_have_url(re.compile(r"/held$"))
+    expect(page.locator("textarea[name=notes]")).to_have_value(FIRST_HALF + SECOND_HALF)
+    shot(page, "held-form-en")
+    page.click("form[data-keep] button[type=submit].primary")
+    expect(page).to_have_url(re.compile(r"/contacts/[0-9a-f-]{36}\?saved=1"))
+    saved = _contacts_of(live, "madina")
+    assert len(saved) == 1 and saved[0].notes == FIRST_HALF + SECOND_HALF  # type: ignore[attr-defined]
+    assert saved[0].alias == "Timur" and saved[0].region == "chechnya"  # type: ignore[attr-defined]
+    watched.check()
+    watched.close()
+
+
+def test_typing_keeps_the_session_alive(live, browser):
+    account = live.create_user("zaur", "caseworker")
+    watched = Watched(browser, live.base_url, javascript=True)
+    page = watched.page
+    page.clock.install()
+    sign_in(page, account)
+    expect(page).to_have_url(re.compile(r"/contacts/new$"))
+    page.click("#notes")
+    for _ in range(4):  # four bursts of typing, 25 s apart: 100 s in all, past the one-minute limit
+        page.clock.fast_forward("00:25")
+        with page.expect_response(re.compile(r"/session/keepalive$")) as answer:
+            page.keyboard.type("still typing. ")
+        assert answer.value.status == 204
+    expect(page.locator("#session-warning")).to_be_hidden()
+    page.goto("/contacts")
+    expect(page).to_have_url(re.compile(r"/contacts$"))
+    watched.check()
+    watched.close()
+
+
+def test_enter_does_not_submit_without_javascript_either(live, browser):
+    account = live.create_user("aslan", "caseworker")
+    watched = Watched(browser, live.base_url, javascript=False)
+    page = watched.page
+    sign_in(page, account)
+    _fill_intake(page)
+    page.focus("#handle")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)  # a submission would have navigated by now
+    expect(page).to_have_url(re.compile(r"/contacts/new$"))
+    assert _contacts_of(live, "aslan") == []
+    watched.close()
+
+
+def _verification_flow(live: LiveServer, browser: Browser) -> dict[str, str]:
+    """A caseworker records, adds a note, opens a case, asks for verification; returns URLs for the checks."""
+    worker = live.create_user("leila", "caseworker")
+    coordinator = live.create_user("ruslan", "coordinator")
+    w = Watched(browser, live.base_url, javascript=True)
+    sign_in(w.page, worker)
+    _fill_intake(w.page, handle="@leila_caller")
+    w.page.select_option("#risk", "immediate")
+    w.page.fill("#notes", "First call.")
+    w.page.click("form[data-keep] button[type=submit].primary")
+    expect(w.page).to_have_url(re.compile(r"/contacts/[0-9a-f-]{36}\?saved=1"))
+    contact_url = w.page.url.split("?")[0]
+    w.page.fill("#note-text", "Rang back: safe until Friday.")
+    w.page.click("#notes ~ form button.primary")
+    expect(w.page.locator("ol.notes")).to_contain_text("Rang back: safe until Friday.")
+    w.page.click("form[action='/cases'] button.primary")
+    expect(w.page).to_have_url(re.compile(r"/cases/[0-9a-f-]{36}$"))
+    case_url = w.page.url
+    w.page.click("button[value=verifying].primary")
+    w.page.click("form[action$='/verification-request'] button")
+    expect(w.page.locator("p.success")).to_contain_text("coordinators' queue")
+    # Planning stays shut until the second person verifies.
+    assert w.page.locator("button[value=planning]").count() == 0
+    w.page.click("button[value=declined]")
+    expect(w.page.locator("#confirm")).to_contain_text("Nothing has changed yet.")
+    shot(w.page, "case-confirm-terminal-en")
+    w.page.goto(case_url)
+    expect(w.page.locator("h1 .badge")).to_have_text("Verifying")
+
+    c = Watched(browser, live.base_url, javascript=True)
+    sign_in(c.page, coordinator, with_code=False)
+    if "/login/enrol" in c.page.url:  # a new coordinator enrols first (as in test_web)
+        c.page.close()
+        c = Watched(browser, live.base_url, javascript=True)
+        sign_in(c.page, coordinator)
+    c.page.goto("/attention")
+    expect(c.page.locator("nav .count")).to_have_text("2")
+    expect(c.page.locator("main")).to_contain_text("Waiting for verification")
+    expect(c.page.locator("main")).to_contain_text("Contact in immediate danger")
+    c.page.click("table.list a[href^='/cases/']")
+    c.page.click("form[action$='/verify'] button.primary")
+    expect(c.page.locator("main")).to_contain_text("verified by ruslan")
+    c.page.goto("/attention")
+    expect(c.page.locator("nav .count")).to_have_text("1")
+    w.page.goto(case_url)
+    expect(w.page.locator("button[value=planning].primary")).to_be_visible()
+    w.check()
+    c.check()
+    w.close()
+    c.close()
+    return {"contact": contact_url, "case": case_url}
+
+
+def test_verification_request_reaches_the_queue_and_unlocks_planning_then_every_page_passes_axe(live, browser):
+    urls = _verification_flow(live, browser)
+    axe.ensure_axe()
+    states = {
+        "leila": ["/contacts/new", "/contacts", "/cases", urls["contact"], urls["case"], "/contacts/new#errors"],
+        "ruslan": ["/attention", "/cases", urls["case"]],
+    }
+    found: list[str] = []
+    for role, paths in states.items():
+        for viewport in ({"width": 1280, "height": 800}, PHONE):
+            page = _signed_in_context(live, browser, role, viewport=viewport, bypass_csp=True)
+            for path in paths:
+                page.goto(path.removesuffix("#errors"))
+                if path.endswith("#errors"):
+                    page.click("form[data-keep] button[type=submit].primary")  # nothing filled in: errors
+                    expect(page.locator("[aria-invalid=true]").first).to_be_focused()
+                for violation in axe.violations(page):
+                    found.append(f"{role} {viewport['width']}px {path}: {violation}")
+                if viewport is PHONE:
+                    width = page.evaluate("document.documentElement.scrollWidth")
+                    assert width <= PHONE["width"], f"{path} is {width}px wide at 390px"
+            page.context.close()
+    assert not found, "axe-core found:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("locale", ["en", "ru"])
+def test_screenshots_of_the_new_pages(live, browser, locale):
+    if "leila" not in live.accounts:
+        _verification_flow(live, browser)
+    for username, pages in (("leila", ["/contacts", "/cases"]), ("ruslan", ["/attention"])):
+        for viewport, suffix in (({"width": 1280, "height": 800}, ""), (PHONE, "-phone")):
+            page = _signed_in_context(live, browser, username, viewport=viewport, locale=locale)
+            page.goto("/")
+            if locale == "ru":
+                page.click("form.lang button[value=ru]")
+                expect(page.locator("html")).to_have_attribute("lang", "ru")
+            for path in pages:
+                page.goto(path)
+                name = path.strip("/").replace("/", "-")
+                shot(page, f"{name}-{locale}{suffix}")
+                if path == "/contacts" and page.locator("table.list a").count():
+                    page.click("table.list a[href^='/contacts/']")
+                    shot(page, f"contact-notes-{locale}{suffix}")
+                if path == "/cases" and page.locator("table.list a").count():
+                    page.click("table.list a[href^='/cases/']")
+                    shot(page, f"case-next-step-{locale}{suffix}")
+            page.context.close()
+    assert (ARTIFACTS / f"attention-{locale}.png").is_file()
