@@ -19,12 +19,15 @@ from app.cases import api as cases_api
 from app.cases import pages as cases_pages
 from app.config import Settings, get_settings
 from app.contacts import api as contacts_api
+from app.contacts import known_bad_pages
 from app.contacts import pages as contacts_pages
 from app.crypto.keyring import get_keyring
 from app.db import get_engine
 from app.errors import HelplineError, Invalid
 from app.exports import api as exports_api
 from app.exports import pages as exports_pages
+from app.search import api as search_api
+from app.search import pages as search_pages
 from app.stats import api as stats_api
 from app.stats import pages as stats_pages
 from app.web import errors as web_errors
@@ -80,12 +83,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (auth_api, contacts_api, cases_api, attention_api, stats_api, exports_api):
+    for module in (auth_api, contacts_api, cases_api, attention_api, search_api, stats_api, exports_api):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(web_pages.router)
     # HTML pages: same services as the API, server-rendered, usable without JavaScript.
-    for pages in (auth_pages, contacts_pages, cases_pages, attention_pages, stats_pages, exports_pages):
+    for pages in (
+        auth_pages,
+        contacts_pages,
+        known_bad_pages,
+        cases_pages,
+        attention_pages,
+        search_pages,
+        stats_pages,
+        exports_pages,
+    ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     web_errors.install(app)  # HTML error pages outside /api; the JSON handlers above stay for /api

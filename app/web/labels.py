@@ -113,7 +113,9 @@ FIELDS = {
     "text": N_("Note"),
     "note": N_("Note"),
 }
+FOUND_BY = {"code": N_("code"), "handle": N_("phone number or handle"), "alias": N_("name or alias")}
 ALL = {
+    "found_by": FOUND_BY,
     "fields": FIELDS,
     "attention": ATTENTION,
     "outcomes": OUTCOMES,

@@ -205,3 +205,28 @@ def test_the_coordinators_queue_page_and_its_count(pages, client, factory, sessi
     item = re.search(r'action="(/attention/[^"]+/resolve)"', page.text).group(1)
     pages.post(item, from_page="/attention")
     assert danger.code not in client.get("/attention").text
+
+
+def test_the_known_bad_page_adds_lists_without_handles_and_removes(pages, client, factory, session):
+    from app.contacts.models import FlaggedHandle
+
+    coordinator = factory.account("coordinator")
+    pages.signed_in(coordinator)
+    added = pages.post("/known-bad", {"handle": "@trap_4410", "reason": "posed as a brother"})
+    assert added.status_code == 303
+    page = client.get("/known-bad").text
+    assert "posed as a brother" in page and "trap_4410" not in page
+    again = pages.post("/known-bad", {"handle": "@TRAP_4410", "reason": ""})
+    assert again.status_code == 409 and "already on the list" in again.text and "@TRAP_4410" in again.text
+    entry = session.scalar(select(FlaggedHandle))
+    pages.post(f"/known-bad/{entry.id}/remove", from_page="/known-bad")
+    assert session.scalar(select(func.count()).select_from(FlaggedHandle)) == 0
+
+
+def test_the_search_page_finds_own_contacts_by_handle(pages, client, factory, session):
+    account = factory.account("caseworker")
+    mine = record(session, account.user, handle="+7 928 000 11 22")
+    stranger = record(session, factory.user("caseworker"), handle="+7 928 000 11 22")
+    pages.signed_in(account)
+    page = client.get("/search", params={"q": "89280001122"}).text
+    assert mine.code in page and stranger.code not in page

@@ -1,0 +1,1 @@
+"""A caseworker's search of their own contacts and cases."""
