@@ -211,6 +211,16 @@ def _verification_flow(live: LiveServer, browser: Browser) -> dict[str, str]:
     expect(c.page.locator("nav .count")).to_have_text("1")
     w.page.goto(case_url)
     expect(w.page.locator("button[value=planning].primary")).to_be_visible()
+    # The coordinator keeps the known-bad list on its page; the handle is never shown back.
+    c.page.goto("/known-bad")
+    c.page.fill("#handle", "@trap_account_77")
+    c.page.fill("#reason", "Posed as a cousin in March.")
+    c.page.click("form[action='/known-bad'] button.primary")
+    expect(c.page.locator("table.list")).to_contain_text("Posed as a cousin in March.")
+    expect(c.page.locator("main")).not_to_contain_text("trap_account_77")
+    # The caseworker finds the contact by its handle written another way.
+    w.page.goto("/search?q=%40LEILA_CALLER")
+    expect(w.page.locator("table.list a")).to_have_count(1)
     w.check()
     c.check()
     w.close()
@@ -222,18 +232,32 @@ def test_verification_request_reaches_the_queue_and_unlocks_planning_then_every_
     urls = _verification_flow(live, browser)
     axe.ensure_axe()
     states = {
-        "leila": ["/contacts/new", "/contacts", "/cases", urls["contact"], urls["case"], "/contacts/new#errors"],
-        "ruslan": ["/attention", "/cases", urls["case"]],
+        "leila": [
+            "/contacts/new",
+            "/contacts/new#errors",
+            "/contacts",
+            "/cases",
+            urls["contact"],
+            urls["case"],
+            urls["case"] + "#confirm",
+            "/search",
+            "/search?q=%40leila_caller",
+            "/search?q=Timur&by=alias",
+        ],
+        "ruslan": ["/attention", "/cases", urls["case"], "/known-bad", "/known-bad#errors"],
     }
     found: list[str] = []
     for role, paths in states.items():
         for viewport in ({"width": 1280, "height": 800}, PHONE):
             page = _signed_in_context(live, browser, role, viewport=viewport, bypass_csp=True)
             for path in paths:
-                page.goto(path.removesuffix("#errors"))
+                page.goto(path.split("#")[0])
                 if path.endswith("#errors"):
-                    page.click("form[data-keep] button[type=submit].primary")  # nothing filled in: errors
+                    page.click("main form[novalidate] button[type=submit].primary")  # nothing filled in: errors
                     expect(page.locator("[aria-invalid=true]").first).to_be_focused()
+                if path.endswith("#confirm"):
+                    page.click(".moves button.danger >> nth=0")
+                    expect(page.locator("#confirm")).to_be_visible()
                 for violation in axe.violations(page):
                     found.append(f"{role} {viewport['width']}px {path}: {violation}")
                 if viewport is PHONE:
@@ -247,7 +271,10 @@ def test_verification_request_reaches_the_queue_and_unlocks_planning_then_every_
 def test_screenshots_of_the_new_pages(live, browser, locale):
     if "leila" not in live.accounts:
         _verification_flow(live, browser)
-    for username, pages in (("leila", ["/contacts", "/cases"]), ("ruslan", ["/attention"])):
+    for username, pages in (
+        ("leila", ["/contacts", "/cases", "/search?q=Timur&by=alias"]),
+        ("ruslan", ["/attention", "/known-bad"]),
+    ):
         for viewport, suffix in (({"width": 1280, "height": 800}, ""), (PHONE, "-phone")):
             page = _signed_in_context(live, browser, username, viewport=viewport, locale=locale)
             page.goto("/")
@@ -256,7 +283,7 @@ def test_screenshots_of_the_new_pages(live, browser, locale):
                 expect(page.locator("html")).to_have_attribute("lang", "ru")
             for path in pages:
                 page.goto(path)
-                name = path.strip("/").replace("/", "-")
+                name = path.strip("/").split("?")[0].replace("/", "-")
                 shot(page, f"{name}-{locale}{suffix}")
                 if path == "/contacts" and page.locator("table.list a").count():
                     page.click("table.list a[href^='/contacts/']")
