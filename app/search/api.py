@@ -18,7 +18,7 @@ router = APIRouter(tags=["search"])
 def search(
     session: DbSession,
     user: Caseworker,
-    q: Annotated[str, Query(max_length=200)],
+    q: Annotated[str, Query(max_length=200)] = "",
     by: Literal["handle", "alias"] = "handle",
 ) -> SearchResult:
     """Your contacts and cases by code, by handle (any spelling), or by alias; every record opened is audited."""

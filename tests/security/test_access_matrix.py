@@ -23,6 +23,7 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.orm import Session
 
+from app.attention import service as attention_service
 from app.contacts import flagged
 from app.contacts.schemas import FlaggedHandleIn
 from tests.security import figures
@@ -43,6 +44,15 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {
         "missing": (404, 404, 403, 403, 404, 401),
     },
     ("POST", "/contacts/{contact_id}/outcome"): {
+        "own": (200, 404, 403, 403, 403, 401),
+        "missing": (404, 404, 403, 403, 404, 401),
+    },
+    # Notes and corrections: whoever may read the record's sealed fields (the admin sees it, reads nothing).
+    ("POST", "/contacts/{contact_id}/notes"): {
+        "own": (201, 404, 403, 403, 403, 401),
+        "missing": (404, 404, 403, 403, 404, 401),
+    },
+    ("PATCH", "/contacts/{contact_id}"): {
         "own": (200, 404, 403, 403, 403, 401),
         "missing": (404, 404, 403, 403, 404, 401),
     },
@@ -76,6 +86,25 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {
         "own": (403, 404, 200, 403, 403, 401),
         "missing": (404, 404, 404, 403, 403, 401),
     },
+    # The coordinator sees the case but reads no sealed field, so adds none.
+    ("POST", "/cases/{case_id}/notes"): {
+        "own": (201, 404, 403, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    ("PATCH", "/cases/{case_id}"): {
+        "own": (200, 404, 403, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    ("POST", "/cases/{case_id}/verification-request"): {
+        "own": (201, 404, 403, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    ("GET", "/attention"): {"-": (403, 403, 200, 403, 403, 401)},
+    ("POST", "/attention/{item_id}/resolve"): {
+        "own": (403, 403, 204, 403, 403, 401),
+        "missing": (403, 403, 404, 403, 403, 401),
+    },
+    ("GET", "/search"): {"-": (200, 200, 403, 403, 403, 401)},
     ("GET", "/stats/summary"): {"-": (403, 403, 200, 200, 200, 401)},
     ("GET", "/exports/aggregate.csv"): {"-": (403, 403, 403, 200, 200, 401)},
     ("GET", "/exports/aggregate.json"): {"-": (403, 403, 403, 200, 200, 401)},
@@ -166,6 +195,12 @@ def _record(world: World, method: str, path: str, record: str) -> dict[str, Any]
             data=FlaggedHandleIn(handle=f"@bad_{uuid.uuid4().hex[:10]}"),
         )
         return {"entry_id": entry.id}
+    if "{item_id}" in path:
+        if record == "missing":
+            return {"item_id": missing}
+        code = world.factory.contact(owner, risk="immediate").code  # raises an "immediate danger" entry
+        queue = attention_service.list_open(session=world.session, actor=world.user("coordinator"))
+        return {"item_id": next(item.id for item in queue.items if item.record_code == code)}
     if (method, path) == ("POST", "/cases"):
         return {"contact_id": world.factory.contact(owner).id if record == "own" else missing}
     return {}
@@ -179,6 +214,10 @@ BODIES: dict[tuple[str, str], Callable[[World, str, dict[str, Any]], Any]] = {
     ("POST", "/cases/{case_id}/transitions"): lambda w, a, r: {"to": "verifying", "on": date.today().isoformat()},
     ("POST", "/cases/{case_id}/assign"): lambda w, a, r: {"user": w.user("other").username},
     ("POST", "/cases/{case_id}/verify"): lambda w, a, r: {},
+    ("POST", "/contacts/{contact_id}/notes"): lambda w, a, r: {"text": "matrix note"},
+    ("PATCH", "/contacts/{contact_id}"): lambda w, a, r: {"alias": "matrix correction"},
+    ("POST", "/cases/{case_id}/notes"): lambda w, a, r: {"text": "matrix note"},
+    ("PATCH", "/cases/{case_id}"): lambda w, a, r: {"location": "matrix correction"},
 }
 
 
