@@ -251,6 +251,26 @@ def read_contact(*, session: Session, actor: User, contact_id: uuid.UUID) -> Con
     return ContactDetail(**base.model_dump(), redacted=False, **opened, **_history(session, contact, decrypt=True))
 
 
+def aliases_for(*, session: Session, actor: User, contact_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The aliases of the listed contacts that ``actor`` recorded, each opening audited and counted."""
+    if actor.role != Role.caseworker or not contact_ids:
+        return {}
+    rows = session.execute(
+        select(Contact.id, Contact.code, Contact.alias_ct).where(
+            Contact.id.in_(contact_ids),
+            Contact.recorded_by_id == actor.id,
+            Contact.shredded_on.is_(None),
+            Contact.alias_ct.is_not(None),
+        )
+    ).all()
+    permissions.record_decrypted_reads(session, user=actor, action="contact.lookup", targets=[r[1] for r in rows])
+    opened = {
+        row_id: crypto.open_field(session, blob, table="contact", column="alias", row_id=row_id, subject_id=row_id)
+        for row_id, _code, blob in rows
+    }
+    return {row_id: alias for row_id, alias in opened.items() if alias is not None}
+
+
 def _for_amending(session: Session, actor: User, contact_id: uuid.UUID) -> Contact:
     contact = get_contact_for(session=session, actor=actor, contact_id=contact_id)
     if not permissions.may_decrypt_contact(actor):

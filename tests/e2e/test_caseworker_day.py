@@ -293,3 +293,20 @@ def test_screenshots_of_the_new_pages(live, browser, locale):
                     shot(page, f"case-next-step-{locale}{suffix}")
             page.context.close()
     assert (ARTIFACTS / f"attention-{locale}.png").is_file()
+
+
+def test_lock_now_keeps_the_form_being_typed(live, browser):
+    account = live.create_user("kheda", "caseworker")
+    page = _signed_in_context(live, browser, "kheda")
+    page.goto("/contacts/new")
+    _fill_intake(page, handle="@kheda_caller")
+    page.fill("#notes", "Half a note when someone came in. " + SECOND_HALF)
+    page.click("form.lock button")
+    expect(page).to_have_url(re.compile(r"/login\?locked=1$"))
+    page.goto("/contacts/new")
+    expect(page).to_have_url(re.compile(r"/login"))  # really locked
+    sign_in(page, account)
+    expect(page).to_have_url(re.compile(r"/held$"))
+    expect(page.locator("textarea[name=notes]")).to_have_value("Half a note when someone came in. " + SECOND_HALF)
+    expect(page.locator("input[name=alias]")).to_have_value("Timur")
+    page.context.close()

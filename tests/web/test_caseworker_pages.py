@@ -230,3 +230,23 @@ def test_the_search_page_finds_own_contacts_by_handle(pages, client, factory, se
     pages.signed_in(account)
     page = client.get("/search", params={"q": "89280001122"}).text
     assert mine.code in page and stranger.code not in page
+
+
+def test_own_list_shows_names_only_when_asked_and_every_opening_is_audited(pages, client, factory, session):
+    from app.audit.models import AuditEntry
+
+    account = factory.account("caseworker")
+    mine = record(session, account.user, alias="Zarema 3391")
+    pages.signed_in(account)
+    assert "Zarema 3391" not in client.get("/contacts").text
+
+    def lookups() -> int:
+        return session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "contact.lookup", AuditEntry.target == mine.code)
+        )
+
+    before = lookups()
+    assert "Zarema 3391" in client.get("/contacts", params={"names": 1}).text
+    assert lookups() == before + 1
