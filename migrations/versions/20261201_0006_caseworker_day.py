@@ -1,6 +1,7 @@
 """caseworker's day: notes and corrections on records, the attention queue, forms held across a sign-in
 
-Notes and previous values are sealed under the record's own data key, so a shred of the record makes
+The hourly limits count one person's recent audit entries: an index on (actor, action, at) keeps that
+flat as the log grows. Notes and previous values are sealed under the record's own data key, so a shred of the record makes
 them unreadable with it. Held forms are sealed under a key of their own and live for minutes.
 
 Revision ID: 0006
@@ -20,6 +21,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_audit_entry_actor_action_at", "audit_entry", ["actor", "action", "at"])
     op.create_table(
         "record_note",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -81,6 +83,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_entry_actor_action_at", table_name="audit_entry")
     op.drop_table("held_form")
     op.drop_index("ix_attention_item_open", table_name="attention_item")
     op.drop_table("attention_item")

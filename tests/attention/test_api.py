@@ -160,3 +160,10 @@ def test_asking_for_verification_reaches_the_queue_and_verification_unlocks_plan
     moved = client.post(f"{API}/cases/{case['id']}/transitions", json={"to": "planning", "on": today}, headers=cw)
     assert moved.status_code == 200
     assert client.post(f"{API}/cases/{case['id']}/verification-request", headers=cw).status_code == 409
+
+
+def test_the_calls_language_comes_from_the_configured_list(client, factory):
+    headers = factory.headers(factory.user("caseworker"))
+    assert client.post(f"{API}/contacts", json={**BASE, "language": "ce"}, headers=headers).status_code == 201
+    refused = client.post(f"{API}/contacts", json={**BASE, "language": "russian"}, headers=headers)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "language"

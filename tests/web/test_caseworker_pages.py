@@ -250,3 +250,20 @@ def test_own_list_shows_names_only_when_asked_and_every_opening_is_audited(pages
     before = lookups()
     assert "Zarema 3391" in client.get("/contacts", params={"names": 1}).text
     assert lookups() == before + 1
+
+
+def test_intake_past_the_hourly_limit_keeps_what_was_typed_and_the_alarm(pages, client, factory, session):
+    from app.audit.models import AuditEntry
+    from app.crypto import service as crypto
+
+    settings = crypto.settings_of(session).model_copy(update={"intake_per_hour": 1})
+    crypto.bind(session, settings=settings, keyring=crypto.keyring_of(session))
+    account = factory.account("caseworker")
+    pages.signed_in(account)
+    assert pages.post("/contacts/new", intake()).status_code == 303
+    refused = pages.post("/contacts/new", intake(notes="second call, typed in full 5530"))
+    assert refused.status_code == 429
+    assert "second call, typed in full 5530" in refused.text and "Your coordinator has been told" in refused.text
+    alarms = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "alarm.intake_rate")
+    assert session.scalar(alarms) == 1
+    assert session.scalar(select(func.count()).select_from(Contact)) == 1
