@@ -59,7 +59,14 @@ def _query_parameters(client) -> dict[str, list[str]]:  # type: ignore[no-untype
     return found
 
 
-ROLE_FOR = {"/contacts": "caseworker", "/cases": "coordinator", "/stats": "analyst", "/exports": "analyst"}
+ROLE_FOR = {
+    "/contacts": "caseworker",
+    "/cases": "coordinator",
+    "/search": "caseworker",
+    "/attention": "coordinator",
+    "/stats": "analyst",
+    "/exports": "analyst",
+}
 
 
 def _role_for(path: str) -> str:
