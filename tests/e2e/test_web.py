@@ -138,7 +138,7 @@ def test_caseworker_records_a_contact_without_javascript_and_takes_the_case_to_e
     page.fill("#received_on", future)
     page.select_option("#channel", "telegram")
     page.select_option("#region", "dagestan")
-    page.fill("#language", "ce")
+    page.select_option("#language", "ce")
     page.select_option("#risk", "immediate")
     page.check("input[name=needs][value=evacuation]")
     page.check("input[name=needs][value=legal]")
