@@ -86,6 +86,14 @@ def hold(session: Session, *, user_id: uuid.UUID, action: str, pairs: list[tuple
     return token
 
 
+def waiting(session: Session, *, token: str | None) -> bool:
+    """Whether a fresh held form is behind ``token`` (whoever it belongs to)."""
+    if not token:
+        return False
+    row = session.scalar(select(HeldForm.expires_at).where(HeldForm.token_hash == _hash(token)))
+    return row is not None and (row if row.tzinfo else row.replace(tzinfo=UTC)) > _now()
+
+
 def take(session: Session, *, token: str | None, user: User) -> tuple[str, list[tuple[str, str]]] | None:
     """The held form behind ``token`` if it is ``user``'s and still fresh, destroyed as it is handed back."""
     if not token:

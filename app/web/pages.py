@@ -37,10 +37,14 @@ def keepalive(visit: SignedIn, form: CheckedForm) -> Response:
 def held_form(visit: SignedIn) -> Response:
     """The form posted after the session ended, once more for review; then it is gone from the server."""
     user = visit.require()
-    kept = held.take(visit.db, token=visit.request.cookies.get(held.COOKIE), user=user)
-    visit.cookies.append((held.COOKIE, "", 0))
+    token = visit.request.cookies.get(held.COOKIE)
+    kept = held.take(visit.db, token=token, user=user)
     if kept is None:
+        # Someone else's form stays waiting for them (another person may have signed in on this browser).
+        if not held.waiting(visit.db, token=token):
+            visit.cookies.append((held.COOKIE, "", 0))
         return redirect(visit, "/")
+    visit.cookies.append((held.COOKIE, "", 0))
     action, pairs = kept
     shown = [(name, value) for name, value in pairs if name in held.SHOWN]
     hidden = [(name, value) for name, value in pairs if name not in held.SHOWN]

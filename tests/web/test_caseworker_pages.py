@@ -91,11 +91,14 @@ def test_a_held_form_goes_to_its_owner_only(pages, client, factory, session, set
     token = pages.token("/contacts/new")
     _expire(session, owner.user, settings)
     client.post("/contacts/new", data={**intake(notes=LONG_NOTE), "csrf_token": token}, follow_redirects=False)
-    # Someone else signs in on the same browser: they are not shown the form.
+    # Someone else signs in on the same browser: they are not shown the form, and it keeps waiting.
     pages.signed_in(other)
     page = client.get("/held")
     assert "6617" not in page.text
     assert session.scalar(select(func.count()).select_from(HeldForm)) == 1
+    pages.client.post("/lock", data={"csrf_token": pages.token("/contacts/new")})
+    _sign_in_again(pages, owner)
+    assert "Canary 6617 at the very end." in client.get("/held").text
 
 
 def test_a_post_without_a_session_is_never_held(pages, client, factory, session):
