@@ -310,3 +310,37 @@ def test_lock_now_keeps_the_form_being_typed(live, browser):
     expect(page.locator("textarea[name=notes]")).to_have_value("Half a note when someone came in. " + SECOND_HALF)
     expect(page.locator("input[name=alias]")).to_have_value("Timur")
     page.context.close()
+
+
+def _contrast(a: str, b: str) -> float:
+    def luminance(rgb: str) -> float:
+        parts = [int(x) / 255 for x in re.findall(r"\d+", rgb)[:3]]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in parts]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_the_focus_ring_stands_out_at_least_3_to_1(live, browser):
+    live.create_user("fatima", "caseworker")
+    page = _signed_in_context(live, browser, "fatima")
+    page.goto("/contacts/new")
+    found = {}
+    for selector, background in (("#alias", "main"), ("form.lock button", "header.top")):
+        page.focus(selector)
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Tab")  # focused from the keyboard, so :focus-visible applies
+        style = page.evaluate(
+            """([sel, bg]) => { const s = getComputedStyle(document.querySelector(sel));
+                 let b = getComputedStyle(document.querySelector(bg)).backgroundColor;
+                 if (b === 'rgba(0, 0, 0, 0)') b = getComputedStyle(document.body).backgroundColor;
+                 if (b === 'rgba(0, 0, 0, 0)') b = 'rgb(255, 255, 255)';
+                 return [s.outlineStyle, s.outlineWidth, s.outlineColor, b]; }""",
+            [selector, background],
+        )
+        found[selector] = style
+        assert style[0] == "solid" and float(style[1].removesuffix("px")) >= 2, style
+        assert _contrast(style[2], style[3]) >= 3, (selector, style)
+    assert found["#alias"][2] != found["form.lock button"][2]  # dark on the page, light on the dark header
+    page.context.close()
