@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     session_absolute_hours: int = Field(default=12, ge=1)
     lockout_threshold: int = Field(default=5, ge=1)
     lockout_minutes: int = Field(default=15, ge=1)
+    # Width of the first blind-index epoch; later epochs follow the data (app/lifecycle/reindex.py).
     index_bits: int = Field(default=12, ge=4, le=32)
+    # How often each server worker checks whether the blind index needs a new width (0: never;
+    # then only `helpline keys reindex` changes it).
+    index_autowidth_seconds: float = Field(default=60.0, ge=0)
     dp_epsilon: float = Field(default=1.0, gt=0)
     retention_contact_days: int = Field(default=365, ge=1)
     retention_closed_case_days: int = Field(default=730, ge=1)

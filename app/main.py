@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -49,7 +51,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The whole service; refuses to start with a bad key file or bad settings."""
     settings = settings or get_settings()
     keyring = get_keyring(settings)  # raises KeyFileError on a missing or group-readable key file
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The blind index follows the data's size by itself (see app/lifecycle/reindex.py).
+        from app.lifecycle.reindex import IndexWidener
+
+        widener = None
+        if settings.index_autowidth_seconds > 0:
+            widener = IndexWidener(
+                engine=app.state.engine,
+                settings=settings,
+                keyring=keyring,
+                interval=settings.index_autowidth_seconds,
+            )
+            widener.start()
+        try:
+            yield
+        finally:
+            if widener is not None:
+                widener.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Helpline",
         version="1",
         openapi_url=f"{API_PREFIX}/openapi.json",

@@ -34,6 +34,14 @@ class IndexKey(Base):
     created_on: Mapped[date] = mapped_column(Date)
     # Bucket width of this epoch: part of the epoch, so a changed setting cannot move old entries.
     bits: Mapped[int] = mapped_column(Integer, server_default="12")
+    # "active": complete, the one new entries and look-ups rely on. "building": filled in the
+    # background; written to and consulted beside the active epoch until it is complete.
+    state: Mapped[str] = mapped_column(String(16), server_default="active")
+    # Per-column widths as JSON ({"contact.handle": 14, ...}); a column not named uses ``bits``.
+    widths: Mapped[str | None] = mapped_column(String(512))
+    # The lease of the one process building this epoch (unix seconds); a killed builder's lease runs out.
+    builder: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class BlindIndexEntry(Base):
@@ -46,3 +54,6 @@ class BlindIndexEntry(Base):
     column: Mapped[str] = mapped_column(String(48), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     bucket: Mapped[int] = mapped_column(Integer)
+    # The normalised value sealed under the subject's data key: a look-up compares candidates
+    # without opening the record and re-normalising it. NULL for entries made before it existed.
+    value_ct: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -6,14 +6,14 @@ Domain services call these with their session; the session carries the keyring a
 
 from __future__ import annotations
 
+import json
 import secrets
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -70,7 +70,10 @@ def create_subject_key(session: Session, *, subject_id: uuid.UUID) -> SubjectKey
     kek_id, wrapped = keyring.wrap_dek(dek, subject_id=subject_id, key_id=key_id)
     session.add(DataKey(subject_id=subject_id, key_id=key_id, kek_id=kek_id, wrapped=wrapped, created_on=date.today()))
     keyring.remember(subject_id, key_id, dek)
-    return SubjectKey(subject_id, key_id, dek)
+    made = SubjectKey(subject_id, key_id, dek)
+    # Kept for this session so add_index_entry can seal the subject's normalised handle without a read.
+    session.info.setdefault(_NEW_KEYS, {})[subject_id] = made
+    return made
 
 
 def _dek(session: Session, *, subject_id: uuid.UUID, key_id: int) -> bytes:
@@ -138,6 +141,60 @@ def open_field(
 
 
 # --- blind indexes -------------------------------------------------------------------------
+#
+# An index epoch is one root key and one width per column. At most two are live: the active epoch,
+# complete, and while the index is being widened (app/lifecycle/reindex.py) a building one. New
+# entries go to both and look-ups consult both, so nothing is missed while the new one fills in.
+
+ACTIVE, BUILDING = "active", "building"
+_EPOCHS_MEMO = "helpline_index_epochs"
+_NEW_KEYS = "helpline_new_subject_keys"
+# Envelope location of a sealed normalised value (blind_index_entry.value_ct), bound to its subject.
+# Not to the index column or epoch: a subject is indexed in one column, with the same value in
+# every epoch, so a rebuild copies it and key rotation re-seals it like any other field.
+INDEX_VALUE_TABLE, INDEX_VALUE_COLUMN = "blind_index_entry", "value"
+
+
+@dataclass(frozen=True)
+class IndexEpoch:
+    """One live blind-index epoch: its number, widths and whether it is still being built."""
+
+    epoch: int
+    bits: int
+    widths: dict[str, int]
+    building: bool
+
+    def width(self, column: str) -> int:
+        return self.widths.get(column, self.bits)
+
+
+# FOR KEY SHARE on PostgreSQL (SQLite ignores it; its writers are serialised anyway): a rebuild
+# retires an epoch by deleting its row, which waits for every transaction still able to write to
+# it. So a writer holds index_key rows before anything else it changes (lock order, app/db.py).
+_EPOCHS = (
+    select(IndexKey.epoch, IndexKey.bits, IndexKey.widths, IndexKey.state)
+    .where(IndexKey.state.in_((ACTIVE, BUILDING)))
+    .order_by(IndexKey.epoch)
+    .with_for_update(read=True, key_share=True)
+)
+
+
+def live_epochs(session: Session) -> tuple[IndexEpoch, ...]:
+    """The active epoch and any being built, read once per transaction (never from a stale cache)."""
+    memo = session.info.get(_EPOCHS_MEMO)
+    if memo is not None and memo[0] is session.get_transaction():
+        return memo[1]  # type: ignore[no-any-return]
+    rows = session.execute(_EPOCHS).all()
+    if not rows:
+        raise CryptoError("no blind-index key: run 'helpline init' or 'helpline migrate'")
+    epochs = tuple(IndexEpoch(int(e), int(b), json.loads(w) if w else {}, s == BUILDING) for e, b, w, s in rows)
+    session.info[_EPOCHS_MEMO] = (session.get_transaction(), epochs)
+    return epochs
+
+
+def active_epoch(session: Session) -> IndexEpoch:
+    """The complete epoch (the newest complete one, should an older rebuild have left two)."""
+    return [e for e in live_epochs(session) if not e.building][-1]
 
 
 def ensure_index_root(session: Session) -> int:
@@ -148,17 +205,33 @@ def ensure_index_root(session: Session) -> int:
     return new_index_epoch(session)
 
 
-def new_index_epoch(session: Session, *, bits: int | None = None) -> int:
-    """Start a new index epoch with a fresh root key and bucket width (the index must then be rebuilt)."""
-    current = session.scalar(select(func.max(IndexKey.epoch))) or 0
+def new_index_epoch(
+    session: Session, *, bits: int | None = None, widths: dict[str, int] | None = None, building: bool = False
+) -> int:
+    """Start a new index epoch with a fresh root key and widths; a building one is filled by reindex."""
+    # Never reuse a number, not even an abandoned building epoch's: its stragglers must not count.
+    current = max(
+        session.scalar(select(func.max(IndexKey.epoch))) or 0,
+        session.scalar(select(func.max(BlindIndexEntry.epoch))) or 0,
+    )
     epoch = int(current) + 1
     root = cipher.new_key()
     subject = index_subject(epoch)
     kek_id, wrapped = keyring_of(session).wrap_dek(root, subject_id=subject, key_id=epoch)
     width = bits if bits is not None else settings_of(session).index_bits
-    session.add(IndexKey(epoch=epoch, kek_id=kek_id, wrapped=wrapped, created_on=date.today(), bits=width))
+    session.add(
+        IndexKey(
+            epoch=epoch,
+            kek_id=kek_id,
+            wrapped=wrapped,
+            created_on=date.today(),
+            bits=width,
+            widths=json.dumps(widths, sort_keys=True) if widths else None,
+            state=BUILDING if building else ACTIVE,
+        )
+    )
     session.flush()
-    keyring_of(session).index_epoch = None
+    session.info.pop(_EPOCHS_MEMO, None)
     return epoch
 
 
@@ -167,36 +240,14 @@ def index_subject(epoch: int) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_OID, f"helpline-index-root-{epoch}")
 
 
-# The active epoch is re-read from the database at most this often, so every intake does not ask
-# for it; a new epoch (an index rebuild) reaches running servers within this many seconds.
-EPOCH_TTL_SECONDS = 30.0
-
-
-def _active_epoch(session: Session, keyring: Keyring) -> tuple[int, int]:
-    """(epoch, bits) of the index in use: the newest epoch, re-read at most every EPOCH_TTL_SECONDS."""
-    cached = keyring.index_epoch
-    now = time.monotonic()
-    if cached is not None and now - cached[2] < EPOCH_TTL_SECONDS:
-        return cached[0], cached[1]
-    row = session.execute(select(IndexKey.epoch, IndexKey.bits).order_by(IndexKey.epoch.desc()).limit(1)).first()
-    if row is None:
-        raise CryptoError("no blind-index key: run 'helpline init' or 'helpline migrate'")
-    keyring.index_epoch = (int(row[0]), int(row[1]), now)
-    return int(row[0]), int(row[1])
-
-
 def active_index_key(session: Session, *, column: str) -> tuple[int, int, bytes]:
     """(epoch, bits, derived key) of a column's active blind index, for bulk loaders that index in batches."""
-    epoch, bits = _active_epoch(session, keyring_of(session))
-    return epoch, bits, _epoch_key(session, column=column, epoch=epoch)
+    active = active_epoch(session)
+    return active.epoch, active.width(column), epoch_key(session, column=column, epoch=active.epoch)
 
 
-def _index_key(session: Session, *, column: str) -> tuple[int, bytes]:
-    epoch, _, key = active_index_key(session, column=column)
-    return epoch, key
-
-
-def _epoch_key(session: Session, *, column: str, epoch: int) -> bytes:
+def epoch_key(session: Session, *, column: str, epoch: int) -> bytes:
+    """The derived index key of one column in one epoch (root keys unwrapped once per process)."""
     keyring = keyring_of(session)
     derived = keyring.index_keys.get((column, epoch))
     if derived is not None:
@@ -220,32 +271,129 @@ def _epoch_key(session: Session, *, column: str, epoch: int) -> bytes:
 def index_bucket(
     session: Session, value: str, *, column: str, epoch: int | None = None, bits: int | None = None
 ) -> tuple[int, int]:
-    """(epoch, bucket) of a value's blind index in a column, after normalising it.
+    """(epoch, bucket) of a value's blind index in a column (the active epoch unless one is named).
 
     The width comes from the epoch itself, never from the current setting, so changing
     HELPLINE_INDEX_BITS cannot move existing entries; a new width needs a new epoch.
     """
     if epoch is None or bits is None:
-        epoch, bits = _active_epoch(session, keyring_of(session))
-    key = _epoch_key(session, column=column, epoch=epoch)
+        active = active_epoch(session)
+        epoch, bits = active.epoch, active.width(column)
+    key = epoch_key(session, column=column, epoch=epoch)
     return epoch, blind_index.bucket(key, blind_index.normalise_handle(value), bits=bits)
 
 
-def add_index_entry(
-    session: Session, *, subject_id: uuid.UUID, column: str, value: str | None, replace: bool = False
-) -> None:
-    """Record a subject's value in a blind index (nothing is stored for an empty value).
+def seal_index_value(session: Session, normalised: str, *, column: str, key: SubjectKey) -> bytes:
+    """A normalised value sealed under its subject's data key, bound to the index column."""
+    return cipher.seal(
+        normalised,
+        dek=key.dek,
+        key_id=key.key_id,
+        table=INDEX_VALUE_TABLE,
+        column=INDEX_VALUE_COLUMN,
+        row_id=key.subject_id,
+        subject_id=key.subject_id,
+    )
 
-    A new subject has no entry yet, so the default skips the look-up; pass ``replace`` when re-indexing.
+
+def _index_key_of(session: Session, subject_id: uuid.UUID, key: SubjectKey | None) -> SubjectKey | None:
+    if key is not None:
+        return key
+    made = session.info.get(_NEW_KEYS, {}).get(subject_id)
+    if made is not None:
+        return made  # type: ignore[no-any-return]
+    try:
+        return current_subject_key(session, subject_id=subject_id)
+    except ShreddedError:
+        return None  # no data key: the entry works without its sealed value, as entries once did
+
+
+def add_index_entry(
+    session: Session,
+    *,
+    subject_id: uuid.UUID,
+    column: str,
+    value: str | None,
+    replace: bool = False,
+    key: SubjectKey | None = None,
+) -> None:
+    """Record a subject's value in every live blind-index epoch (nothing is stored for an empty value).
+
+    The normalised value is sealed once here, so look-ups never re-normalise a candidate. A new
+    subject has no entry yet, so the default skips the look-up; pass ``replace`` when re-indexing.
     """
     if not value or _crypto_off(session):
         return
-    epoch, bucket = index_bucket(session, value, column=column)
-    entry = session.get(BlindIndexEntry, (subject_id, column, epoch)) if replace else None
-    if entry is None:
-        session.add(BlindIndexEntry(subject_id=subject_id, column=column, epoch=epoch, bucket=bucket))
-    else:
-        entry.bucket = bucket
+    normalised = blind_index.normalise_handle(value)
+    subject_key = _index_key_of(session, subject_id, key)
+    sealed = seal_index_value(session, normalised, column=column, key=subject_key) if subject_key else None
+    for live in live_epochs(session):
+        bucket = blind_index.bucket(
+            epoch_key(session, column=column, epoch=live.epoch), normalised, bits=live.width(column)
+        )
+        entry = session.get(BlindIndexEntry, (subject_id, column, live.epoch)) if replace else None
+        if entry is None:
+            session.add(
+                BlindIndexEntry(subject_id=subject_id, column=column, epoch=live.epoch, bucket=bucket, value_ct=sealed)
+            )
+        else:
+            entry.bucket, entry.value_ct = bucket, sealed
+
+
+# Candidates as tuples with their wrapped data keys, in one statement (no ORM objects).
+_CANDIDATES = select(
+    BlindIndexEntry.subject_id, BlindIndexEntry.value_ct, DataKey.key_id, DataKey.kek_id, DataKey.wrapped
+).outerjoin(DataKey, DataKey.subject_id == BlindIndexEntry.subject_id)
+
+
+def index_matches(session: Session, *, column: str, value: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """(matches, unsealed): subjects whose sealed normalised value equals the value's, and bucket-mates
+    whose entry predates sealed values, which the caller opens and compares itself.
+
+    Every live epoch is consulted, so a look-up during an index rebuild misses nobody. A candidate
+    costs one unwrap and one open of a short value; a shredded subject (no data key) never matches.
+    """
+    if not value or _crypto_off(session):
+        return [], []
+    normalised = blind_index.normalise_handle(value)
+    buckets = [
+        and_(
+            BlindIndexEntry.epoch == live.epoch,
+            BlindIndexEntry.bucket
+            == blind_index.bucket(
+                epoch_key(session, column=column, epoch=live.epoch), normalised, bits=live.width(column)
+            ),
+        )
+        for live in live_epochs(session)
+    ]
+    rows = session.execute(_CANDIDATES.where(BlindIndexEntry.column == column, or_(*buckets))).all()
+    keyring = keyring_of(session)
+    matches: dict[uuid.UUID, None] = {}
+    unsealed: dict[uuid.UUID, None] = {}
+    for subject_id, blob, key_id, kek_id, wrapped in rows:
+        if blob is None:
+            unsealed[subject_id] = None
+            continue
+        if key_id is None or subject_id in matches:
+            continue
+        try:
+            if cipher.envelope_key_id(blob) != key_id:
+                continue  # another of the subject's data keys; the row with the right one comes too
+            dek = keyring.unwrap_dek(wrapped, subject_id=subject_id, key_id=key_id, kek_id=kek_id)
+            plain = cipher.open_(
+                blob,
+                dek=dek,
+                table=INDEX_VALUE_TABLE,
+                column=INDEX_VALUE_COLUMN,
+                row_id=subject_id,
+                subject_id=subject_id,
+            )
+        except DecryptionError:
+            unsealed[subject_id] = None  # a damaged sealed value: let the caller open the record itself
+            continue
+        if blind_index.same_value(plain, normalised):
+            matches[subject_id] = None
+    return list(matches), [s for s in unsealed if s not in matches]
 
 
 def drop_index_entries(session: Session, *, subject_id: uuid.UUID, column: str) -> None:
@@ -256,15 +404,46 @@ def drop_index_entries(session: Session, *, subject_id: uuid.UUID, column: str) 
 
 
 def index_candidates(session: Session, *, column: str, value: str) -> Sequence[uuid.UUID]:
-    """Subjects sharing the value's bucket: callers decrypt and compare with ``same_value``."""
-    if not value or _crypto_off(session):
-        return []
-    epoch, bucket = index_bucket(session, value, column=column)
-    return session.scalars(
-        select(BlindIndexEntry.subject_id).where(
-            BlindIndexEntry.column == column, BlindIndexEntry.epoch == epoch, BlindIndexEntry.bucket == bucket
+    """Subjects that may hold the value: callers decrypt and compare with ``same_handle``.
+
+    Bucket-mates whose sealed normalised value differs are already left out, so callers open only
+    true matches and entries made before values were sealed.
+    """
+    matches, unsealed = index_matches(session, column=column, value=value)
+    return matches + unsealed
+
+
+def index_value_of(
+    session: Session, *, column: str, subject_id: uuid.UUID, value_ct: bytes | None, table: str, handle_ct: bytes
+) -> tuple[str, bytes] | None:
+    """(normalised, sealed) value of a subject's index entry, for a rebuild; None if it is unreadable.
+
+    From the entry's sealed normalised value when it has one (no normalising); otherwise the record's
+    handle is opened and normalised once, and sealed so the new entry has it.
+    """
+    try:
+        if value_ct is not None:
+            key_id = cipher.envelope_key_id(value_ct)
+            dek = _dek(session, subject_id=subject_id, key_id=key_id)
+            plain = cipher.open_(
+                value_ct,
+                dek=dek,
+                table=INDEX_VALUE_TABLE,
+                column=INDEX_VALUE_COLUMN,
+                row_id=subject_id,
+                subject_id=subject_id,
+            )
+            return plain, value_ct
+        key_id = cipher.envelope_key_id(handle_ct)
+        dek = _dek(session, subject_id=subject_id, key_id=key_id)
+        handle = cipher.open_(
+            handle_ct, dek=dek, table=table, column="handle", row_id=subject_id, subject_id=subject_id
         )
-    ).all()
+    except (DecryptionError, ShreddedError):
+        return None
+    normalised = blind_index.normalise_handle(handle)
+    key = SubjectKey(subject_id, key_id, dek)
+    return normalised, seal_index_value(session, normalised, column=column, key=key)
 
 
 def same_handle(a: str, b: str) -> bool:

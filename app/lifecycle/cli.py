@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.cli import cli_session, confirm
+from app.cli import CliError, cli_session, confirm
 from app.config import Settings
 from app.crypto.keyring import get_keyring
 from app.db import get_engine
@@ -71,9 +71,12 @@ def _cmd_keys_reindex(args: argparse.Namespace, settings: Settings) -> int:
             bits=args.bits,
             progress=progress,
         )
+    if result is None:  # only a widener asked to stop returns nothing; by hand the rebuild runs to its end
+        raise CliError("the rebuild was stopped before it finished; run it again to carry on")
     retired = ", ".join(str(e) for e in result.retired_epochs) or "none"
+    widths = ", ".join(f"{c} {b}" for c, b in sorted(result.widths.items()))
     print(
-        f"blind indexes rebuilt under epoch {result.epoch} with {result.bits} bits: "
+        f"blind indexes rebuilt under epoch {result.epoch} with widths {widths} bits: "
         f"{result.indexed} handles indexed, {result.skipped} unreadable skipped; retired epochs: {retired}"
     )
     return 0

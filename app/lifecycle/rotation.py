@@ -55,6 +55,8 @@ SEALED_TABLES: tuple[SealedTable, ...] = (
     SealedTable("held_form", "id", ("payload",)),
     SealedTable("flagged_handle", "id", ("handle", "reason")),
     SealedTable("user_account", "id", ("totp_secret",)),
+    # A subject's entries in every epoch hold the same value, sealed to the subject (row = subject).
+    SealedTable("blind_index_entry", "subject_id", ("value",), row="subject_id"),
 )
 
 
