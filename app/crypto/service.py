@@ -370,15 +370,19 @@ def index_matches(session: Session, *, column: str, value: str) -> tuple[list[uu
     keyring = keyring_of(session)
     matches: dict[uuid.UUID, None] = {}
     unsealed: dict[uuid.UUID, None] = {}
+    opened: set[uuid.UUID] = set()
+    keyless: dict[uuid.UUID, None] = {}
     for subject_id, blob, key_id, kek_id, wrapped in rows:
         if blob is None:
             unsealed[subject_id] = None
             continue
-        if key_id is None or subject_id in matches:
+        if key_id is None or subject_id in opened:
             continue
         try:
             if cipher.envelope_key_id(blob) != key_id:
-                continue  # another of the subject's data keys; the row with the right one comes too
+                keyless[subject_id] = None  # another of its keys may come in a later row
+                continue
+            opened.add(subject_id)
             dek = keyring.unwrap_dek(wrapped, subject_id=subject_id, key_id=key_id, kek_id=kek_id)
             plain = cipher.open_(
                 blob,
@@ -393,6 +397,8 @@ def index_matches(session: Session, *, column: str, value: str) -> tuple[list[uu
             continue
         if blind_index.same_value(plain, normalised):
             matches[subject_id] = None
+    # A sealed value under none of the subject's keys was tampered with: the caller checks the record.
+    unsealed.update((s, None) for s in keyless if s not in opened)
     return list(matches), [s for s in unsealed if s not in matches]
 
 
