@@ -27,18 +27,20 @@ from pathlib import Path
 from typing import Any
 
 import pyotp
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, text, update
 
 from app import bootstrap
 from app.config import Settings
 from app.crypto import blind_index, cipher
 from app.crypto import service as crypto
 from app.crypto.keyring import FileKeyProvider, forget_keyrings, get_keyring
+from app.crypto.models import IndexKey
 from app.db import get_engine, make_engine, unit_of_work
+from app.lifecycle import reindex
 
 ROOT = Path(__file__).resolve().parent
 DATA_ROOT = ROOT / ".data"
-DATASET_VERSION = 1
+DATASET_VERSION = 2  # 2: index widths follow the size, entries carry their sealed normalised handle
 PASSWORD = "bench passphrase for helpline"
 BATCH = 20_000
 DAYS = 456  # about 15 months of history
@@ -221,7 +223,8 @@ class _Generator:
         self.size = size
         self.keyring = get_keyring(settings)
         self.kek_id = self.keyring.provider.primary_kek_id()
-        self.bits = settings.index_bits
+        # The width the server's widener would have reached at this size (app/lifecycle/reindex.py).
+        self.bits = reindex.auto_width(size)
         self.index_key = index_key
         self.epoch = 1
         self.caseworkers = [user_ids[f"bench-cw{i:02d}"] for i in range(CASEWORKERS)]
@@ -289,9 +292,25 @@ class _Generator:
                 "shredded_by": None,
             }
             rows["contact"].append(contact)
-            bucket = blind_index.bucket(self.index_key, blind_index.normalise_handle(handle), bits=self.bits)
+            normalised = blind_index.normalise_handle(handle)
+            bucket = blind_index.bucket(self.index_key, normalised, bits=self.bits)
+            value_ct = seal(
+                normalised,
+                dek=dek,
+                key_id=key_id,
+                table=crypto.INDEX_VALUE_TABLE,
+                column=crypto.INDEX_VALUE_COLUMN,
+                row_id=cid,
+                subject_id=cid,
+            )
             rows["blind_index_entry"].append(
-                {"subject_id": cid, "column": CONTACT_INDEX_COLUMN, "epoch": self.epoch, "bucket": bucket}
+                {
+                    "subject_id": cid,
+                    "column": CONTACT_INDEX_COLUMN,
+                    "epoch": self.epoch,
+                    "bucket": bucket,
+                    "value_ct": value_ct,
+                }
             )
             if opens_case:
                 self._case(contact, handle, rows)
@@ -384,12 +403,18 @@ def _tables() -> dict[str, Any]:
     return dict(Base.metadata.tables)
 
 
-def _index_key(settings: Settings, engine: Engine) -> bytes:
+def _index_key(settings: Settings, engine: Engine, size: int) -> bytes:
+    """The first epoch's contact index key, with the epoch's widths set to what ``size`` rows want."""
     with unit_of_work(engine) as session:
         crypto.bind(session, settings=settings, keyring=get_keyring(settings))
-        epoch, key = crypto._index_key(session, column=CONTACT_INDEX_COLUMN)
-    if epoch != 1:
-        raise RuntimeError("a fresh install should be at blind-index epoch 1")
+        epoch, _, key = crypto.active_index_key(session, column=CONTACT_INDEX_COLUMN)
+        if epoch != 1:
+            raise RuntimeError("a fresh install should be at blind-index epoch 1")
+        # Cases and flagged handles are not indexed in the data set: one bucket each, as for a handful.
+        widths = {column: 0 for column in reindex.COLUMNS} | {CONTACT_INDEX_COLUMN: reindex.auto_width(size)}
+        session.execute(
+            update(IndexKey).where(IndexKey.epoch == 1).values(bits=max(widths.values()), widths=json.dumps(widths))
+        )
     return key
 
 
@@ -428,7 +453,9 @@ def build(size: int, dest: Path, *, seed: int = 20261121, log: Any = print) -> I
     user_ids = _make_users(install, settings)
     engine = make_engine(settings)
     tables = _tables()
-    gen = _Generator(settings=settings, seed=seed, size=size, user_ids=user_ids, index_key=_index_key(settings, engine))
+    gen = _Generator(
+        settings=settings, seed=seed, size=size, user_ids=user_ids, index_key=_index_key(settings, engine, size)
+    )
     started = time.monotonic()
     counts = dict.fromkeys(_insert_order(), 0)
     event.listen(engine, "connect", _bulk_pragmas)

@@ -1,20 +1,35 @@
 """Intake throughput: ``wrk`` POSTing realistic contacts to ``helpline serve`` (one worker) on loopback.
 
-For each backend, in the same run and on the same copy of the data set: a bare ``GET /api/v1/health``
-(the floor of the HTTP stack), ``POST /api/v1/contacts`` with encryption and blind indexing switched off
-by the benchmark-only ``HELPLINE_BENCH_DISABLE_CRYPTO`` (the floor of the endpoint), and the real thing.
-The encryption overhead is the real endpoint's throughput lost against its floor.
+SQLite, at each size of the run: Helpline beside its floors, all served at once and loaded in interleaved
+rounds (each round in another order, the median reported), so a busy machine slows every load alike —
+the plain app of ``bench/plainapp.py`` (the intake floor: one token query, one ORM insert, no protection),
+Helpline with ``HELPLINE_BENCH_DISABLE_CRYPTO`` (the endpoint without encryption and blind indexing) and a
+bare ``GET /api/v1/health`` (the HTTP stack). Then one caseworker alone (one connection): the latency a
+person at the form sees. PostgreSQL: Helpline beside crypto-off and /health, one after the other.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
-from bench import dataset, server
-from bench.report import Outcome
+import httpx
 
-TARGET_RPS = 1000
+from bench import dataset, plainapp, server
+from bench.report import Outcome
+from tests.support.live_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_VS_PLAIN = 1.0  # DESIGN.md: at least the plain app's throughput, every protection on
+TARGET_CASEWORKER_P99_MS = 10
 TARGET_OVERHEAD_PCT = 10
 
 
@@ -35,10 +50,10 @@ def _durations(ctx: Any) -> tuple[int, int]:
     return (1, 4) if ctx.quick else (3, 15)
 
 
-def _scripts(ctx: Any, install: dataset.Install, token: str) -> dict[str, Any]:
+def _scripts(ctx: Any, install: dataset.Install, token: str, *, work: Path | None = None) -> dict[str, Any]:
     today = date.today()
     dates = ", ".join(f'"{today - timedelta(days=d)}"' for d in range(0, 30))
-    work = install.root
+    work = work or install.root  # one directory per token: the scripts are written to files
     return {
         "intake": server.render("intake.lua", work / "intake.lua", TOKEN=token, PATH="/api/v1/contacts", DATES=dates),
         "health": server.render("get.lua", work / "health.lua", TOKEN="", PATH="/api/v1/health"),
@@ -69,7 +84,7 @@ def measure_backend(
         results["floor"] = _load(ctx, install, crypto_off=True, script_name="intake")
     results["encrypted"] = _load(ctx, install, crypto_off=False, script_name="intake")
     enc = results["encrypted"]
-    target = f">= {TARGET_RPS}" if backend == "sqlite" and not label else None
+    target = None
     floor_rps = results["floor"]["rps"] if with_floors else None
     outcome.add(f"{prefix}.intake contacts/s (encrypted)", enc["rps"], "req/s", target=target, floor=floor_rps)
     for p in ("p50", "p95", "p99"):
@@ -93,17 +108,121 @@ def measure_backend(
     return results
 
 
+ROUNDS = {True: 2, False: 5}  # quick, full
+LOADS = ("plain app", "helpline", "helpline, crypto off", "health")
+
+
+@contextlib.contextmanager
+def _plain_server(db: Path) -> Iterator[str]:
+    """bench/plainapp.py under uvicorn, one worker, on a free loopback port; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "HELPLINE_PLAIN_DB": str(db)}
+    cmd = [sys.executable, "-m", "uvicorn", "bench.plainapp:create_app", "--factory", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the plain app did not start: {proc.stderr.read()[-800:] if proc.stderr else ''}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def compare(ctx: Any, outcome: Outcome, size: int, *, label: str) -> dict[str, Any]:
+    """Helpline's intake beside the plain app, crypto off and /health, in interleaved rounds; and one caseworker."""
+    warm, seconds = _durations(ctx)
+    helpline = ctx.sqlite_copy(f"intake-{size}", size)
+    off = ctx.sqlite_copy(f"intake-off-{size}", size)
+    plain_db = ctx.scratch(f"plain-{size}") / "plain.db"
+    plain_token = plainapp.setup(str(plain_db), contacts=size)
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in LOADS}
+    with (
+        server.serving(helpline) as live,
+        server.serving(off, HELPLINE_BENCH_DISABLE_CRYPTO="true") as live_off,
+        _plain_server(plain_db) as plain_url,
+    ):
+        scripts = _scripts(ctx, helpline, helpline.issue_token(dataset.CASEWORKER))
+        off_script = _scripts(ctx, off, off.issue_token(dataset.CASEWORKER))["intake"]
+        plain_script = _scripts(ctx, off, plain_token, work=plain_db.parent)["intake"]
+        loads = {
+            "plain app": (plain_url, plain_script),
+            "helpline": (live.base_url, scripts["intake"]),
+            "helpline, crypto off": (live_off.base_url, off_script),
+            "health": (live.base_url, scripts["health"]),
+        }
+        for url, script in loads.values():
+            server.wrk(url, script, seconds=warm, connections=4)
+        for n in range(ROUNDS[bool(ctx.quick)]):
+            # Interleaved, and each round in another order: a noisy neighbour slows every load alike.
+            order = LOADS[n % len(LOADS) :] + LOADS[: n % len(LOADS)]
+            for name in order:
+                url, script = loads[name]
+                rounds[name].append(server.wrk(url, script, seconds=seconds, connections=4))
+        # One caseworker at a time: the latency a person at the intake form sees.
+        alone = server.wrk(live.base_url, scripts["intake"], seconds=seconds, connections=1)
+    prefix = f"sqlite{label}"
+    rps = {name: _median([r["rps"] for r in rounds[name]]) for name in LOADS}
+    mine, plain = rps["helpline"], rps["plain app"]
+    outcome.add(f"{prefix}.intake contacts/s (encrypted)", mine, "req/s", floor=plain, note="median of the rounds")
+    outcome.add(
+        f"{prefix}.intake vs the plain app",
+        mine / plain if plain else float("nan"),
+        "x",
+        target=f">= {TARGET_VS_PLAIN}",
+        note="bench/plainapp.py: one token query, one ORM insert, no protection; same run, interleaved",
+    )
+    for p in ("p50", "p95", "p99"):
+        floor = _median([r[f"{p}_ms"] for r in rounds["plain app"]])
+        outcome.add(
+            f"{prefix}.intake latency {p}", _median([r[f"{p}_ms"] for r in rounds["helpline"]]), "ms", floor=floor
+        )
+    errors = sum(r["errors"] for name in ("helpline", "helpline, crypto off", "plain app") for r in rounds[name])
+    outcome.add(f"{prefix}.intake errors (non-2xx or socket)", errors + alone["errors"], "requests", target="<= 0")
+    outcome.add(f"{prefix}.floor: plain app contacts/s", plain, "req/s")
+    outcome.add(f"{prefix}.floor: intake contacts/s, crypto off", rps["helpline, crypto off"], "req/s")
+    outcome.add(f"{prefix}.floor: GET /health", rps["health"], "req/s")
+    for p in ("p50", "p95", "p99"):
+        target = f"< {TARGET_CASEWORKER_P99_MS}" if p == "p99" else None
+        outcome.add(f"{prefix}.one caseworker {p}", alone[f"{p}_ms"], "ms", target=target, note="wrk, 1 connection")
+    return {"rounds": rounds, "one_caseworker": alone, "medians": rps}
+
+
 def run(ctx: Any, outcome: Outcome) -> None:
-    copy = ctx.sqlite_copy("intake-sqlite")
-    outcome.details["sqlite"] = measure_backend(ctx, outcome, copy, "sqlite")
+    sizes = [s for s in getattr(ctx, "scale_sizes", [])] or [ctx.size]
+    for size in sizes:
+        label = "" if size == ctx.size else f"@{size}"
+        outcome.details[f"sqlite{label}"] = compare(ctx, outcome, size, label=label)
+    # Flat with the data: each size against the smallest one measured in the same run.
+    smallest = min(sizes)
+    base = next(f.value for f in outcome.figures if f.name == _rps_name(smallest, ctx))
+    for size in sizes:
+        if size != smallest:
+            value = next(f.value for f in outcome.figures if f.name == _rps_name(size, ctx))
+            outcome.add(
+                f"sqlite@{size}.intake vs {smallest:,} contacts",
+                value / base if base else float("nan"),
+                "x",
+                target=">= 0.8",
+                note="within 20% as the data grows, no manual step",
+            )
     if ctx.use_postgres:
         pg = ctx.postgres_copy("intake_pg")
         outcome.details["postgresql"] = measure_backend(ctx, outcome, pg, "postgresql")
-    # How intake cost grows with the data: the encrypted endpoint at the smaller scale points.
-    for size in getattr(ctx, "scale_sizes", []):
-        if size == ctx.size:
-            continue
-        small = ctx.sqlite_copy(f"intake-{size}", size)
-        outcome.details[f"sqlite@{size}"] = measure_backend(
-            ctx, outcome, small, "sqlite", with_floors=False, label=f"@{size}"
-        )
+
+
+def _rps_name(size: int, ctx: Any) -> str:
+    return f"sqlite{'' if size == ctx.size else f'@{size}'}.intake contacts/s (encrypted)"

@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -184,7 +185,7 @@ def live_epochs(session: Session) -> tuple[IndexEpoch, ...]:
     memo = session.info.get(_EPOCHS_MEMO)
     if memo is not None and memo[0] is session.get_transaction():
         return memo[1]  # type: ignore[no-any-return]
-    rows = session.execute(_EPOCHS).all()
+    rows = session.connection().execute(_EPOCHS).all()
     if not rows:
         raise CryptoError("no blind-index key: run 'helpline init' or 'helpline migrate'")
     epochs = tuple(IndexEpoch(int(e), int(b), json.loads(w) if w else {}, s == BUILDING) for e, b, w, s in rows)
@@ -340,10 +341,23 @@ def add_index_entry(
             entry.bucket, entry.value_ct = bucket, sealed
 
 
-# Candidates as tuples with their wrapped data keys, in one statement (no ORM objects).
+# Candidates as tuples with their wrapped data keys, in one statement (no ORM objects), built once
+# for one and for two live epochs and run on the session's connection (the ORM layer costs more than
+# the query).
 _CANDIDATES = select(
     BlindIndexEntry.subject_id, BlindIndexEntry.value_ct, DataKey.key_id, DataKey.kek_id, DataKey.wrapped
 ).outerjoin(DataKey, DataKey.subject_id == BlindIndexEntry.subject_id)
+
+
+def _candidates_stmt(epochs: int) -> Any:
+    buckets = [
+        and_(BlindIndexEntry.epoch == bindparam(f"e{i}"), BlindIndexEntry.bucket == bindparam(f"b{i}"))
+        for i in range(epochs)
+    ]
+    return _CANDIDATES.where(BlindIndexEntry.column == bindparam("column"), or_(*buckets))
+
+
+_CANDIDATE_STMTS = {n: _candidates_stmt(n) for n in (1, 2)}
 
 
 def index_matches(session: Session, *, column: str, value: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
@@ -356,17 +370,14 @@ def index_matches(session: Session, *, column: str, value: str) -> tuple[list[uu
     if not value or _crypto_off(session):
         return [], []
     normalised = blind_index.normalise_handle(value)
-    buckets = [
-        and_(
-            BlindIndexEntry.epoch == live.epoch,
-            BlindIndexEntry.bucket
-            == blind_index.bucket(
-                epoch_key(session, column=column, epoch=live.epoch), normalised, bits=live.width(column)
-            ),
-        )
-        for live in live_epochs(session)
-    ]
-    rows = session.execute(_CANDIDATES.where(BlindIndexEntry.column == column, or_(*buckets))).all()
+    live = live_epochs(session)
+    params: dict[str, Any] = {"column": column}
+    for i, epoch in enumerate(live):
+        key = epoch_key(session, column=column, epoch=epoch.epoch)
+        params[f"e{i}"] = epoch.epoch
+        params[f"b{i}"] = blind_index.bucket(key, normalised, bits=epoch.width(column))
+    stmt = _CANDIDATE_STMTS[len(live)] if len(live) in _CANDIDATE_STMTS else _candidates_stmt(len(live))
+    rows = session.connection().execute(stmt, params).all()
     keyring = keyring_of(session)
     matches: dict[uuid.UUID, None] = {}
     unsealed: dict[uuid.UUID, None] = {}
