@@ -53,6 +53,7 @@ class PlainContact(Base):
     recorded_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plain_user.id"))
 
 
+# Its own copy of the contact's field lists: the floor stands alone and imports nothing of Helpline.
 class Channel(StrEnum):
     phone = "phone"
     telegram = "telegram"

@@ -3,11 +3,13 @@ leased builder at a time, resumable after a kill, and no look-up or intake misse
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import date
 
 import pytest
 from sqlalchemy import func, select, update
@@ -19,6 +21,8 @@ from app.crypto.keyring import forget_keyrings, get_keyring
 from app.crypto.models import BlindIndexEntry, IndexKey
 from app.db import unit_of_work
 from app.lifecycle import reindex
+from tests.conftest import BACKENDS
+from tests.factories import Factory
 from tests.lifecycle.test_reindex import _record, _seed
 from tests.lifecycle.test_reindex import install as install  # the fixture
 
@@ -235,3 +239,70 @@ def test_a_killed_builder_process_leaves_a_rebuild_the_next_one_finishes(install
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(BlindIndexEntry)) == 32
     assert _lookup(engine, settings, "@caller_20") is True
+
+
+@pytest.fixture(params=BACKENDS)
+def two_servers(request, database_url_factory, tmp_path):
+    from tests.support.live_server import LiveServer
+
+    url = database_url_factory(request.param)
+    env = {"HELPLINE_INDEX_AUTOWIDTH_SECONDS": "1"}
+    first = LiveServer(tmp_path / "one", database_url=url, env=env)
+    second = LiveServer(tmp_path / "two", database_url=url, init=False, env={**env, **_same_install(first)})
+    second.key_file = first.key_file
+    try:
+        yield first, second
+    finally:
+        second.close()
+        first.close()
+
+
+def _same_install(live) -> dict[str, str]:
+    return {"HELPLINE_DATA_DIR": str(live.data_dir), "HELPLINE_KEY_FILE": str(live.key_file)}
+
+
+def test_two_servers_widen_the_index_by_themselves_once_and_answer_alike_meanwhile(two_servers) -> None:
+    from app.audit.models import AuditEntry
+
+    first, second = two_servers
+    engine, settings = first.engine(), first.settings()
+    # Forty callers recorded before the servers start, at the first epoch's 12 bits: 4,096 buckets for
+    # forty rows is below the lower bound, so each server's widener wants a narrower index; only one
+    # of them may build it.
+    with first.session() as session:
+        factory = Factory(session)
+        worker = factory.user("caseworker")
+        for i in range(40):
+            factory.contact(worker, handle=f"@widen_{i}")
+    token = first.issue_token(worker.username)
+    first.start()
+    second.start()
+    body = {"received_on": str(date.today()), "channel": "telegram", "region": "chechnya", "language": "ru"}
+    body |= {"risk": "high", "needs": ["evacuation"]}
+
+    def post(live, handle: str) -> bool:
+        with live.client(token) as http:
+            answer = http.post("/api/v1/contacts", json={**body, "handle": handle})
+        assert answer.status_code == 201, answer.text
+        return bool(answer.json()["possible_duplicate"])
+
+    deadline = time.monotonic() + 90
+    asked = 0
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:  # type: ignore[attr-defined]
+            states = conn.execute(select(IndexKey.epoch, IndexKey.state, IndexKey.widths)).all()
+        if len(states) == 1 and states[0][0] > 1:
+            break
+        # Meanwhile every repeat is still recognised (looked up beside the servers, adding nothing).
+        assert _lookup(engine, settings, f"@WIDEN_{asked % 40}") is True
+        asked += 1
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the index was not rebuilt: {states}")
+    assert json.loads(states[0][2])[CONTACT] == reindex.auto_width(40) == 3
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        actions = conn.scalars(select(AuditEntry.action).where(AuditEntry.action.like("keys.reindex%"))).all()
+        entries = conn.scalar(select(func.count()).where(BlindIndexEntry.epoch == states[0][0]))
+    assert sorted(actions) == ["keys.reindex", "keys.reindex_done"]  # one builder, once
+    assert entries == 40
+    assert post(second, "@widen_7") is True and post(first, "@widen_new") is False
