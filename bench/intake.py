@@ -195,6 +195,14 @@ def compare(ctx: Any, outcome: Outcome, size: int, *, label: str) -> dict[str, A
     outcome.add(f"{prefix}.floor: plain app contacts/s", plain, "req/s")
     outcome.add(f"{prefix}.floor: intake contacts/s, crypto off", rps["helpline, crypto off"], "req/s")
     outcome.add(f"{prefix}.floor: GET /health", rps["health"], "req/s")
+    off = rps["helpline, crypto off"]
+    outcome.add(
+        f"{prefix}.encryption overhead vs floor",
+        (off - mine) / off * 100 if off else float("nan"),
+        "%",
+        target=f"< {TARGET_OVERHEAD_PCT}" if not label else None,
+        note="throughput lost against the same endpoint with encryption and blind indexing off",
+    )
     for p in ("p50", "p95", "p99"):
         target = f"< {TARGET_CASEWORKER_P99_MS}" if p == "p99" else None
         outcome.add(f"{prefix}.one caseworker {p}", alone[f"{p}_ms"], "ms", target=target, note="wrk, 1 connection")

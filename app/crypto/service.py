@@ -284,8 +284,8 @@ def index_bucket(
     return epoch, blind_index.bucket(key, blind_index.normalise_handle(value), bits=bits)
 
 
-def seal_index_value(session: Session, normalised: str, *, column: str, key: SubjectKey) -> bytes:
-    """A normalised value sealed under its subject's data key, bound to the index column."""
+def seal_index_value(normalised: str, *, key: SubjectKey) -> bytes:
+    """A normalised value sealed under its subject's data key, bound to the subject (see INDEX_VALUE_TABLE)."""
     return cipher.seal(
         normalised,
         dek=key.dek,
@@ -327,7 +327,7 @@ def add_index_entry(
         return
     normalised = blind_index.normalise_handle(value)
     subject_key = _index_key_of(session, subject_id, key)
-    sealed = seal_index_value(session, normalised, column=column, key=subject_key) if subject_key else None
+    sealed = seal_index_value(normalised, key=subject_key) if subject_key else None
     for live in live_epochs(session):
         bucket = blind_index.bucket(
             epoch_key(session, column=column, epoch=live.epoch), normalised, bits=live.width(column)
@@ -460,7 +460,7 @@ def index_value_of(
         return None
     normalised = blind_index.normalise_handle(handle)
     key = SubjectKey(subject_id, key_id, dek)
-    return normalised, seal_index_value(session, normalised, column=column, key=key)
+    return normalised, seal_index_value(normalised, key=key)
 
 
 def same_handle(a: str, b: str) -> bool:

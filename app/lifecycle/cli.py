@@ -76,7 +76,7 @@ def _cmd_keys_reindex(args: argparse.Namespace, settings: Settings) -> int:
     retired = ", ".join(str(e) for e in result.retired_epochs) or "none"
     widths = ", ".join(f"{c} {b}" for c, b in sorted(result.widths.items()))
     print(
-        f"blind indexes rebuilt under epoch {result.epoch} with widths {widths} bits: "
+        f"blind indexes rebuilt under epoch {result.epoch}, widths in bits {widths}: "
         f"{result.indexed} handles indexed, {result.skipped} unreadable skipped; retired epochs: {retired}"
     )
     return 0

@@ -95,3 +95,8 @@ def test_intake_is_measured_against_its_floors_on_both_backends(quick_results) -
         assert f"{backend}.floor: GET /health" in names
         assert f"{backend}.encryption overhead vs floor" in names
         assert {f"{backend}.intake latency {p}" for p in ("p50", "p95", "p99")} <= names
+    # SQLite is compared with the plain FastAPI + SQLAlchemy app in the same run, and one caseworker alone.
+    assert {"sqlite.intake vs the plain app", "sqlite.floor: plain app contacts/s"} <= names
+    assert {f"sqlite.one caseworker {p}" for p in ("p50", "p95", "p99")} <= names
+    details = doc["benchmarks"]["intake"]["details"]["sqlite"]
+    assert all(len(details["rounds"][load]) >= 2 for load in ("plain app", "helpline", "health"))
