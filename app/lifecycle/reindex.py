@@ -46,7 +46,7 @@ from app.contacts.models import Contact, FlaggedHandle
 from app.crypto import blind_index
 from app.crypto import service as crypto
 from app.crypto.keyring import Keyring
-from app.crypto.models import BlindIndexEntry, IndexKey
+from app.crypto.models import BlindIndexEntry, DataKey, IndexKey
 from app.db import unit_of_work
 
 log = logging.getLogger("helpline.reindex")
@@ -200,6 +200,9 @@ def _fill_batch(
     if after is not None:
         stmt = stmt.where(model.id > after)
     rows = session.execute(stmt).all()
+    # The batch's data keys in one query, kept referenced so each open finds its key in the identity
+    # map instead of running a SELECT of its own (the map holds objects weakly).
+    data_keys = session.scalars(select(DataKey).where(DataKey.subject_id.in_([r[0] for r in rows]))).all()
     key = crypto.epoch_key(session, column=column, epoch=target.epoch)
     width = target.width(column)
     skipped = 0
@@ -218,6 +221,7 @@ def _fill_batch(
             BlindIndexEntry(subject_id=row_id, column=column, epoch=target.epoch, bucket=bucket, value_ct=sealed)
         )
     session.add_all(entries)
+    del data_keys  # held until here on purpose (see above)
     return [r[0] for r in rows], skipped
 
 
