@@ -306,3 +306,35 @@ def test_two_servers_widen_the_index_by_themselves_once_and_answer_alike_meanwhi
     assert sorted(actions) == ["keys.reindex", "keys.reindex_done"]  # one builder, once
     assert entries == 40
     assert post(second, "@widen_7") is True and post(first, "@widen_new") is False
+
+
+def test_the_widener_estimates_a_wide_column_from_a_slice_of_its_buckets(install) -> None:
+    import random
+    import uuid
+
+    from sqlalchemy import insert
+
+    engine, settings = install
+    rng = random.Random(7)
+    rows = [
+        {
+            "subject_id": uuid.UUID(int=rng.getrandbits(128)),
+            "column": CONTACT,
+            "epoch": 1,
+            "bucket": rng.getrandbits(12),
+        }
+        for _ in range(20_000)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(BlindIndexEntry), rows)
+    with unit_of_work(engine) as session:
+        crypto.bind(session, settings=settings, keyring=get_keyring(settings))
+        active = crypto.active_epoch(session)
+        exact = reindex.estimated_rows(session, epoch=active, column=CONTACT, sample=False)
+        sampled = reindex.estimated_rows(session, epoch=active, column=CONTACT)
+        in_slice = sum(1 for r in rows if r["bucket"] < 2**12 >> reindex.SAMPLE_SHIFT)
+        # 20,000 rows at 12 bits is 4.9 a bucket: in the band, whether counted or estimated.
+        assert reindex.wanted_widths(session, sample=True) is not None  # the empty case column is out of it
+    assert exact == 20_000
+    assert sampled == in_slice * 16 and abs(sampled - exact) < exact * 0.25
+    assert not reindex.out_of_bounds(sampled, 12)
