@@ -7,8 +7,8 @@ keeps its subject's normalised handle sealed under the subject's data key (``val
 look-up compares candidates without decrypting and re-normalising every record. Entries made
 before this revision get their sealed value when the index is next rebuilt.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
