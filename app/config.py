@@ -51,8 +51,15 @@ class Settings(BaseSettings):
     token_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
     session_idle_minutes: int = Field(default=15, ge=1)
     session_absolute_hours: int = Field(default=12, ge=1)
+    # Wrong codes after a correct password lock an account for lockout_minutes; wrong passwords only
+    # slow its name down: sign_in_delay_ms doubling per failure up to sign_in_delay_cap_ms. Both kinds
+    # of failure are forgotten after failure_decay_minutes without one.
     lockout_threshold: int = Field(default=5, ge=1)
     lockout_minutes: int = Field(default=15, ge=1)
+    sign_in_delay_ms: int = Field(default=250, ge=0)
+    sign_in_delay_cap_ms: int = Field(default=8000, ge=0, le=60_000)
+    failure_decay_minutes: int = Field(default=60, ge=1)
+    password_min_length: int = Field(default=12, ge=8, le=128)
     # Width of the first blind-index epoch; later epochs follow the data (app/lifecycle/reindex.py).
     index_bits: int = Field(default=12, ge=4, le=32)
     # How often each server worker checks whether the blind index needs a new width (0: never;

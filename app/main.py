@@ -15,6 +15,7 @@ from sqlalchemy.exc import DataError
 
 from app.attention import api as attention_api
 from app.attention import pages as attention_pages
+from app.auth import admin_pages as auth_admin_pages
 from app.auth import api as auth_api
 from app.auth import pages as auth_pages
 from app.cases import api as cases_api
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # HTML pages: same services as the API, server-rendered, usable without JavaScript.
     for pages in (
         auth_pages,
+        auth_admin_pages,
         contacts_pages,
         known_bad_pages,
         cases_pages,

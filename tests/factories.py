@@ -15,7 +15,7 @@ from app.auth import service as auth_service
 from app.auth.models import User
 
 _seq = itertools.count(1)
-PASSWORD = "correct horse battery staple"
+PASSWORD = "amber lantern folds quietly"
 
 
 @dataclass

@@ -31,7 +31,11 @@ class User(Base):
     totp_enrolled: Mapped[bool] = mapped_column(Boolean, default=False)
     totp_last_step: Mapped[int] = mapped_column(BigInteger, default=0)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    # Wrong codes after a correct password (the only failures that lock); they decay after a quiet period.
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A second password (argon2, like the first) that opens an empty caseload and raises the alarm.
+    duress_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     credentials_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -48,6 +52,7 @@ class ApiToken(Base):
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duress: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class WebSession(Base):
@@ -58,10 +63,30 @@ class WebSession(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
-    # "full" once password and TOTP are done; "enrol" while a new account sets up TOTP.
+    # "full" once password and TOTP are done; "password" while a one-time password must be replaced.
     stage: Mapped[str] = mapped_column(String(16), default="full")
     csrf_secret: Mapped[bytes] = mapped_column(LargeBinary(32))
     locale: Mapped[str] = mapped_column(String(8), default="en")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duress: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SignInThrottle(Base):
+    """Wrong passwords per typed name (a keyed digest, known names or not): they slow, never lock."""
+
+    __tablename__ = "sign_in_throttle"
+
+    name_digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TotpSpent(Base):
+    """A TOTP time step used by a user; the primary key makes each code good for one sign-in."""
+
+    __tablename__ = "totp_spent"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -1,4 +1,4 @@
-"""Sign-in, TOTP enrolment, first password, lock now, and the admin's user page."""
+"""Sign-in, first password, lock now, and the person's own account page (the admin's are in admin_pages)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,22 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from app.auth import service as auth_service
-from app.auth import sessions
+from app.auth import sessions, signin
+from app.auth.delayed import delayed
 from app.auth.models import Role, User
-from app.errors import Conflict, Invalid, SignInFailed
+from app.errors import Invalid
 from app.web import held, templating
-from app.web.visit import AnyVisit, CheckedForm, LoginRequired, SignedIn, Visit, redirect, render, set_session_cookie
+from app.web.visit import (
+    AnyVisit,
+    CheckedForm,
+    LoginRequired,
+    SignedIn,
+    Visit,
+    cookie,
+    redirect,
+    render,
+    set_session_cookie,
+)
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -28,8 +39,6 @@ def home_for(user: User) -> str:
 
 
 def _after_stage(web_stage: str, user: User) -> str:
-    if web_stage == sessions.ENROL:
-        return "/login/enrol"
     if web_stage == sessions.PASSWORD:
         return "/login/password"
     return home_for(user)
@@ -70,22 +79,30 @@ def login_form(visit: AnyVisit, ended: int = 0, locked: int = 0) -> Response:
 @router.post("/login")
 def login(visit: AnyVisit, form: CheckedForm) -> Response:
     username = str(form.get("username", ""))[:64]
+    if visit.web is not None and visit.user is not None:
+        # A new sign-in never inherits the session (or its id) that came with the request.
+        sessions.end(visit.db, web=visit.web, user=visit.user)
+        visit.web = None
     try:
-        started, user = sessions.sign_in(
+        started, admitted = sessions.sign_in(
             visit.db,
             username=username,
             password=str(form.get("password", ""))[:1024],
             otp=str(form.get("otp", ""))[:16],
             locale=visit.locale,
         )
-    except SignInFailed:
-        # The failure is committed by the unit of work (it counts towards lock-out).
+    except signin.Refused as exc:
+        # Answered, not raised: the failure is committed by the unit of work (it counts), and the
+        # answer waits for the name's slow-down after the transaction has ended.
         error = visit._("Sign-in failed: wrong name, password or code, or the account is locked for a while.")
-        return render(visit, "login.html", {"error": error, "username": username}, status=401)
+        return delayed(render(visit, "login.html", {"error": error, "username": username}, status=401), exc.delay)
     set_session_cookie(visit, started.token)
-    if started.web.stage == sessions.FULL and visit.request.cookies.get(held.COOKIE):
-        return redirect(visit, "/held")  # a form posted after the last session ended waits there
-    return redirect(visit, _after_stage(started.web.stage, user))
+    if started.web.stage == sessions.FULL and visit.request.cookies.get(
+        cookie(held.COOKIE, visit.settings.secure_cookies)
+    ):
+        # A form posted after the last session ended waits there.
+        return delayed(redirect(visit, "/held"), admitted.delay)
+    return delayed(redirect(visit, _after_stage(started.web.stage, admitted.user)), admitted.delay)
 
 
 def _staged(visit: Visit, stage: str) -> User:
@@ -94,35 +111,6 @@ def _staged(visit: Visit, stage: str) -> User:
     if visit.web.stage != stage:
         raise LoginRequired(_after_stage(visit.web.stage, visit.user))
     return visit.user
-
-
-def _enrol_page(visit: Visit, user: User, *, error: str | None = None, status: int = 200) -> Response:
-    secret = sessions.enrolment_secret(visit.db, user=user)
-    uri = auth_service.passwords.totp_uri(secret, user.username)
-    grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
-    return render(
-        visit,
-        "enrol.html",
-        {"secret": grouped, "qr": qr_svg(uri, visit._("QR code for your authenticator app")), "error": error},
-        status=status,
-    )
-
-
-@router.get("/login/enrol")
-def enrol_form(visit: AnyVisit) -> Response:
-    return _enrol_page(visit, _staged(visit, sessions.ENROL))
-
-
-@router.post("/login/enrol")
-def enrol(visit: AnyVisit, form: CheckedForm) -> Response:
-    user = _staged(visit, sessions.ENROL)
-    assert visit.web is not None
-    try:
-        sessions.confirm_enrolment(visit.db, web=visit.web, user=user, otp=str(form.get("otp", ""))[:16])
-    except Invalid:
-        error = visit._("That code does not match. Check the clock of your device and try again.")
-        return _enrol_page(visit, user, error=error, status=422)
-    return redirect(visit, _after_stage(visit.web.stage, user))
 
 
 @router.get("/login/password")
@@ -165,73 +153,65 @@ def lock(visit: AnyVisit, form: CheckedForm) -> Response:
     return redirect(visit, "/login?locked=1")
 
 
-# ----------------------------------------------------------------------------- admin
+# ----------------------------------------------------------------------------- own account
 
 
-def _users_page(
-    visit: Visit,
-    *,
-    created: dict[str, object] | None = None,
-    errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None,
-    status: int = 200,
-) -> Response:
-    users = auth_service.list_users(visit.db)
+def _account_page(visit: Visit, *, errors: dict[str, str] | None = None, done: str | None = None, status: int = 200):
+    user = visit.require()
     return render(
         visit,
-        "admin_users.html",
-        {"users": users, "created": created, "errors": errors or {}, "values": values or {}, "roles": list(Role)},
+        "account.html",
+        {"errors": errors or {}, "done": done, "has_duress": user.duress_hash is not None},
         status=status,
     )
 
 
-@router.get("/admin/users")
-def users(visit: SignedIn) -> Response:
-    visit.require(Role.admin)
-    return _users_page(visit)
+@router.get("/account")
+def account(visit: SignedIn) -> Response:
+    return _account_page(visit)
 
 
-@router.post("/admin/users")
-def create_user(visit: SignedIn, form: CheckedForm) -> Response:
-    admin = visit.require(Role.admin)
-    username, role = str(form.get("username", ""))[:64], str(form.get("role", ""))
+@router.post("/account/password")
+def change_own_password(visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require()
     try:
-        account = auth_service.create_user(visit.db, actor=admin.username, username=username, role=role)
+        auth_service.change_own_password(
+            visit.db,
+            user=user,
+            current=str(form.get("current", ""))[:1024],
+            otp=str(form.get("otp", ""))[:16],
+            password=str(form.get("password", ""))[:2048],
+            repeat=str(form.get("repeat", ""))[:2048],
+        )
     except Invalid as exc:
         errors = {k: visit._(v) for k, v in field_errors(exc).items()}
-        return _users_page(visit, errors=errors, values={"username": username, "role": role}, status=422)
-    except Conflict:
-        errors = {"username": visit._("That name is taken.")}
-        return _users_page(visit, errors=errors, values={"username": username, "role": role}, status=409)
-    created = {
-        "username": account.user.username,
-        "password": account.password,
-        "uri": account.otpauth_uri,
-        "qr": qr_svg(account.otpauth_uri, visit._("QR code for the authenticator app")),
-        "kind": "created",
-    }
-    return _users_page(visit, created=created)
+        if isinstance(exc, signin.NotConfirmed):
+            # The counted failure must be kept: render, don't raise (the unit of work commits).
+            return _account_page(visit, errors=errors, status=422)
+        visit.db.rollback()
+        return _account_page(visit, errors=errors, status=422)
+    # Every session ended with the change, this one too: a new one, with a new id, takes its place.
+    started = sessions.start(visit.db, user=user, locale=visit.locale)
+    visit.web = started.web
+    set_session_cookie(visit, started.token)
+    return redirect(visit, "/account?done=password")
 
 
-@router.post("/admin/users/{username}/reset-totp")
-def reset_totp(username: str, visit: SignedIn, form: CheckedForm) -> Response:
-    admin = visit.require(Role.admin)
-    target = auth_service.get_user(visit.db, username=username)
-    uri = auth_service.reset_totp(visit.db, actor=admin.username, user=target)
-    created = {
-        "username": target.username,
-        "uri": uri,
-        "qr": qr_svg(uri, visit._("QR code for the authenticator app")),
-        "kind": "totp",
-    }
-    return _users_page(visit, created=created)
-
-
-@router.post("/admin/users/{username}/deactivate")
-def deactivate(username: str, visit: SignedIn, form: CheckedForm) -> Response:
-    admin = visit.require(Role.admin)
-    target = auth_service.get_user(visit.db, username=username)
-    if target.id == admin.id:
-        raise Conflict("you cannot deactivate your own account")
-    auth_service.deactivate(visit.db, actor=admin.username, user=target)
-    return redirect(visit, "/admin/users")
+@router.post("/account/duress")
+def set_own_duress(visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require()
+    try:
+        auth_service.set_duress(
+            visit.db,
+            actor=user.username,
+            user=user,
+            password=str(form.get("duress", ""))[:2048],
+            current=str(form.get("current", ""))[:1024],
+            otp=str(form.get("otp", ""))[:16],
+        )
+    except Invalid as exc:
+        errors = {("duress" if k == "password" else k): visit._(v) for k, v in field_errors(exc).items()}
+        if not isinstance(exc, signin.NotConfirmed):
+            visit.db.rollback()
+        return _account_page(visit, errors=errors, status=422)
+    return redirect(visit, "/account?done=duress")

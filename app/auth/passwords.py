@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 import time
+from importlib import resources
 
 import pyotp
 from argon2 import PasswordHasher
@@ -29,6 +31,37 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
         return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+def verify_pair(stored: str | None, duress: str | None, password: str) -> tuple[bool, bool]:
+    """(matches the password, matches the duress password): always two verifications, whatever is stored.
+
+    Every sign-in spends the same time whether the name exists, has a duress password or not.
+    """
+    return verify_password(stored, password), verify_password(duress, password)
+
+
+@functools.cache
+def _common() -> frozenset[str]:
+    text = resources.files("app.auth").joinpath("common_passwords.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip())
+
+
+def weakness(password: str, *, username: str, min_length: int) -> str | None:
+    """Why a new password is refused (too short, too long, common or breached, the name), or None."""
+    if len(password) < min_length:
+        return f"use at least {min_length} characters"
+    if len(password) > 1024:
+        return "use at most 1024 characters"
+    folded = password.casefold()
+    squeezed = "".join(folded.split())
+    if folded in _common() or squeezed in _common() or folded.strip(" !.1") in _common():
+        return "this password is on a list of common or breached passwords; choose another"
+    if len(set(folded)) < 4:
+        return "this password repeats too few characters; choose another"
+    if username and username.casefold() in folded:
+        return "the password must not contain the user name"
+    return None
 
 
 def new_password() -> str:

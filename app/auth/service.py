@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import string
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
-from app.auth import passwords
-from app.auth.models import ApiToken, Role, User, WebSession
+from app.auth import duress, passwords, signin
+from app.auth.models import ApiToken, Role, SignInThrottle, User, WebSession
 from app.crypto import service as crypto
-from app.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound, SignInFailed
-
-# One message for every failed sign-in, so nobody learns whether a name exists or is locked.
-SIGN_IN_FAILED = "sign-in failed: wrong name, password or code, or the account is locked for a while"
+from app.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound
 
 
 def now() -> datetime:
@@ -49,24 +47,28 @@ def _seal_totp(session: Session, user: User, secret: str) -> bytes:
     return sealed
 
 
-def _open_totp(session: Session, user: User) -> str:
-    secret = crypto.open_field(
-        session,
-        user.totp_secret_ct,
-        table="user_account",
-        column="totp_secret",
-        row_id=user.id,
-        subject_id=user.id,
-    )
-    assert secret is not None
-    return secret
+USERNAME_CHARS = frozenset(string.ascii_letters + string.digits + ".-_")
+USERNAME_RULE = "use 2-32 characters: Latin letters, digits, '.', '-' or '_' (not '.' or '..')"
 
 
 def validate_username(username: str) -> str:
+    """A new account's name: plain ASCII, so no look-alike (Cyrillic 'а', 'Á') can pose as another.
+
+    Names made before this rule keep working; they are only refused for new accounts.
+    """
     name = username.strip()
-    if not (1 <= len(name) <= 64) or not all(ch.isalnum() or ch in "._-" for ch in name):
-        raise Invalid.field("username", "use 1-64 letters, digits, '.', '_' or '-'")
+    if not (2 <= len(name) <= 32) or not set(name) <= USERNAME_CHARS or name in (".", ".."):
+        raise Invalid.field("username", USERNAME_RULE)
     return name
+
+
+def check_new_password(session: Session, *, password: str, username: str) -> None:
+    """Refuse a password that is too short or on the shipped list of common and breached ones."""
+    problem = passwords.weakness(
+        password, username=username, min_length=crypto.settings_of(session).password_min_length
+    )
+    if problem is not None:
+        raise Invalid.field("password", problem)
 
 
 def create_user(session: Session, *, actor: str, username: str, role: str, password: str | None = None) -> NewAccount:
@@ -74,9 +76,10 @@ def create_user(session: Session, *, actor: str, username: str, role: str, passw
     name = validate_username(username)
     if role not in Role.__members__:
         raise Invalid.field("role", f"role must be one of: {', '.join(Role)}")
-    if password is not None and len(password) < 12:
-        raise Invalid.field("password", "password must be at least 12 characters")
-    if session.scalar(select(User.id).where(User.username == name)) is not None:
+    if password is not None:
+        check_new_password(session, password=password, username=name)
+    # Unique after case-folding (ASCII only, so lower() is the case-fold on both databases).
+    if session.scalar(select(User.id).where(func.lower(User.username) == name.lower())) is not None:
         raise Conflict(f"a user named {name!r} already exists")
     generated = password is None
     password = password or passwords.new_password()
@@ -113,34 +116,7 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
 
-def authenticate(session: Session, *, username: str, password: str, otp: str) -> User:
-    """The user if name, password and a fresh TOTP code all match and the account is not locked."""
-    settings = crypto.settings_of(session)
-    user = session.scalar(select(User).where(User.username == username.strip()))
-    password_ok = passwords.verify_password(user.password_hash if user else None, password)
-    if user is None or not user.active:
-        raise SignInFailed(SIGN_IN_FAILED)
-    moment = now()
-    if user.locked_until is not None and _aware(user.locked_until) > moment:
-        audit.record(session, actor=user.username, action="auth.refused_locked", target=user.username)
-        raise SignInFailed(SIGN_IN_FAILED)
-    step = passwords.match_totp(_open_totp(session, user), otp, last_step=user.totp_last_step) if password_ok else None
-    if step is None:
-        user.failed_logins += 1
-        detail: dict[str, object] = {"failures": user.failed_logins}
-        if user.failed_logins >= settings.lockout_threshold:
-            user.locked_until = moment + timedelta(minutes=settings.lockout_minutes)
-            user.failed_logins = 0
-            detail["locked_minutes"] = settings.lockout_minutes
-        audit.record(session, actor=user.username, action="auth.failed", target=user.username, detail=detail)
-        raise SignInFailed(SIGN_IN_FAILED)
-    user.totp_last_step = step
-    user.failed_logins = 0
-    user.locked_until = None
-    return user
-
-
-def issue_token(session: Session, *, user: User) -> tuple[str, int]:
+def issue_token(session: Session, *, user: User, duress: bool = False) -> tuple[str, int]:
     """A new bearer token (returned once, stored hashed) and its lifetime in seconds."""
     ttl = crypto.settings_of(session).token_ttl_minutes * 60
     token = secrets.token_urlsafe(32)
@@ -151,6 +127,7 @@ def issue_token(session: Session, *, user: User) -> tuple[str, int]:
             token_hash=token_hash(token),
             created_at=moment,
             expires_at=moment + timedelta(seconds=ttl),
+            duress=duress,
         )
     )
     audit.record(session, actor=user.username, action="auth.token", target=user.username)
@@ -161,17 +138,21 @@ def user_for_token(session: Session, *, token: str) -> User:
     """The owner of a live token; expired, unknown or pre-reset tokens are refused alike."""
     # One round trip: the token and its owner together (every API request starts here).
     row = session.execute(
-        select(ApiToken.created_at, ApiToken.expires_at, User)
+        select(ApiToken.created_at, ApiToken.expires_at, ApiToken.duress, User)
         .join(User, User.id == ApiToken.user_id)
         .where(ApiToken.token_hash == token_hash(token))
     ).first()
     if row is None:
         raise NotAuthenticated("invalid or expired token")
-    created_at, expires_at, user = row
+    created_at, expires_at, under_duress, user = row
     if _aware(expires_at) <= now():
         raise NotAuthenticated("invalid or expired token")
     if not user.active or _aware(created_at) < _aware(user.credentials_changed_at):
         raise NotAuthenticated("invalid or expired token")
+    if user.must_change_password and not under_duress:
+        raise NotAuthenticated("invalid or expired token")
+    if under_duress:
+        duress.mark(session)
     return user
 
 
@@ -182,39 +163,107 @@ def require_role(user: User, *roles: Role) -> None:
 
 def set_password(session: Session, *, actor: str, user: User, password: str) -> None:
     """Change a password; every token and session of the user ends."""
-    if len(password) < 12:
-        raise Invalid.field("password", "password must be at least 12 characters")
+    check_new_password(session, password=password, username=user.username)
+    if user.duress_hash is not None and passwords.verify_password(user.duress_hash, password):
+        raise Invalid.field("password", "the password must differ from the duress password")
     user.password_hash = passwords.hash_password(password)
     user.must_change_password = False
-    _end_credentials(session, user)
+    end_credentials(session, user)
     audit.record(session, actor=actor, action="user.password", target=user.username)
 
 
 def reset_totp(session: Session, *, actor: str, user: User) -> str:
-    """A new TOTP secret (returned as an otpauth URI); the user enrols again at next sign-in."""
+    """A new TOTP secret (returned as an otpauth URI, once); sign-in needs a code from it from then on."""
     secret = passwords.new_totp_secret()
     user.totp_secret_ct = _seal_totp(session, user, secret)
     user.totp_enrolled = False
     user.totp_last_step = 0
-    _end_credentials(session, user)
+    end_credentials(session, user)
     audit.record(session, actor=actor, action="user.totp_reset", target=user.username)
     return passwords.totp_uri(secret, user.username)
 
 
-def totp_secret_for_enrolment(session: Session, *, user: User) -> str:
-    """The TOTP secret, only while the account has not finished enrolling."""
-    if user.totp_enrolled:
-        raise Forbidden("two-factor enrolment is already complete")
-    return _open_totp(session, user)
+def reset_password(session: Session, *, actor: str, user: User) -> str:
+    """A new one-time password (returned once); its holder must choose their own at next sign-in."""
+    password = passwords.new_password()
+    user.password_hash = passwords.hash_password(password)
+    user.must_change_password = True
+    end_credentials(session, user)
+    audit.record(session, actor=actor, action="user.password_reset", target=user.username)
+    return password
+
+
+def unlock(session: Session, *, actor: str, user: User) -> None:
+    """Lift a lock (wrong codes or a duress sign-in) and forget the account's recent failures."""
+    user.failed_logins = 0
+    user.last_failure_at = None
+    user.locked_until = None
+    session.execute(
+        delete(SignInThrottle).where(SignInThrottle.name_digest == signin.name_digest(session, user.username))
+    )
+    audit.record(session, actor=actor, action="user.unlock", target=user.username)
+
+
+def change_own_password(session: Session, *, user: User, current: str, otp: str, password: str, repeat: str) -> None:
+    """The signed-in person's new password, proven by the current one and a fresh code."""
+    if password != repeat:
+        raise Invalid.field("repeat", "the two passwords differ")
+    # Checked before the code is spent, so a refused choice does not cost the person a code.
+    check_new_password(session, password=password, username=user.username)
+    if not signin.confirm(session, user=user, password=current, otp=otp):
+        raise signin.NotConfirmed()
+    set_password(session, actor=user.username, user=user, password=password)
+
+
+def set_duress(
+    session: Session, *, actor: str, user: User, password: str, current: str | None = None, otp: str | None = None
+) -> None:
+    """Set (or, with an empty password, remove) the duress password; refused if it is the real one.
+
+    From the account page ``current`` and ``otp`` prove it is the person; an admin's CLI passes neither.
+    """
+    if password:
+        check_new_password(session, password=password, username=user.username)
+    if current is not None and not signin.confirm(session, user=user, password=current, otp=otp or ""):
+        raise signin.NotConfirmed()
+    if not password:
+        user.duress_hash = None
+        audit.record(session, actor=actor, action="user.duress_removed", target=user.username)
+        return
+    if passwords.verify_password(user.password_hash, password):
+        raise Invalid.field("duress", "the duress password must differ from the password")
+    user.duress_hash = passwords.hash_password(password)
+    audit.record(session, actor=actor, action="user.duress_set", target=user.username)
+
+
+def end_sessions(session: Session, *, actor: str, user: User) -> None:
+    """End every web session and API token of one person now (a lost phone or laptop)."""
+    end_credentials(session, user)
+    audit.record(session, actor=actor, action="sessions.end", target=user.username)
+
+
+def end_all_sessions(session: Session, *, actor: str, keep: User | None = None, keep_role: str | None = None) -> int:
+    """End every session and token at once (a seizure in progress), but ``keep``'s or ``keep_role``'s.
+
+    Returns how many accounts were signed out.
+    """
+    ended = 0
+    for user in session.scalars(select(User).order_by(User.username)):
+        if (keep is not None and user.id == keep.id) or (keep_role is not None and user.role == keep_role):
+            continue
+        end_credentials(session, user)
+        ended += 1
+    audit.record(session, actor=actor, action="sessions.end_all", target="*", detail={"accounts": ended})
+    return ended
 
 
 def deactivate(session: Session, *, actor: str, user: User) -> None:
     user.active = False
-    _end_credentials(session, user)
+    end_credentials(session, user)
     audit.record(session, actor=actor, action="user.deactivate", target=user.username)
 
 
-def _end_credentials(session: Session, user: User) -> None:
+def end_credentials(session: Session, user: User) -> None:
     user.credentials_changed_at = now()
     session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
     session.execute(delete(WebSession).where(WebSession.user_id == user.id))

@@ -17,17 +17,26 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
-from app.auth import passwords
+from app.auth import duress, signin
 from app.auth import service as auth_service
 from app.auth.models import User, WebSession
 from app.crypto import service as crypto
 from app.errors import Invalid, NotAuthenticated
 
 COOKIE_NAME = "helpline_session"
+# With Secure cookies the name carries the __Host- prefix: the browser then refuses it from a sibling
+# host or with a Domain attribute, so nobody on another subdomain can plant a session (login CSRF).
+HOST_COOKIE_NAME = "__Host-helpline_session"
+
+
+def cookie_name(secure: bool) -> str:
+    return HOST_COOKIE_NAME if secure else COOKIE_NAME
+
+
 LOCALES = ("en", "ru")
-# Stages: "full" may use the service; "enrol" may only finish TOTP set-up; "password" may only
-# choose a new password (accounts made with a generated one-time password).
-FULL, ENROL, PASSWORD = "full", "enrol", "password"
+# Stages: "full" may use the service; "password" may only choose a new password (accounts given a
+# generated one-time password). Each step up starts a new session with a new id.
+FULL, PASSWORD = "full", "password"
 
 
 class SessionEnded(NotAuthenticated):
@@ -59,7 +68,7 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def start(session: Session, *, user: User, stage: str = FULL, locale: str = "en") -> Started:
+def start(session: Session, *, user: User, stage: str = FULL, locale: str = "en", duress: bool = False) -> Started:
     """A new session for ``user``; the returned token goes into the cookie and nowhere else."""
     settings = crypto.settings_of(session)
     token = secrets.token_urlsafe(32)
@@ -75,6 +84,7 @@ def start(session: Session, *, user: User, stage: str = FULL, locale: str = "en"
         user_id=user.id,
         token_hash=auth_service.token_hash(token),
         stage=stage,
+        duress=duress,
         csrf_secret=secrets.token_bytes(32),
         locale=locale if locale in LOCALES else "en",
         created_at=moment,
@@ -102,11 +112,18 @@ def resume(session: Session, *, token: str | None) -> tuple[WebSession, User]:
         session.flush()
         raise SessionEnded("expired", user_id=web.user_id)
     user = session.get(User, web.user_id)
-    if user is None or not user.active or _aware(web.created_at) < _aware(user.credentials_changed_at):
+    if (
+        user is None
+        or not user.active
+        or _aware(web.created_at) < _aware(user.credentials_changed_at)
+        or web.stage not in (FULL, PASSWORD)  # e.g. an "enrol" session from before enrolment needed a code
+    ):
         session.delete(web)
         session.flush()
         raise SessionEnded("expired")
     web.last_seen_at = moment
+    if web.duress:
+        duress.mark(session)
     return web, user
 
 
@@ -116,52 +133,21 @@ def end(session: Session, *, web: WebSession, user: User) -> None:
     audit.record(session, actor=user.username, action="session.end", target=user.username)
 
 
-def sign_in(session: Session, *, username: str, password: str, otp: str, locale: str = "en") -> tuple[Started, User]:
-    """Check credentials and open a session at the stage the account needs next.
+def sign_in(
+    session: Session, *, username: str, password: str, otp: str, locale: str = "en"
+) -> tuple[Started, signin.Admitted]:
+    """Check name, password and code (``signin.authenticate``) and open a new session.
 
-    An account that has not enrolled TOTP yet may sign in with its password alone, into the
-    "enrol" stage; everyone else needs password and a fresh code (lock-out and replay refusal
-    come from ``auth_service.authenticate``, whose failures are committed).
+    There is no password-only stage: the TOTP secret handed over at creation or reset is the only
+    way in, so a code is needed from the very first sign-in and no page ever shows the secret.
+    A session opened with the duress password is marked so (its pages show an empty caseload).
     """
-    user = session.scalar(select(User).where(User.username == username.strip()))
-    if (
-        user is not None
-        and user.active
-        and not user.totp_enrolled
-        and not otp.strip()
-        and (user.locked_until is None or _aware(user.locked_until) <= _now())
-        and passwords.verify_password(user.password_hash, password)
-    ):
-        user.failed_logins = 0
-        return start(session, user=user, stage=ENROL, locale=locale), user
-    user = auth_service.authenticate(session, username=username, password=password, otp=otp)
-    if not user.totp_enrolled:
-        # The code came from the otpauth URI handed out when the account was made: enrolment is proven.
-        user.totp_enrolled = True
-        audit.record(session, actor=user.username, action="user.totp_enrolled", target=user.username)
-    return start(session, user=user, stage=_stage_after_enrolment(user), locale=locale), user
-
-
-def _stage_after_enrolment(user: User) -> str:
-    return PASSWORD if user.must_change_password else FULL
-
-
-def enrolment_secret(session: Session, *, user: User) -> str:
-    """The TOTP secret to show during enrolment (refused once enrolment is complete)."""
-    return auth_service.totp_secret_for_enrolment(session, user=user)
-
-
-def confirm_enrolment(session: Session, *, web: WebSession, user: User, otp: str) -> None:
-    """Finish TOTP enrolment with a code from the new authenticator; moves the session on."""
-    secret = auth_service.totp_secret_for_enrolment(session, user=user)
-    step = passwords.match_totp(secret, otp, last_step=user.totp_last_step)
-    if step is None:
-        audit.record(session, actor=user.username, action="user.totp_enrol_failed", target=user.username)
-        raise Invalid.field("otp", "that code does not match; check the clock of your device and try again")
-    user.totp_last_step = step
-    user.totp_enrolled = True
-    web.stage = _stage_after_enrolment(user)
-    audit.record(session, actor=user.username, action="user.totp_enrolled", target=user.username)
+    admitted = signin.authenticate(session, username=username, password=password, otp=otp)
+    user = admitted.user
+    if admitted.duress:
+        duress.triggered(session, user=user)
+    stage = PASSWORD if user.must_change_password and not admitted.duress else FULL
+    return start(session, user=user, stage=stage, locale=locale, duress=admitted.duress), admitted
 
 
 def change_password(session: Session, *, user: User, password: str, repeat: str, locale: str) -> Started:

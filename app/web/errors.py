@@ -18,7 +18,7 @@ from app.dependencies import get_session
 from app.errors import HelplineError
 from app.web import held, i18n, templating
 from app.web.i18n import N_
-from app.web.visit import LANG_COOKIE, CsrfRefused, LoginRequired, Who
+from app.web.visit import LANG_COOKIE, CsrfRefused, LoginRequired, Who, cookie
 
 TITLES = {
     400: N_("Something in the request was wrong"),
@@ -45,7 +45,8 @@ def _is_api(request: Request) -> bool:
 def error_page(request: Request, status: int, *, message: str | None = None) -> HTMLResponse:
     who: Who | None = getattr(request.state, "who", None)
     locale = getattr(request.state, "locale", None) or i18n.pick_locale(
-        request.cookies.get(LANG_COOKIE), accept_language=request.headers.get("accept-language")
+        request.cookies.get(cookie(LANG_COOKIE, request.app.state.settings.secure_cookies)),
+        accept_language=request.headers.get("accept-language"),
     )
     catalog = i18n.translations(locale)
     context: dict[str, Any] = {
@@ -65,7 +66,7 @@ def error_page(request: Request, status: int, *, message: str | None = None) -> 
 def _set_held_cookie(request: Request, response: Response, token: str) -> None:
     settings = request.app.state.settings
     response.set_cookie(
-        held.COOKIE,
+        cookie(held.COOKIE, settings.secure_cookies),
         token,
         max_age=settings.held_form_minutes * 60,
         path="/",
@@ -111,7 +112,7 @@ def install(app: FastAPI) -> None:
                 _set_held_cookie(request, response, token)
             if exc.clear_cookie:
                 response.delete_cookie(
-                    sessions.COOKIE_NAME,
+                    sessions.cookie_name(request.app.state.settings.secure_cookies),
                     path="/",
                     secure=request.app.state.settings.secure_cookies,
                     httponly=True,

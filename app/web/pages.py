@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from app.auth import sessions
 from app.web import held, i18n
-from app.web.visit import LANG_COOKIE, AnyVisit, CheckedForm, SignedIn, redirect, render, safe_next
+from app.web.visit import LANG_COOKIE, AnyVisit, CheckedForm, SignedIn, cookie, redirect, render, safe_next
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -37,7 +37,7 @@ def keepalive(visit: SignedIn, form: CheckedForm) -> Response:
 def held_form(visit: SignedIn) -> Response:
     """The form posted after the session ended, once more for review; then it is gone from the server."""
     user = visit.require()
-    token = visit.request.cookies.get(held.COOKIE)
+    token = visit.request.cookies.get(cookie(held.COOKIE, visit.settings.secure_cookies))
     kept = held.take(visit.db, token=token, user=user)
     if kept is None:
         # Someone else's form stays waiting for them (another person may have signed in on this browser).

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.attention import service as attention
-from app.auth import sessions
+from app.auth import duress, sessions
 from app.auth.models import Role, User, WebSession
 from app.config import Settings
 from app.dependencies import DbSession
@@ -27,6 +27,11 @@ from app.web import i18n, templating
 
 PRE_COOKIE = "helpline_pre"  # a pre-sign-in CSRF token (double submit) for the login and language forms
 LANG_COOKIE = "helpline_lang"
+
+
+def cookie(name: str, secure: bool) -> str:
+    """The cookie's name as set: with Secure cookies, ``__Host-``-prefixed (no sibling host can set it)."""
+    return f"__Host-{name}" if secure else name
 
 
 class LoginRequired(HelplineError):
@@ -73,7 +78,7 @@ class Visit:
     def csrf(self) -> str:
         if self.web is not None:
             return sessions.csrf_token(self.web)
-        token = self.request.cookies.get(PRE_COOKIE) or self.new_pre_token
+        token = self.request.cookies.get(cookie(PRE_COOKIE, self.settings.secure_cookies)) or self.new_pre_token
         if not token:
             self.new_pre_token = token = secrets.token_urlsafe(24)
         return token
@@ -83,7 +88,7 @@ class Visit:
             return False
         if self.web is not None:
             return sessions.csrf_ok(self.web, token)
-        expected = self.request.cookies.get(PRE_COOKIE)
+        expected = self.request.cookies.get(cookie(PRE_COOKIE, self.settings.secure_cookies))
         return expected is not None and bool(expected) and hmac.compare_digest(expected.encode(), token.encode())
 
     def require(self, *roles: Role) -> User:
@@ -101,7 +106,7 @@ def get_visit(request: Request, db: DbSession) -> Visit:
     settings: Settings = request.app.state.settings
     web = user = None
     ended = ended_user_id = None
-    token = request.cookies.get(sessions.COOKIE_NAME)
+    token = request.cookies.get(sessions.cookie_name(settings.secure_cookies))
     if token:
         try:
             web, user = sessions.resume(db, token=token)
@@ -109,7 +114,7 @@ def get_visit(request: Request, db: DbSession) -> Visit:
             ended, ended_user_id = exc.reason, exc.user_id
     locale = i18n.pick_locale(
         web.locale if web else None,
-        request.cookies.get(LANG_COOKIE),
+        request.cookies.get(cookie(LANG_COOKIE, settings.secure_cookies)),
         accept_language=request.headers.get("accept-language"),
     )
     visit = Visit(
@@ -130,8 +135,6 @@ def get_visit(request: Request, db: DbSession) -> Visit:
 
 
 def get_signed_in(visit: Annotated[Visit, Depends(get_visit)]) -> Visit:
-    if visit.web is not None and visit.web.stage == sessions.ENROL:
-        raise LoginRequired("/login/enrol")
     if visit.web is not None and visit.web.stage == sessions.PASSWORD:
         raise LoginRequired("/login/password")
     if visit.user is None or visit.web is None:
@@ -164,6 +167,10 @@ def render(visit: Visit, name: str, context: dict[str, Any] | None = None, *, st
     }
     if ctx["user"] is not None and ctx["user"].role == Role.coordinator:
         ctx["attention_count"] = attention.open_count(visit.db)  # the number beside "Needs attention"
+    # Coordinators and admins see a standing duress alarm on every page (never a duress session itself).
+    viewer = ctx["user"]
+    if viewer is not None and viewer.role in ("coordinator", "admin") and not duress.active(visit.db):
+        ctx["duress_alarms"] = duress.open_alarms(visit.db)
     ctx.update(context or {})
     response = HTMLResponse(templating.render_string(visit.locale, name, ctx), status_code=status)
     finish(visit, response)
@@ -179,16 +186,18 @@ def redirect(visit: Visit, to: str) -> RedirectResponse:
 
 def finish(visit: Visit, response: Response) -> None:
     secure = visit.settings.secure_cookies
-    if visit.new_pre_token and not visit.request.cookies.get(PRE_COOKIE):
+    if visit.new_pre_token and not visit.request.cookies.get(cookie(PRE_COOKIE, secure)):
         set_cookie(response, PRE_COOKIE, visit.new_pre_token, secure=secure)
     if visit.ended and visit.web is None:
-        response.delete_cookie(sessions.COOKIE_NAME, path="/", secure=secure, httponly=True, samesite="strict")
+        response.delete_cookie(sessions.cookie_name(secure), path="/", secure=secure, httponly=True, samesite="strict")
     for name, value, max_age in visit.cookies:
         set_cookie(response, name, value, secure=secure, max_age=max_age)
 
 
 def set_cookie(response: Response, name: str, value: str, *, secure: bool, max_age: int | None = None) -> None:
-    response.set_cookie(name, value, max_age=max_age, path="/", secure=secure, httponly=True, samesite="strict")
+    response.set_cookie(
+        cookie(name, secure), value, max_age=max_age, path="/", secure=secure, httponly=True, samesite="strict"
+    )
 
 
 def set_session_cookie(visit: Visit, token: str) -> None:

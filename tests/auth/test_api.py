@@ -8,6 +8,8 @@ from sqlalchemy import select, update
 
 from app.auth import service as auth_service
 from app.auth.models import ApiToken
+from app.crypto import service as crypto
+from app.crypto.keyring import get_keyring
 
 
 def _sign_in(client, account, *, password=None, otp=None):
@@ -55,15 +57,38 @@ def test_a_totp_code_cannot_be_replayed(client, factory):
     assert _sign_in(client, account, otp=code).status_code == 401
 
 
-def test_lock_out_engages_after_repeated_failures_even_for_the_right_password(client, factory, settings):
+def test_a_lock_out_spree_on_passwords_leaves_the_real_person_in(client, factory, session, settings):
+    # The attack of the issue: wrong passwords for "admin" as fast as possible.
+    fast = settings.model_copy(update={"sign_in_delay_ms": 1, "sign_in_delay_cap_ms": 2})
+    crypto.bind(session, settings=fast, keyring=get_keyring(settings))
+    account = factory.account("admin")
+    answers = {
+        _sign_in(client, account, password=f"guess {i:03d} xx").text for i in range(settings.lockout_threshold * 3)
+    }
+    assert len(answers) == 1
+    assert _sign_in(client, account).status_code == 200
+
+
+def test_wrong_codes_after_the_right_password_lock_and_answer_like_an_unknown_name(client, factory, settings):
     account = factory.account("caseworker")
+    wrong = "000000" if account.totp().now() != "000000" else "111111"
     for _ in range(settings.lockout_threshold):
-        assert _sign_in(client, account, password="wrong password!!").status_code == 401
+        assert _sign_in(client, account, otp=wrong).status_code == 401
     locked = _sign_in(client, account)
     assert locked.status_code == 401
     # The locked answer is word for word the answer for a name that does not exist.
     unknown = client.post("/api/v1/auth/token", json={"username": "ghost", "password": "y" * 12, "otp": "123456"})
     assert locked.json() == unknown.json()
+
+
+def test_a_one_time_password_gets_no_token(client, factory, session):
+    account = factory.account("caseworker")
+    one_time = auth_service.reset_password(session, actor="admin", user=account.user)
+    session.flush()
+    response = _sign_in(client, account, password=one_time)
+    assert response.status_code == 403
+    assert "one-time password" in response.json()["detail"]
+    assert session.scalars(select(ApiToken).where(ApiToken.user_id == account.user.id)).all() == []
 
 
 def test_expired_forged_and_missing_tokens_are_refused(client, factory, session):

@@ -52,27 +52,23 @@ def test_wrong_code_is_refused_and_counts_towards_lock_out(pages, client, factor
     assert session.get(User, account.user.id).failed_logins == 1
 
 
-def test_new_account_enrols_totp_with_the_qr_code_and_a_code(pages, client, factory, session):
+def test_a_password_alone_opens_nothing_for_an_account_awaiting_enrolment(pages, client, factory, session):
+    # The attack: only the password of a new (or just reset) account, an empty code, then the
+    # set-up page that used to show the secret.
     account = factory.account("caseworker")
     response = pages.sign_in(account, otp="")
-    assert response.status_code == 303
-    assert response.headers["location"] == "/login/enrol"
-    # In the enrol stage nothing else is reachable.
-    assert client.get("/contacts/new", follow_redirects=False).headers["location"] == "/login/enrol"
-    page = client.get("/login/enrol")
-    assert page.status_code == 200
-    assert "<svg" in page.text and 'class="qr"' in page.text
-    assert " ".join(account.totp_secret[i : i + 4] for i in range(0, len(account.totp_secret), 4)) in page.text
-    bad = client.post("/login/enrol", data={"csrf_token": csrf_of(page.text), "otp": "12345"}, follow_redirects=False)
-    assert bad.status_code == 422
-    done = client.post(
-        "/login/enrol", data={"csrf_token": csrf_of(page.text), "otp": account.totp().now()}, follow_redirects=False
-    )
-    assert done.status_code == 303
-    assert done.headers["location"] == "/contacts/new"
+    assert response.status_code == 401
+    assert sessions.COOKIE_NAME not in client.cookies
+    for path in ("/login/enrol", "/contacts/new", "/account"):
+        page = client.get(path, follow_redirects=False)
+        assert account.totp_secret not in page.text
+        assert account.totp_secret[:4] + " " + account.totp_secret[4:8] not in page.text
+        assert page.status_code in (303, 404), path
     session.expire_all()
-    assert session.get(User, account.user.id).totp_enrolled is True
-    assert client.get("/contacts/new", follow_redirects=False).status_code != 303
+    assert session.get(User, account.user.id).totp_enrolled is False
+    assert (
+        session.scalar(select(func.count()).select_from(WebSession).where(WebSession.user_id == account.user.id)) == 0
+    )
 
 
 def test_new_account_may_enrol_directly_with_a_code_from_its_otpauth_uri(pages, factory, session):

@@ -96,6 +96,15 @@ def test_secure_cookies_and_hsts_when_enabled(tmp_path, factory, session, engine
         assert response.status_code == 303
         cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and "helpline_session=" in v)
         assert all(flag in cookie.lower() for flag in ("secure", "httponly", "samesite=strict", "path=/"))
+        # __Host-: the browser refuses it from a sibling host or with a Domain (no login CSRF from there).
+        assert pre.startswith("__host-") and "domain" not in pre
+        assert cookie.startswith("__Host-helpline_session=") and "domain" not in cookie.lower()
+        # A cookie without the prefix, as a sibling host could set one, is no session.
+        planted = secure.cookies.get("__Host-helpline_session")
+        assert secure.get("/contacts/new", follow_redirects=False).status_code == 200
+        secure.cookies.clear()
+        secure.cookies.set("helpline_session", planted)
+        assert secure.get("/contacts/new", follow_redirects=False).headers["location"].startswith("/login")
 
 
 def test_templates_and_assets_name_no_other_host():

@@ -1,0 +1,125 @@
+"""The admin's user page: create accounts, hand over credentials, unlock, end sessions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from app.auth import duress, signin
+from app.auth import service as auth_service
+from app.auth.models import Role
+from app.auth.pages import field_errors, qr_svg
+from app.errors import Conflict, Invalid
+from app.web.visit import CheckedForm, SignedIn, Visit, redirect, render
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+
+def _users_page(
+    visit: Visit,
+    *,
+    created: dict[str, object] | None = None,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    users = auth_service.list_users(visit.db)
+    held = {u.id for u in users if duress.is_held(u)}
+    locked = {u.id for u in users if signin.is_locked(u) and u.id not in held}
+    context = {
+        "users": users,
+        "created": created,
+        "errors": errors or {},
+        "values": values or {},
+        "roles": list(Role),
+        "held": held,
+        "locked": locked,
+    }
+    return render(visit, "admin_users.html", context, status=status)
+
+
+@router.get("/admin/users")
+def users(visit: SignedIn) -> Response:
+    visit.require(Role.admin)
+    return _users_page(visit)
+
+
+@router.post("/admin/users")
+def create_user(visit: SignedIn, form: CheckedForm) -> Response:
+    admin = visit.require(Role.admin)
+    username, role = str(form.get("username", ""))[:64], str(form.get("role", ""))
+    try:
+        account = auth_service.create_user(visit.db, actor=admin.username, username=username, role=role)
+    except Invalid as exc:
+        errors = {k: visit._(v) for k, v in field_errors(exc).items()}
+        return _users_page(visit, errors=errors, values={"username": username, "role": role}, status=422)
+    except Conflict:
+        errors = {"username": visit._("That name is taken.")}
+        return _users_page(visit, errors=errors, values={"username": username, "role": role}, status=409)
+    created = {
+        "username": account.user.username,
+        "password": account.password,
+        "uri": account.otpauth_uri,
+        "qr": qr_svg(account.otpauth_uri, visit._("QR code for the authenticator app")),
+        "kind": "created",
+    }
+    return _users_page(visit, created=created)
+
+
+@router.post("/admin/users/{username}/reset-totp")
+def reset_totp(username: str, visit: SignedIn, form: CheckedForm) -> Response:
+    admin = visit.require(Role.admin)
+    target = auth_service.get_user(visit.db, username=username)
+    uri = auth_service.reset_totp(visit.db, actor=admin.username, user=target)
+    created = {
+        "username": target.username,
+        "uri": uri,
+        "qr": qr_svg(uri, visit._("QR code for the authenticator app")),
+        "kind": "totp",
+    }
+    return _users_page(visit, created=created)
+
+
+@router.post("/admin/users/{username}/deactivate")
+def deactivate(username: str, visit: SignedIn, form: CheckedForm) -> Response:
+    admin = visit.require(Role.admin)
+    target = auth_service.get_user(visit.db, username=username)
+    if target.id == admin.id:
+        raise Conflict("you cannot deactivate your own account")
+    auth_service.deactivate(visit.db, actor=admin.username, user=target)
+    return redirect(visit, "/admin/users")
+
+
+@router.post("/admin/users/{username}/reset-password")
+def reset_password(username: str, visit: SignedIn, form: CheckedForm) -> Response:
+    admin = visit.require(Role.admin)
+    target = auth_service.get_user(visit.db, username=username)
+    password = auth_service.reset_password(visit.db, actor=admin.username, user=target)
+    if target.id == admin.id:
+        return redirect(visit, "/login")
+    created: dict[str, object] = {"username": target.username, "password": password, "kind": "password"}
+    return _users_page(visit, created=created)
+
+
+@router.post("/admin/users/{username}/unlock")
+def unlock(username: str, visit: SignedIn, form: CheckedForm) -> Response:
+    admin = visit.require(Role.admin)
+    target = auth_service.get_user(visit.db, username=username)
+    auth_service.unlock(visit.db, actor=admin.username, user=target)
+    return redirect(visit, "/admin/users")
+
+
+@router.post("/admin/users/{username}/end-sessions")
+def end_sessions(username: str, visit: SignedIn, form: CheckedForm) -> Response:
+    admin = visit.require(Role.admin)
+    target = auth_service.get_user(visit.db, username=username)
+    auth_service.end_sessions(visit.db, actor=admin.username, user=target)
+    return redirect(visit, "/login" if target.id == admin.id else "/admin/users")
+
+
+@router.post("/admin/sessions/end-all")
+def end_all_sessions(visit: SignedIn, form: CheckedForm) -> Response:
+    admin = visit.require(Role.admin)
+    keep_me = form.get("except_me") == "1"
+    auth_service.end_all_sessions(visit.db, actor=admin.username, keep=admin if keep_me else None)
+    return redirect(visit, "/admin/users?ended=1" if keep_me else "/login")
