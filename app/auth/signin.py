@@ -143,11 +143,12 @@ def _with_code(
     *,
     duress: bool,
 ) -> Admitted | None:
-    step = passwords.match_totp(_open_totp(session, user), otp, last_step=user.totp_last_step)
+    # Any step in the window first: a genuine code already used is a replay, not a wrong code.
+    step = passwords.match_totp(_open_totp(session, user), otp, last_step=0)
     if step is None:
         _count_code_failure(session, user, settings, moment)
         return None
-    if not _spend(session, user, step):
+    if step <= user.totp_last_step or not _spend(session, user, step):
         # The code is genuine but already used (a double submit, or a watcher replaying it): refused,
         # not counted, so a double click never locks its owner out.
         audit.record(session, actor=user.username, action="auth.code_replayed", target=user.username)

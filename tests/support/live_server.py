@@ -98,6 +98,7 @@ class LiveServer:
         database_url: str | None = None,
         env: dict[str, str] | None = None,
         init: bool = True,
+        workers: int = 1,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.data_dir = self.base_dir / "data"
@@ -107,6 +108,7 @@ class LiveServer:
         self.cli_log = self.log_dir / "cli.log"
         self.key_file = self.data_dir / "keys.json"
         self.database_url = database_url or f"sqlite:///{self.data_dir / 'helpline.db'}"
+        self.workers = workers  # uvicorn worker processes (``helpline serve --workers``)
         self.env = self._make_env(env or {})
         self.port = 0
         self.starts = 0
@@ -218,7 +220,7 @@ class LiveServer:
             log.write(f"--- start {self.starts + 1} on port {self.port}\n".encode())
             log.flush()
             self._proc = subprocess.Popen(
-                self.command("serve", "--host", HOST, "--port", str(self.port)),
+                self.command("serve", "--host", HOST, "--port", str(self.port), "--workers", str(self.workers)),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
