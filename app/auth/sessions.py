@@ -122,8 +122,9 @@ def resume(session: Session, *, token: str | None) -> tuple[WebSession, User]:
         session.flush()
         raise SessionEnded("expired")
     web.last_seen_at = moment
+    duress.mark(session, web.duress)
     if web.duress:
-        duress.mark(session)
+        return web, duress.stand_in(user)
     return web, user
 
 

@@ -17,6 +17,7 @@ from app.errors import Conflict, Invalid
 from tests.web.conftest import csrf_of
 
 NEW = "seven ravens over the river"
+DURESS_PASSWORD = "tea with grandmother at five"
 
 
 def _next_code(account) -> str:
@@ -175,3 +176,24 @@ def test_new_passwords_are_checked_against_the_shipped_list(session):
     made = auth_service.create_user(session, actor="test", username="pw-check", role="caseworker", password=NEW)
     assert pyotp.parse_uri(made.otpauth_uri).secret
     assert len(passwords._common()) > 3000
+
+
+def test_setting_ones_own_duress_password_needs_the_password_and_a_code(pages, client, factory, session):
+    account = factory.account("caseworker")
+    pages.signed_in(account)
+    wrong = pages.post(
+        "/account/duress",
+        {"current": "nope nope nope", "otp": _next_code(account), "duress": DURESS_PASSWORD},
+        from_page="/account",
+    )
+    assert wrong.status_code == 422
+    session.expire_all()
+    assert session.get(User, account.user.id).duress_hash is None
+    done = pages.post(
+        "/account/duress",
+        {"current": account.password, "otp": _next_code(account), "duress": DURESS_PASSWORD},
+        from_page="/account",
+    )
+    assert done.status_code == 303
+    session.expire_all()
+    assert session.get(User, account.user.id).duress_hash is not None
