@@ -9,15 +9,14 @@ new caseworker with nothing recorded. Her real browser is signed out; a coordina
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from app.contacts import service as contact_service
 from app.contacts.schemas import ContactIn
-from tests.support.browser import launch_chromium, new_context
+from tests.support.browser import new_context
 from tests.support.live_server import LiveAccount, LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -28,20 +27,6 @@ PAGES = ("/contacts/new", "/contacts", "/cases", "/account")
 VARYING = {"date", "content-length", "set-cookie"}
 OUTLINE = """() => Array.from(document.querySelectorAll('body *')).map(e =>
     [e.tagName, e.id, e.className, e.getAttribute('name') || '', e.getAttribute('href') || ''].join('|'))"""
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with LiveServer(tmp_path_factory.mktemp("duress-e2e")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
 
 
 def _sign_in(page: Page, account: LiveAccount, password: str) -> None:

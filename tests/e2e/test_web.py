@@ -9,35 +9,20 @@ no Content-Security-Policy violation. Screenshots land in tests/e2e/artifacts/ f
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import update
 
-from tests.support.browser import ConsoleRecorder, RequestRecorder, launch_chromium, new_context
+from tests.support.browser import ConsoleRecorder, RequestRecorder, new_context
 from tests.support.live_server import LiveAccount, LiveServer
 
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 SEEDED_ESCAPES = 5  # enough that the dashboard shows the count instead of "<5"
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with LiveServer(tmp_path_factory.mktemp("web-e2e")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
 
 
 class Watched:
