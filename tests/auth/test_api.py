@@ -111,3 +111,26 @@ def test_a_password_change_ends_existing_tokens(client, factory, session):
     auth_service.set_password(session, actor="test", user=account.user, password="a brand new passphrase")
     response = client.get("/api/v1/contacts", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
+
+
+def test_the_slow_down_is_served_after_the_answer_is_decided(client, factory, session, settings, monkeypatch):
+    # The wait is an await when the response is sent (no thread, no transaction held): seen here by
+    # recording what the response awaited, while still really waiting.
+    from app.auth import delayed
+
+    fast = settings.model_copy(update={"sign_in_delay_ms": 5, "sign_in_delay_cap_ms": 40})
+    crypto.bind(session, settings=fast, keyring=get_keyring(settings))
+    waits: list[float] = []
+    real_sleep = delayed.asyncio.sleep
+
+    async def recording_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await real_sleep(seconds)
+
+    monkeypatch.setattr(delayed.asyncio, "sleep", recording_sleep)
+    account = factory.account("caseworker")
+    for i in range(4):
+        assert _sign_in(client, account, password=f"wrong guess {i}!").status_code == 401
+    assert waits == [0.005, 0.01, 0.02]
+    assert _sign_in(client, account).status_code == 200
+    assert waits[-1] == 0.04

@@ -197,3 +197,26 @@ def test_setting_ones_own_duress_password_needs_the_password_and_a_code(pages, c
     assert done.status_code == 303
     session.expire_all()
     assert session.get(User, account.user.id).duress_hash is not None
+
+
+def test_admin_ends_every_session_at_once_keeping_their_own_if_asked(pages, client, factory, session):
+    others = [factory.account("caseworker"), factory.account("coordinator")]
+    tokens = [factory.token(a.user) for a in others]
+    for account in others:
+        sessions.start(session, user=account.user)
+    pages.signed_in(factory.account("admin"))
+    done = pages.post("/admin/sessions/end-all", {"except_me": "1"}, from_page="/admin/users")
+    assert done.status_code == 303
+    assert all(_live_sessions(session, a.user) == 0 for a in others)
+    assert all(
+        client.get("/api/v1/contacts", headers={"Authorization": f"Bearer {t}"}).status_code == 401 for t in tokens
+    )
+    assert client.get("/admin/users").status_code == 200  # the admin's own session was kept
+    everything = pages.post("/admin/sessions/end-all", {}, from_page="/admin/users")
+    assert everything.headers["location"] == "/login"
+    assert client.get("/admin/users", follow_redirects=False).status_code == 303
+    assert session.scalar(select(func.count()).select_from(WebSession)) == 0
+    assert (
+        session.scalars(select(AuditEntry.action).where(AuditEntry.action == "sessions.end_all")).all()
+        == ["sessions.end_all"] * 2
+    )
