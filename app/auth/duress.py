@@ -97,6 +97,9 @@ def is_held(user: User) -> bool:
 
 
 def open_alarms(session: Session) -> list[str]:
-    """Names of accounts whose duress alarm is still standing (held, not yet unlocked by an admin)."""
+    """Names of accounts whose duress alarm is still standing (held, not yet unlocked by an admin).
+
+    Shown as a banner on coordinators' and admins' pages; a "needs attention" queue should list them too.
+    """
     names = session.scalars(select(User.username).where(User.locked_until > _FAR).order_by(User.username))
     return list(names)
