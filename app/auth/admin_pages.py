@@ -38,6 +38,13 @@ def _users_page(
     return render(visit, "admin_users.html", context, status=status)
 
 
+def _settle(visit: Visit) -> None:
+    """Under duress an admin's actions look done but are undone: no account is made, reset or unlocked
+    for the person watching (the generated password or key shown was never stored)."""
+    if duress.active(visit.db):
+        visit.db.rollback()
+
+
 @router.get("/admin/users")
 def users(visit: SignedIn) -> Response:
     visit.require(Role.admin)
@@ -63,6 +70,7 @@ def create_user(visit: SignedIn, form: CheckedForm) -> Response:
         "qr": qr_svg(account.otpauth_uri, visit._("QR code for the authenticator app")),
         "kind": "created",
     }
+    _settle(visit)
     return _users_page(visit, created=created)
 
 
@@ -77,6 +85,7 @@ def reset_totp(username: str, visit: SignedIn, form: CheckedForm) -> Response:
         "qr": qr_svg(uri, visit._("QR code for the authenticator app")),
         "kind": "totp",
     }
+    _settle(visit)
     return _users_page(visit, created=created)
 
 
@@ -87,6 +96,7 @@ def deactivate(username: str, visit: SignedIn, form: CheckedForm) -> Response:
     if target.id == admin.id:
         raise Conflict("you cannot deactivate your own account")
     auth_service.deactivate(visit.db, actor=admin.username, user=target)
+    _settle(visit)
     return redirect(visit, "/admin/users")
 
 
@@ -98,6 +108,7 @@ def reset_password(username: str, visit: SignedIn, form: CheckedForm) -> Respons
     if target.id == admin.id:
         return redirect(visit, "/login")
     created: dict[str, object] = {"username": target.username, "password": password, "kind": "password"}
+    _settle(visit)
     return _users_page(visit, created=created)
 
 
@@ -106,6 +117,7 @@ def unlock(username: str, visit: SignedIn, form: CheckedForm) -> Response:
     admin = visit.require(Role.admin)
     target = auth_service.get_user(visit.db, username=username)
     auth_service.unlock(visit.db, actor=admin.username, user=target)
+    _settle(visit)
     return redirect(visit, "/admin/users")
 
 
@@ -114,6 +126,7 @@ def end_sessions(username: str, visit: SignedIn, form: CheckedForm) -> Response:
     admin = visit.require(Role.admin)
     target = auth_service.get_user(visit.db, username=username)
     auth_service.end_sessions(visit.db, actor=admin.username, user=target)
+    _settle(visit)
     return redirect(visit, "/login" if target.id == admin.id else "/admin/users")
 
 
@@ -122,4 +135,5 @@ def end_all_sessions(visit: SignedIn, form: CheckedForm) -> Response:
     admin = visit.require(Role.admin)
     keep_me = form.get("except_me") == "1"
     auth_service.end_all_sessions(visit.db, actor=admin.username, keep=admin if keep_me else None)
+    _settle(visit)
     return redirect(visit, "/admin/users?ended=1" if keep_me else "/login")

@@ -156,3 +156,30 @@ def test_the_duress_password_is_stored_like_a_password_and_never_equal_to_it(ses
         auth_service.set_duress(session, actor="test", user=user, password=worker.password)
     with pytest.raises(Invalid):
         auth_service.set_password(session, actor="test", user=user, password=DURESS)
+
+
+def test_an_admin_under_duress_seems_to_reset_a_password_but_nothing_changes(client, factory, session):
+    from app.auth import passwords
+
+    admin = factory.account("admin")
+    admin.user.totp_enrolled = True
+    auth_service.set_duress(session, actor="test", user=admin.user, password=DURESS)
+    worker = factory.account("caseworker")
+    session.commit()
+    assert _web_sign_in(client, admin, DURESS, admin.totp().now()).status_code == 303
+    page = client.get("/admin/users")
+    assert worker.username in page.text
+    shown = client.post(f"/admin/users/{worker.username}/reset-password", data={"csrf_token": csrf_of(page.text)})
+    assert shown.status_code == 200
+    one_time = shown.text.split('<code class="secret">', 1)[1].split("<", 1)[0]
+    assert len(one_time) > 12  # looks like the real thing ...
+    session.expire_all()
+    user = session.get(User, worker.user.id)
+    assert not passwords.verify_password(user.password_hash, one_time)  # ... but was never stored
+    assert passwords.verify_password(user.password_hash, worker.password) and not user.must_change_password
+    unlocked = client.post(
+        f"/admin/users/{admin.username}/unlock", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False
+    )
+    assert unlocked.status_code == 303
+    session.expire_all()
+    assert signin.is_locked(session.get(User, admin.user.id))  # the held account stays held
