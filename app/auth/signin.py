@@ -231,6 +231,8 @@ def _count_password_failure(session: Session, digest: bytes, settings: Settings,
         },
     )
     session.execute(stmt)
+    # Names tried once and never again (a spray of made-up names) are forgotten once they have decayed.
+    session.execute(delete(SignInThrottle).where(SignInThrottle.last_failure_at < cutoff))
 
 
 def _count_code_failure(session: Session, user: User, settings: Settings, moment: datetime) -> None:

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name_digest", name=op.f("pk_sign_in_throttle")),
     )
+    op.create_index(op.f("ix_sign_in_throttle_last_failure_at"), "sign_in_throttle", ["last_failure_at"])
     op.create_table(
         "totp_spent",
         sa.Column("user_id", sa.Uuid(), nullable=False),
@@ -59,4 +60,5 @@ def downgrade() -> None:
         batch.drop_column("duress_hash")
         batch.drop_column("last_failure_at")
     op.drop_table("totp_spent")
+    op.drop_index(op.f("ix_sign_in_throttle_last_failure_at"), table_name="sign_in_throttle")
     op.drop_table("sign_in_throttle")

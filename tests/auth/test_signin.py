@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 
 from app.auth import passwords, signin
 from app.auth import service as auth_service
@@ -189,3 +189,15 @@ def test_unknown_locked_pending_and_active_names_do_the_same_work_and_get_the_sa
         with_password[label] = (outcome.status_code, outcome.detail, *work.reset())
     assert with_password["pending"] == with_password["active"]
     assert with_password["pending"][:2] == first[:2]
+
+
+def test_a_spray_of_made_up_names_leaves_no_rows_behind_once_decayed(session, quick):
+    for i in range(30):
+        _attempt(session, f"sprayed-{i}", "whatever pass", "123456")
+    session.execute(
+        update(SignInThrottle).values(
+            last_failure_at=signin._now() - timedelta(minutes=quick.failure_decay_minutes + 1)
+        )
+    )
+    _attempt(session, "one-more", "whatever pass", "123456")
+    assert session.scalars(select(SignInThrottle.failures)).all() == [1]

@@ -108,7 +108,11 @@ def seed(
     """``contacts`` contacts (alias, handle, notes sealed, handle in the blind index) and ``cases`` cases."""
     if user is None:
         user = auth_service.create_user(
-            session, actor="test", username=f"cw{secrets.token_hex(4)}", role="caseworker", password="lifecycle seed passphrase"
+            session,
+            actor="test",
+            username=f"cw{secrets.token_hex(4)}",
+            role="caseworker",
+            password="lifecycle seed passphrase",
         ).user
     session.flush()
     out = Seeded(user_id=user.id)
