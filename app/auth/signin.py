@@ -17,7 +17,8 @@ What a stranger can do to an account here, and why it cannot lock anyone out:
 
 Every attempt does the same work: one user look-up, one throttle read, two argon2 verifications
 (password and duress password, against a dummy hash when absent), one TOTP comparison (against a
-dummy secret when the name is unknown or the password wrong) and, on failure, one counter update.
+dummy secret when the name is unknown or the password wrong) and, on failure, one counter update and
+one sweep of decayed throttle rows.
 No IP address is stored for any of it.
 """
 
