@@ -58,7 +58,7 @@ def test_a_totp_code_cannot_be_replayed(client, factory):
 
 
 def test_a_lock_out_spree_on_passwords_leaves_the_real_person_in(client, factory, session, settings):
-    # The attack of the issue: wrong passwords for "admin" as fast as possible.
+    # A stranger sends wrong passwords for "admin" as fast as possible.
     fast = settings.model_copy(update={"sign_in_delay_ms": 1, "sign_in_delay_cap_ms": 2})
     crypto.bind(session, settings=fast, keyring=get_keyring(settings))
     account = factory.account("admin")
