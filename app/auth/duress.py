@@ -87,6 +87,10 @@ def triggered(session: Session, *, user: User) -> None:
     auth_service.end_credentials(session, user)
     user.locked_until = signin.HELD
     audit.record(session, actor=user.username, action=ALARM_ACTION, target=user.username)
+    # The coordinators' queue too; "raised by" names the person (there is no record code).
+    from app.attention import service as attention
+
+    attention.raise_item(session, kind="duress", raised_by=user.username)
 
 
 def is_held(user: User) -> bool:
@@ -99,7 +103,7 @@ def is_held(user: User) -> bool:
 def open_alarms(session: Session) -> list[str]:
     """Names of accounts whose duress alarm is still standing (held, not yet unlocked by an admin).
 
-    Shown as a banner on coordinators' and admins' pages; a "needs attention" queue should list them too.
+    Shown as a banner on coordinators' and admins' pages (the queue holds a "duress" entry as well).
     """
     names = session.scalars(select(User.username).where(User.locked_until > _FAR).order_by(User.username))
     return list(names)

@@ -101,6 +101,7 @@ ATTENTION = {
     "immediate_danger": N_("Contact in immediate danger"),
     "known_bad": N_("Handle on the known-bad list"),
     "duplicate": N_("Possible duplicate to reconcile"),
+    "duress": N_("Signed in with the duress password"),
 }
 # Names of sealed fields, for the history of corrections.
 FIELDS = {

@@ -108,6 +108,8 @@ def test_a_duress_sign_in_on_the_web_shows_nothing_ends_the_rest_holds_the_accou
     assert _web_sign_in(client, coordinator, coordinator.password, coordinator.totp().now()).status_code == 303
     dashboard = client.get("/dashboard")
     assert "Duress alarm" in dashboard.text and worker.username in dashboard.text
+    queue = client.get("/attention")
+    assert "Signed in with the duress password" in queue.text and worker.username in queue.text
     auth_service.unlock(session, actor=admin.username, user=session.get(User, worker.user.id))
     session.commit()
     assert "Duress alarm" not in client.get("/dashboard").text
