@@ -195,11 +195,7 @@ def _verification_flow(live: LiveServer, browser: Browser) -> dict[str, str]:
     expect(w.page.locator("h1 .badge")).to_have_text("Verifying")
 
     c = Watched(browser, live.base_url, javascript=True)
-    sign_in(c.page, coordinator, with_code=False)
-    if "/login/enrol" in c.page.url:  # a new coordinator enrols first (as in test_web)
-        c.page.close()
-        c = Watched(browser, live.base_url, javascript=True)
-        sign_in(c.page, coordinator)
+    sign_in(c.page, coordinator)  # a new account signs in with a code from its handed-over key at once
     c.page.goto("/attention")
     expect(c.page.locator("nav .count")).to_have_text("2")
     expect(c.page.locator("main")).to_contain_text("Waiting for verification")
