@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # then only `helpline keys reindex` changes it).
     index_autowidth_seconds: float = Field(default=60.0, ge=0)
     dp_epsilon: float = Field(default=1.0, gt=0)
+    # Releases with differential-privacy noise (drawn once, stored); each month may spend this much in all.
+    release_noise: bool = False
+    dp_month_budget: float = Field(default=1.0, gt=0)
     retention_contact_days: int = Field(default=365, ge=1)
     retention_closed_case_days: int = Field(default=730, ge=1)
     decrypt_alarm_per_hour: int = Field(default=200, ge=1)

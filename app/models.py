@@ -10,7 +10,7 @@ from app.db import Base
 from app.lifecycle.models import KeyRotation
 from app.notes.models import FieldCorrection, RecordNote
 from app.stats.counters import PeriodCount
-from app.stats.release import DpRelease
+from app.stats.models import StatsBudget, StatsRelease
 from app.web.models import HeldForm
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "CaseTransition",
     "Contact",
     "DataKey",
-    "DpRelease",
     "FieldCorrection",
     "FlaggedHandle",
     "HeldForm",
@@ -31,6 +30,8 @@ __all__ = [
     "KeyRotation",
     "PeriodCount",
     "RecordNote",
+    "StatsBudget",
+    "StatsRelease",
     "User",
     "WebSession",
 ]

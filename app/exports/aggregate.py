@@ -1,8 +1,8 @@
-"""The aggregate report: the summary's measures by month as CSV or JSON, with a header block.
+"""The aggregate report: frozen releases from the ledger, written verbatim as CSV or JSON.
 
-Everything here comes from an already protected ``Summary``: a suppressed figure is ``None`` there, and it
-is written as ``<K`` in CSV and ``null`` in JSON. Medians and rates are written with a decimal point, so no
-statistic that is not a count reads like one.
+Nothing here is computed from records or counters: each table is a release's published figures, with a
+suppressed one written as ``<K`` in CSV and ``null`` in JSON, and every table names its release (id,
+period, created), so a reader can tell exactly which frozen figures they hold.
 """
 
 from __future__ import annotations
@@ -13,31 +13,30 @@ import json
 from collections.abc import Iterator, Sequence
 
 from app.exports.schemas import AggregateHeader
-from app.stats.schemas import MEASURES, Summary
+from app.stats.ledger import TABLE_MEASURES
+from app.stats.schemas import Release
 
 
-def header(summary: Summary, *, generated_on) -> AggregateHeader:  # type: ignore[no-untyped-def]
+def header(releases: Sequence[Release], *, generated_on) -> AggregateHeader:  # type: ignore[no-untyped-def]
+    epsilons = [r.dp.epsilon for r in releases if r.dp]
     return AggregateHeader(
-        period_from=summary.from_,
-        period_to=summary.to,
-        k=summary.k,
-        noise=summary.dp is not None,
-        epsilon=summary.dp.epsilon if summary.dp else None,
+        period_from=min(r.first_day for r in releases),
+        period_to=max(r.last_day for r in releases),
+        k=releases[0].k,
+        noise=bool(epsilons),
+        epsilon=max(epsilons) if epsilons else None,
         generated_on=generated_on,
+        releases=[r.period for r in releases],
     )
 
 
-def _cell(value: int | float | None, k: int) -> str:
-    if value is None:
-        return f"<{k}"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
+def _cell(value: int | None, k: int) -> str:
+    return f"<{k}" if value is None else str(value)
 
 
-def csv_text(summary: Summary, head: AggregateHeader) -> str:
-    """The whole report as CSV: header block, then one table per section, separated by blank lines."""
-    k = summary.k
+def csv_text(releases: Sequence[Release], head: AggregateHeader) -> str:
+    """The report as CSV: header block, the releases used, then each release's tables."""
+    k = head.k
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     for name, value in (
@@ -52,62 +51,34 @@ def csv_text(summary: Summary, head: AggregateHeader) -> str:
     ):
         w.writerow([name, value])
     w.writerow([])
-    w.writerow(["table", "period", *MEASURES])
-    for row in summary.series:
-        w.writerow(["by_month", row.period, *(_cell(getattr(row, m), k) for m in MEASURES)])
-    w.writerow(["by_month", "total", *(_cell(getattr(summary.totals, m), k) for m in MEASURES)])
-    for dim, table in (("region", summary.by_region), ("channel", summary.by_channel), ("risk", summary.by_risk)):
-        _breakdown(w, f"by_{dim}", dim, table, k)
+    w.writerow(["table", "period", "kind", "release_id", "created_at", "epsilon"])
+    for r in releases:
+        eps = "" if r.dp is None else f"{r.dp.epsilon:.3f}"
+        w.writerow(["release", r.period, r.kind, str(r.id), r.created_at.isoformat(), eps])
     w.writerow([])
-    w.writerow(["table", "status", "open_cases"])
-    for status, count in summary.open_by_status.items():
-        w.writerow(["open_by_status", status, _cell(count, k)])
-    w.writerow(["open_by_status", "total", _cell(summary.open_cases, k)])
+    w.writerow(["table", "period", "region", *TABLE_MEASURES])
+    for r in releases:
+        regions = list(r.tables[TABLE_MEASURES[0]].cells)
+        for region in regions:
+            w.writerow(
+                ["by_region", r.period, region, *(_cell(r.tables[m].cells.get(region), k) for m in TABLE_MEASURES)]
+            )
+        w.writerow(["by_region", r.period, "total", *(_cell(r.tables[m].total, k) for m in TABLE_MEASURES)])
     w.writerow([])
-    w.writerow(["table", "statistic", "value"])
-    f = summary.funnel
-    for name, rate in (
-        ("case_rate", f.case_rate),
-        ("escape_rate", f.escape_rate),
-        ("escape_rate_of_cases", f.escape_rate_of_cases),
-    ):
-        w.writerow(["funnel", name, _statistic(summary, f"funnel.{name}", rate)])
-    w.writerow(
-        [
-            "days_to_evacuation",
-            "median",
-            _statistic(summary, "median_days_to_evacuation", summary.median_days_to_evacuation),
-        ]
-    )
-    w.writerow(
-        ["days_to_evacuation", "p90", _statistic(summary, "p90_days_to_evacuation", summary.p90_days_to_evacuation)]
-    )
+    w.writerow(["table", "period", "status", "open_cases"])
+    for r in releases:
+        if r.open_at_end is None:
+            continue
+        for status, count in r.open_at_end.cells.items():
+            w.writerow(["open_at_end", r.period, status, _cell(count, k)])
+        w.writerow(["open_at_end", r.period, "total", _cell(r.open_at_end.total, k)])
     return out.getvalue()
 
 
-def _statistic(summary: Summary, name: str, value: float | None) -> str:
-    """A rate or a number of days: ``<K`` if withheld, empty if there is nothing to compute it from."""
-    if value is None:
-        return f"<{summary.k}" if summary.is_suppressed(name) else ""
-    return f"{float(value):.3f}"
-
-
-def _breakdown(w, table: str, dim: str, data: dict[str, dict[str, int | None]], k: int) -> None:  # type: ignore[no-untyped-def]
-    measures: Sequence[str] = list(data)
-    if not measures:
-        return
-    w.writerow([])
-    w.writerow(["table", dim, *measures])
-    for value in data[measures[0]]:
-        w.writerow([table, value, *(_cell(data[m].get(value), k) for m in measures)])
-
-
-def json_text(summary: Summary, head: AggregateHeader) -> str:
-    """The report as one JSON document: the header fields, then the protected summary (null = suppressed)."""
-    body = summary.model_dump(mode="json", by_alias=True, exclude={"dp"})
-    doc = {**head.model_dump(mode="json"), "dp": summary.dp.model_dump(mode="json") if summary.dp else None}
-    doc["by_month"] = body.pop("series")
-    doc.update(body)
+def json_text(releases: Sequence[Release], head: AggregateHeader) -> str:
+    """The report as one JSON document: the header fields, then the releases (null = suppressed)."""
+    doc = head.model_dump(mode="json")
+    doc["releases"] = [r.model_dump(mode="json") for r in releases]
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 

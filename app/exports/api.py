@@ -71,9 +71,9 @@ def aggregate_csv(
     opener: Opener,
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: date | None = None,
-    noise: bool = False,
+    period: Annotated[str | None, Query(description="one release: 2026-03, 2026-Q1 or 2026")] = None,
 ) -> StreamingResponse:
-    prepared = export_service.aggregate_report(session, fmt="csv", start=from_, end=to, noise=noise)
+    prepared = export_service.aggregate_report(session, fmt="csv", start=from_, end=to, period=period)
     return _download(
         prepared,
         media_type="text/csv; charset=utf-8",
@@ -90,9 +90,9 @@ def aggregate_json(
     opener: Opener,
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: date | None = None,
-    noise: bool = False,
+    period: Annotated[str | None, Query(description="one release: 2026-03, 2026-Q1 or 2026")] = None,
 ) -> StreamingResponse:
-    prepared = export_service.aggregate_report(session, fmt="json", start=from_, end=to, noise=noise)
+    prepared = export_service.aggregate_report(session, fmt="json", start=from_, end=to, period=period)
     return _download(
         prepared, media_type="application/json", filename="helpline-aggregate.json", actor=user.username, opener=opener
     )

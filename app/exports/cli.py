@@ -19,12 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     export = sub.add_parser("export", help="disclosure-controlled exports").add_subparsers(
         dest="export_command", required=True
     )
-    p = export.add_parser("aggregate", help="the aggregate report over whole past months")
+    p = export.add_parser("aggregate", help="the aggregate report: frozen releases from the ledger")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--from", dest="start", metavar="DATE", help="first month (YYYY-MM-DD, snapped to its month)")
     p.add_argument("--to", dest="end", metavar="DATE", help="last day (snapped back to the last whole past month)")
-    p.add_argument("--noise", action="store_true", help="add differential-privacy noise (stored, stated)")
+    p.add_argument("--release", dest="period", metavar="PERIOD", help="one release: 2026-03, 2026-Q1 or 2026")
     p.set_defaults(func=_cmd_aggregate)
     p = export.add_parser("records", help="the anonymised, k-anonymous record-level CSV")
     p.add_argument("--out", required=True, type=Path)
@@ -42,7 +42,7 @@ def _day(value: str | None, name: str) -> date | None:
         raise CliError(f"{name} must be a date written as YYYY-MM-DD") from None
 
 
-def _actor() -> str:
+def actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"[:64]
     except (KeyError, OSError):
@@ -72,9 +72,9 @@ def _cmd_aggregate(args: argparse.Namespace, settings: Settings) -> int:
 
     start, end = _day(args.start, "--from"), _day(args.end, "--to")
     with cli_session(settings) as session:
-        prepared = export_service.aggregate_report(session, fmt=args.format, start=start, end=end, noise=args.noise)
-        rows = _write(args.out, prepared, unit="period")
-        export_service.record_export(session, actor=_actor(), prepared=prepared, rows=rows)
+        prepared = export_service.aggregate_report(session, fmt=args.format, start=start, end=end, period=args.period)
+        rows = _write(args.out, prepared, unit="release")
+        export_service.record_export(session, actor=actor(), prepared=prepared, rows=rows)
     print(f"aggregate report ({prepared.detail['from']} to {prepared.detail['to']}) written to {args.out}")
     return 0
 
@@ -86,6 +86,6 @@ def _cmd_records(args: argparse.Namespace, settings: Settings) -> int:
     with cli_session(settings) as session:
         prepared = export_service.records_export(session)
         rows = _write(args.out, prepared, unit="row")
-        export_service.record_export(session, actor=_actor(), prepared=prepared, rows=rows)
+        export_service.record_export(session, actor=actor(), prepared=prepared, rows=rows)
     print(f"{rows} rows written to {args.out}; {prepared.detail['dropped']} dropped to keep every group at k or more")
     return 0

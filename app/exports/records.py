@@ -1,9 +1,12 @@
 """The record-level file: one row per contact (and its case), k-anonymous over its quasi-identifiers.
 
 Nothing sealed, no free text, no record code. The quasi-identifiers (period, region, channel, risk, case
-status) are recoded for the whole file along one ladder — month, then region groups, then quarters, then
-status groups — until no combination is smaller than K; rows in combinations still smaller are dropped and
-counted. Only counts are held in memory: one streamed GROUP BY pass, then the rows are written class by
+status) are recoded with the standard statistical-disclosure-control toolkit: each has a ladder of
+generalisations (period: month, quarter, half-year, year; the others: value, group), every node of the
+lattice of ladder levels is tried, and in each the rows of combinations smaller than K get one value
+blanked as ``*`` (local suppression) when that joins them into a group of K or more; only rows that even
+then stay alone are dropped. The node kept is the one that loses the least information (generalisation
+steps, blanked values and dropped rows, all counted per row), as ARX and sdcMicro choose. Only counts are held in memory: one streamed GROUP BY pass, then the rows are written class by
 class (so the order says nothing about dates or entry order), each with a fresh random id.
 """
 
@@ -51,20 +54,44 @@ STATUS_GROUPS = {
 }
 
 
-@dataclass(frozen=True)
-class Level:
-    name: str
-    quarter: bool
-    region_group: bool
-    status_group: bool
+CHANNEL_GROUPS = {
+    "phone": "voice",
+    "in_person": "voice",
+    "telegram": "messenger",
+    "signal": "messenger",
+    "whatsapp": "messenger",
+    "email": "written",
+    "referral": "other",
+    "other": "other",
+}
+RISK_GROUPS = {"low": "lower", "medium": "lower", "high": "higher", "immediate": "higher"}
+BLANK = "*"
+QUASI = ("period", "region", "channel", "risk", "case_status")
 
 
-LADDER = (
-    Level("period=month, region, case_status", quarter=False, region_group=False, status_group=False),
-    Level("period=month, region=group, case_status", quarter=False, region_group=True, status_group=False),
-    Level("period=quarter, region=group, case_status", quarter=True, region_group=True, status_group=False),
-    Level("period=quarter, region=group, case_status=group", quarter=True, region_group=True, status_group=True),
+def _period(month: tuple[int, int], level: int) -> str:
+    year, m = month
+    return (
+        f"{year:04d}-{m:02d}",
+        f"{year:04d}-Q{(m - 1) // 3 + 1}",
+        f"{year:04d}-H{(m - 1) // 6 + 1}",
+        f"{year:04d}",
+    )[level]
+
+
+def _grouped(groups: dict[str, str]):  # type: ignore[no-untyped-def]
+    return lambda value, level: value if level == 0 else groups.get(value, "other")
+
+
+# Each quasi-identifier's ladder of generalisations: level 0 is the value as recorded.
+HIERARCHY = (
+    (_period, 3),
+    (_grouped(REGION_GROUPS), 1),
+    (_grouped(CHANNEL_GROUPS), 1),
+    (_grouped(RISK_GROUPS), 1),
+    (_grouped(STATUS_GROUPS), 1),
 )
+
 
 # (received month as (year, month), region, channel, risk, case status)
 Fine = tuple[tuple[int, int], str, str, str, str]
@@ -74,10 +101,16 @@ StrColumn = ColumnElement[str] | QueryableAttribute[str]
 
 @dataclass
 class Plan:
-    level: Level
-    classes: dict[Coarse, int]  # the combinations that are written, with their sizes
+    levels: tuple[int, ...]  # generalisation level of each quasi-identifier (0 = as recorded)
+    classes: dict[Coarse, int]  # the combinations that are written (``*`` = a blanked value), with sizes
     rows: int
     dropped: int
+    suppressed_values: int
+    information_loss: float
+
+    @property
+    def name(self) -> str:
+        return ", ".join(f"{q}={lvl}" for q, lvl in zip(QUASI, self.levels, strict=True))
 
 
 def count_fine(session: Session, *, batch: int = 2_000) -> Counter[Fine]:
@@ -172,28 +205,105 @@ def _count_joined(session: Session, *, sqlite: bool, batch: int) -> Counter[Fine
     return counts
 
 
-def recode(fine: Fine, level: Level) -> Coarse:
-    (year, month), region, channel, risk, status = fine
-    period = f"{year:04d}-Q{(month - 1) // 3 + 1}" if level.quarter else f"{year:04d}-{month:02d}"
-    if level.region_group:
-        region = REGION_GROUPS.get(region, "other")
-    if level.status_group:
-        status = STATUS_GROUPS.get(status, "other")
-    return period, region, channel, risk, status
+def recode(fine: Fine, levels: tuple[int, ...]) -> Coarse:
+    """One fine combination at the given generalisation levels."""
+    month, *rest = fine
+    out = [_period(month, levels[0])]
+    for (generalise, _), value, level in zip(HIERARCHY[1:], rest, levels[1:], strict=True):
+        out.append(generalise(value, level))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _loss(levels: tuple[int, ...]) -> float:
+    """Share of the detail lost per row by generalisation alone (each quasi-identifier weighs the same)."""
+    return sum(lvl / top for lvl, (_, top) in zip(levels, HIERARCHY, strict=True)) / len(HIERARCHY)
+
+
+def _suppress_locally(classes: Counter[Coarse], *, k: int) -> tuple[dict[Coarse, int], int, int]:
+    """Blank one value of the rows in classes smaller than k, where that makes a group of k or more.
+
+    The column is chosen to rescue the most rows. A blanked group is kept only if its rows held at least
+    two different values in that column, so the blank cannot be filled in from the rest of the file.
+    Returns the classes to write, the rows dropped and the values blanked.
+    """
+    kept = {key: n for key, n in classes.items() if n >= k}
+    small = {key: n for key, n in classes.items() if n < k}
+    if not small:
+        return kept, 0, 0
+    best: tuple[int, dict[Coarse, int]] = (0, {})
+    for column in range(len(QUASI)):
+        groups: dict[Coarse, Counter[str]] = {}
+        for key, n in small.items():
+            blanked: Coarse = key[:column] + (BLANK,) + key[column + 1 :]  # type: ignore[assignment]
+            groups.setdefault(blanked, Counter())[key[column]] += n  # type: ignore[arg-type]
+        rescued = {b: sum(vals.values()) for b, vals in groups.items() if sum(vals.values()) >= k and len(vals) >= 2}
+        total = sum(rescued.values())
+        if total > best[0]:
+            best = (total, rescued)
+    rescued_rows, rescued = best
+    kept.update(rescued)
+    dropped = sum(small.values()) - rescued_rows
+    return kept, dropped, rescued_rows
 
 
 def plan(fine: Counter[Fine], *, k: int) -> Plan:
-    """Climb the ladder until every combination has at least k rows; at the top, drop the small ones."""
+    """Search the whole generalisation lattice with local suppression; keep the least information loss.
+
+    Loss per row is the share of generalisation steps taken (averaged over the quasi-identifiers), a
+    blanked value costs that value in full, a dropped row costs the whole row. Each lattice node's counts
+    are derived from a node one step finer, so every step groups fewer combinations than the last.
+    """
     total = sum(fine.values())
-    for level in LADDER:
-        classes: Counter[Coarse] = Counter()
-        for key, n in fine.items():
-            classes[recode(key, level)] += n
-        if all(n >= k for n in classes.values()) or level is LADDER[-1]:
-            kept = {key: n for key, n in classes.items() if n >= k}
-            rows = sum(kept.values())
-            return Plan(level=level, classes=kept, rows=rows, dropped=total - rows)
-    raise AssertionError("unreachable: the ladder ends in a return")
+    n_quasi = len(HIERARCHY)
+    tops = [top for _, top in HIERARCHY]
+    start = (0,) * n_quasi
+    layer: dict[tuple[int, ...], Counter[Coarse]] = {start: Counter()}
+    for key, n in fine.items():
+        layer[start][recode(key, start)] += n
+    best: Plan | None = None
+    while layer:
+        nxt: dict[tuple[int, ...], Counter[Coarse]] = {}
+        for levels, classes in layer.items():
+            kept, dropped, blanked = _suppress_locally(classes, k=k)
+            rows = total - dropped
+            loss = (rows * _loss(levels) + blanked / n_quasi + dropped) / total if total else 0.0
+            if best is None or (loss, sum(levels)) < (best.information_loss, sum(best.levels)):
+                best = Plan(levels, kept, rows, dropped, blanked, loss)
+            for q in range(n_quasi):
+                if levels[q] >= tops[q]:
+                    continue
+                up = levels[:q] + (levels[q] + 1,) + levels[q + 1 :]
+                if up in nxt:
+                    continue
+                nxt[up] = _coarsen(classes, q, up)
+        layer = nxt
+    assert best is not None
+    return best
+
+
+def _coarsen(classes: Counter[Coarse], q: int, levels: tuple[int, ...]) -> Counter[Coarse]:
+    out: Counter[Coarse] = Counter()
+    generalise = _step(q, levels[q])
+    for key, n in classes.items():
+        out[key[:q] + (generalise(key[q]),) + key[q + 1 :]] += n  # type: ignore[operator]
+    return out
+
+
+def _step(q: int, level: int):  # type: ignore[no-untyped-def]
+    """From a value at level-1 to level (the ladders are nested, so one step at a time is exact)."""
+    if q == 0:
+
+        def period(value: str) -> str:
+            year = value[:4]
+            if level == 1:
+                return f"{year}-Q{(int(value[5:7]) - 1) // 3 + 1}"
+            if level == 2:
+                return f"{year}-H{(int(value[6]) - 1) // 2 + 1}"
+            return year
+
+        return period
+    generalise = HIERARCHY[q][0]
+    return lambda value: generalise(value, level)
 
 
 def header_lines(plan: Plan, *, k: int, today: date) -> list[str]:
@@ -201,9 +311,11 @@ def header_lines(plan: Plan, *, k: int, today: date) -> list[str]:
         "# helpline anonymised record-level file\n",
         f"# generated_on: {today.isoformat()}\n",
         f"# k: {k} (every combination of period, region, channel, risk and case_status has at least k rows)\n",
-        f"# generalisation: {plan.level.name}\n",
+        f"# generalisation: {plan.name} (levels: period month/quarter/half-year/year; others value/group)\n",
         f"# rows: {plan.rows}\n",
-        f"# dropped_rows: {plan.dropped} (in combinations smaller than k after generalisation)\n",
+        f"# dropped_rows: {plan.dropped} (in combinations smaller than k even with one value blanked)\n",
+        f"# suppressed_values: {plan.suppressed_values} (written as {BLANK}, one per row at most)\n",
+        f"# information_loss: {plan.information_loss:.4f} (0 = as recorded, 1 = nothing left)\n",
         ",".join(COLUMNS) + "\n",
     ]
 

@@ -15,6 +15,7 @@ class AggregateHeader(BaseModel):
     noise: bool
     epsilon: float | None
     generated_on: date
+    releases: list[str]
 
 
 class RecordsHeader(BaseModel):

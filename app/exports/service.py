@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -20,8 +19,7 @@ from app.auth.models import Role
 from app.crypto import service as crypto
 from app.errors import Forbidden, Invalid
 from app.exports import aggregate, records
-from app.stats import counters
-from app.stats import service as stats_service
+from app.stats import ledger, published
 
 EXPORTERS = (Role.analyst, Role.admin)
 
@@ -42,32 +40,30 @@ def check_exporter(role: str) -> None:
         raise Forbidden("only analysts and admins may export")
 
 
-def _first_month(session: Session) -> date | None:
-    pc = counters.PeriodCount
-    return session.execute(select(func.min(pc.period)).where(pc.grain == counters.MONTH)).scalar_one()
-
-
 def aggregate_report(
     session: Session,
     *,
     fmt: Literal["csv", "json"] = "csv",
     start: date | None = None,
     end: date | None = None,
-    noise: bool = False,
+    period: str | None = None,
     today: date | None = None,
 ) -> Prepared:
-    """The aggregate report over whole past months (all of them unless a range is given)."""
+    """The aggregate report: one release (``period``), or every release within [start, end]; ledger only."""
     if fmt not in ("csv", "json"):
         raise Invalid.field("format", "must be csv or json")
     today = today or crypto.settings_of(session).today()
-    if start is None:
-        first = _first_month(session)
-        start = first if first is not None and first < today.replace(day=1) else None
-    summary = stats_service.summary(
-        session, start=start, end=end, interval="month", noise=noise, today=today, whole_past_only=True
-    )
-    head = aggregate.header(summary, generated_on=today)
-    text = aggregate.csv_text(summary, head) if fmt == "csv" else aggregate.json_text(summary, head)
+    ledger.ensure_previous_month(session, today=today)
+    if period:
+        rows = [ledger.get_release(session, period=period)]
+    else:
+        first, last = start or date(1, 1, 1), end or today
+        rows = [r for r in ledger.list_releases(session) if r.first_on >= first and r.last_on <= last]
+    if not rows:
+        raise Invalid.field("period", "no released period in that range")
+    releases = [published.release(r) for r in rows]
+    head = aggregate.header(releases, generated_on=today)
+    text = aggregate.csv_text(releases, head) if fmt == "csv" else aggregate.json_text(releases, head)
     detail: dict[str, object] = {
         "format": fmt,
         "from": head.period_from.isoformat(),
@@ -75,9 +71,9 @@ def aggregate_report(
         "k": head.k,
         "noise": head.noise,
         "epsilon": head.epsilon,
-        "suppressed": len(summary.suppressed),
+        "releases": [str(r.id) for r in releases],
     }
-    return Prepared(name="aggregate", chunks=aggregate.chunks(text), rows=len(summary.series), detail=detail)
+    return Prepared(name="aggregate", chunks=aggregate.chunks(text), rows=len(releases), detail=detail)
 
 
 def records_export(session: Session, *, today: date | None = None) -> Prepared:
@@ -92,7 +88,13 @@ def records_export(session: Session, *, today: date | None = None) -> Prepared:
         for chunk, _ in records.rows(plan):
             yield chunk
 
-    detail: dict[str, object] = {"k": k, "generalisation": plan.level.name, "dropped": plan.dropped}
+    detail: dict[str, object] = {
+        "k": k,
+        "generalisation": plan.name,
+        "dropped": plan.dropped,
+        "suppressed_values": plan.suppressed_values,
+        "information_loss": round(plan.information_loss, 4),
+    }
     return Prepared(name="records", chunks=text(), rows=plan.rows, detail=detail)
 
 

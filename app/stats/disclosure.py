@@ -10,6 +10,14 @@ head, and every node's inflow equals its outflow. A reader can move hidden value
 hidden arcs, so a hidden entry is safe exactly when it lies on such a cycle; a hidden 1 may only rise,
 because the reader knows it cannot fall to zero. Because this constraint matrix is totally unimodular,
 a cycle is also an integer alternative, so the test is exact.
+
+Nested tables are a network too. A year's months, quarters and year itself, for one measure, are arcs
+between a node per month (its cells out, its total in), per quarter and region (months' cells in, the
+quarter's cell out), per region (quarters in, the year's cell out), per quarter's total, and the two total
+nodes: every published sum is one node's balance. ``protect_network`` takes such arcs, some of them already
+frozen as shown or hidden by an earlier release, and hides new ones until every hidden figure, old and new,
+still lies on a movable cycle. A node whose figures are not all published yet has no equation; those nodes
+act as one free node, which is what a reader faces before the quarter or year is out.
 """
 
 import heapq
@@ -168,11 +176,12 @@ def _recoverable(layout: _Layout, hidden: set[int]) -> set[int]:
     return pinned | _determined(layout, hidden)
 
 
-def _cheapest_cycle(layout: _Layout, hidden: set[int], e: int) -> set[int] | None:
+def _cheapest_cycle(layout: _Layout, hidden: set[int], e: int, locked: frozenset[int]) -> set[int] | None:
     """Fewest totals, then smallest counts, to hide so that hidden entry e lies on a movable cycle."""
     arcs: dict[int, list[tuple[int, int, tuple[int, int, int]]]] = {}
     for f, value in enumerate(layout.values):
-        if f == e or value == 0:
+        # A locked entry is already published: it cannot be taken back to serve as a complement.
+        if f == e or value == 0 or f in locked:
             continue
         # Already hidden entries are free, which steers complements into rows and columns that share them.
         cost = (0, 0, 0) if f in hidden else (int(f in layout.margins), value, 1)
@@ -226,14 +235,14 @@ def _protect(layout: _Layout, k: int) -> set[int]:
     return hidden
 
 
-def _add_complements(layout: _Layout, primary: set[int]) -> set[int] | None:
+def _add_complements(layout: _Layout, primary: set[int], locked: frozenset[int] = frozenset()) -> set[int] | None:
     hidden = set(primary)
     while exposed := [e for e in sorted(hidden) if not _can_move(layout, hidden, e)]:
         for e in exposed:
             # An earlier complement in this pass may already have put e on a cycle.
             if _can_move(layout, hidden, e):
                 continue
-            extra = _cheapest_cycle(layout, hidden, e)
+            extra = _cheapest_cycle(layout, hidden, e, locked)
             if not extra:
                 return None
             hidden |= extra
@@ -265,6 +274,64 @@ def protect_series(values: Sequence[int], *, k: int) -> tuple[list[int | None], 
     hidden = _protect(layout, k)
     shown = [None if e in hidden else value for e, value in enumerate(layout.values)]
     return shown[:-1], shown[-1]
+
+
+@dataclass(frozen=True)
+class Arc:
+    """One published figure as an arc of a flow network: ``value`` flows from ``tail`` to ``head``.
+
+    ``fixed`` is None for a figure being decided now, True for one already published as hidden and False
+    for one already published as shown (frozen figures keep their pattern; new ones must fit around it).
+    """
+
+    value: int
+    tail: object
+    head: object
+    total: bool = False
+    fixed: bool | None = None
+
+
+def protect_network(arcs: Sequence[Arc], *, k: int, balanced: set[object]) -> set[int]:
+    """Indices of the arcs to hide so that, with the frozen ones, no count from 1 to k-1 can be worked out.
+
+    Nodes outside ``balanced`` carry no equation (their other figures are not published): they are merged
+    into one free node, which is exactly what a reader who cannot see those figures faces.
+    """
+    free = object()
+    names: dict[object, int] = {}
+
+    def node(n: object) -> int:
+        return names.setdefault(n if n in balanced else free, len(names))
+
+    values = tuple(a.value for a in arcs)
+    _check_counts(values)
+    tails = tuple(node(a.tail) for a in arcs)
+    heads = tuple(node(a.head) for a in arcs)
+    layout = _Layout(
+        values=values,
+        tails=tails,
+        heads=heads,
+        positions=tuple((0, i) for i in range(len(arcs))),
+        margins=frozenset(i for i, a in enumerate(arcs) if a.total),
+        balanced=tuple(names[n] for n in balanced if n in names),
+    )
+    if k < 1:
+        raise DisclosureError("the threshold k must be at least 1")
+    frozen_hidden = {i for i, a in enumerate(arcs) if a.fixed is True}
+    locked = frozenset(i for i, a in enumerate(arcs) if a.fixed is False)
+    fresh = [i for i, a in enumerate(arcs) if a.fixed is None]
+    primary = frozen_hidden | {i for i in fresh if 0 < values[i] < k}
+    hidden = _add_complements(layout, primary, locked)
+    if hidden is None or _recoverable(layout, hidden):
+        # Hiding every new non-zero figure adds no equation a reader did not already have.
+        hidden = frozen_hidden | {i for i in fresh if values[i] > 0}
+    leaked = _recoverable(layout, hidden)
+    if leaked:
+        raise DisclosureError(f"figures already published leave {len(leaked)} recoverable")
+    small_shown = [i for i in fresh if 0 < values[i] < k and i not in hidden]
+    if small_shown:  # pragma: no cover - the primary set is always hidden
+        raise DisclosureError("a small figure would be shown")
+    return hidden
 
 
 def find_recoverable(released: Released, original: Sequence[Sequence[int]]) -> list[Position]:

@@ -1,58 +1,105 @@
-"""The coordinators' dashboard: the disclosure-controlled summary as numbers and server-drawn charts."""
+"""Statistics pages: the coordinators' exact dashboard, and the analysts' page of frozen releases."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
+from babel.dates import format_date
 from fastapi import APIRouter
 from fastapi.responses import Response
 
 from app.auth.models import Role
+from app.errors import NotFound
+from app.stats import counters as c
+from app.stats import ledger, published
 from app.stats import service as stats_service
+from app.stats.api import sees_exact
 from app.stats.schemas import MEASURES
 from app.web import charts, labels
 from app.web.i18n import N_
-from app.web.visit import SignedIn, render
+from app.web.visit import SignedIn, Visit, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 MEASURE_NAMES = {
     "contacts": N_("Contacts"),
     "cases_opened": N_("Cases opened"),
+    "verified": N_("Verified"),
     "evacuated": N_("Escapes (evacuated)"),
     "resettled": N_("Resettled"),
     "flagged": N_("Known-bad handle alerts"),
     "suspected_infiltration": N_("Suspected infiltration"),
 }
+CARD_MEASURES = ("contacts", "cases_opened", "verified", "evacuated", "resettled", "flagged")
 
 
-@router.get("/dashboard")
-def dashboard(visit: SignedIn, interval: str = "week") -> Response:
-    visit.require(Role.coordinator, Role.analyst, Role.admin)
-    interval = interval if interval in ("week", "month") else "week"
-    summary = stats_service.summary(visit.db, interval=interval, today=visit.settings.today())
-    k, _ = summary.k, visit._
-    periods = [p.period for p in summary.series]
+def period_name(visit: Visit, interval: str, start: date, label: str) -> str:
+    """A period as people read it, in the page's language: "March 2026", "март 2026", "W10 · 2 Mar"."""
+    if interval == c.MONTH:
+        return format_date(start, "LLLL y", locale=visit.locale)
+    if interval == "day":
+        return format_date(start, "d MMM y", locale=visit.locale)
+    return visit._("week of %(day)s") % {"day": format_date(start, "d MMM y", locale=visit.locale)}
+
+
+def _headline(visit: Visit, today: date) -> list[dict[str, object]]:
+    """This month (partial), last month and this year so far, exact, with verifications from the rows."""
+    this_month = today.replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    first = min(last_month, today.replace(month=1, day=1))
+    months = stats_service.summary(visit.db, start=first, end=today, interval=c.MONTH, today=today)
+    by_start = {p.start: p for p in months.series}
+    columns = []
+    for name, start, end, partial in (
+        (visit._("This month"), this_month, c.next_period(c.MONTH, this_month), True),
+        (visit._("Last month"), last_month, this_month, False),
+        (visit._("This year"), today.replace(month=1, day=1), c.next_period(c.MONTH, this_month), True),
+    ):
+        periods = [p for s, p in by_start.items() if start <= s < end]
+        values: dict[str, object] = {m: sum(getattr(p, m) or 0 for p in periods) for m in MEASURES}
+        values["verified"] = stats_service.verified_between(visit.db, start, end)
+        columns.append(
+            {
+                "name": name,
+                "when": format_date(start, "LLLL y", locale=visit.locale)
+                if end == c.next_period(c.MONTH, start)
+                else str(start.year),
+                "partial": partial,
+                "values": values,
+            }
+        )
+    return columns
+
+
+def _operational(visit: Visit, interval: str) -> Response:
+    today = visit.settings.today()
+    summary = stats_service.summary(visit.db, interval=interval, today=today)
+    _ = visit._
+    names = [period_name(visit, interval, p.start, p.period) for p in summary.series]
     per_period = charts.grouped_bars(
-        periods,
+        names,
         [
             (_("Contacts"), [p.contacts for p in summary.series]),
             (_("Escapes (evacuated)"), [p.evacuated for p in summary.series]),
         ],
-        k=k,
+        k=summary.k,
         title=_("Contacts and escapes per period"),
     )
+    verified = stats_service.verified_between(visit.db, summary.from_, summary.to + timedelta(days=1))
     funnel = charts.horizontal_bars(
         [
             (_("Contacts"), summary.funnel.contacts),
             (_("Cases opened"), summary.funnel.cases_opened),
+            (_("Verified"), verified),
             (_("Escapes (evacuated)"), summary.funnel.evacuated),
         ],
-        k=k,
+        k=summary.k,
         title=_("From contact to escape"),
     )
+    now = stats_service.status_at(visit.db, c.next_period(c.MONTH, today.replace(day=1)))
+    open_now = {s: max(now.get(s, 0), 0) for s in stats_service.OPEN_STATUSES}
     statuses = charts.horizontal_bars(
-        [(_(labels.label("statuses", s)), n) for s, n in summary.open_by_status.items()],
-        k=k,
-        title=_("Open cases by status"),
+        [(_(labels.label("statuses", s)), n) for s, n in open_now.items()], k=summary.k, title=_("Open cases now")
     )
     return render(
         visit,
@@ -60,10 +107,55 @@ def dashboard(visit: SignedIn, interval: str = "week") -> Response:
         {
             "summary": summary,
             "interval": interval,
+            "headline": _headline(visit, today),
+            "card_measures": CARD_MEASURES,
             "measures": MEASURES,
             "measure_names": MEASURE_NAMES,
+            "period_names": names,
             "per_period": per_period,
             "funnel": funnel,
+            "verified": verified,
             "statuses": statuses,
+            "open_now": open_now,
         },
     )
+
+
+def _published(visit: Visit, period: str | None) -> Response:
+    items = published.list_releases(visit.db, today=visit.settings.today())
+    chosen = None
+    if items:
+        wanted = period or next((i.period for i in reversed(items) if i.kind == "month"), items[-1].period)
+        try:
+            chosen = published.get_release(visit.db, period=wanted)
+        except NotFound:
+            chosen = None
+    names = {i.period: release_name(visit, i.period) for i in items}
+    return render(
+        visit,
+        "releases.html",
+        {
+            "items": items,
+            "release": chosen,
+            "names": names,
+            "measures": ledger.TABLE_MEASURES,
+            "measure_names": MEASURE_NAMES,
+            "k": visit.settings.suppression_k,
+        },
+    )
+
+
+def release_name(visit: Visit, period: str) -> str:
+    if "-Q" in period:
+        return visit._("Quarter %(q)s %(year)s") % {"q": period[-1], "year": period[:4]}
+    if len(period) == 4:
+        return period
+    return format_date(ledger.parse_month(period), "LLLL y", locale=visit.locale)
+
+
+@router.get("/dashboard")
+def dashboard(visit: SignedIn, interval: str = "month", release: str | None = None) -> Response:
+    user = visit.require(Role.coordinator, Role.analyst, Role.admin)
+    if sees_exact(user.role):
+        return _operational(visit, interval if interval in ("day", "week", "month") else "month")
+    return _published(visit, release)

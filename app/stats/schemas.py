@@ -1,13 +1,15 @@
-"""What the statistics summary publishes. ``None`` is a suppressed figure; ``suppressed`` names each one."""
+"""What the statistics answers hold. In the published view ``None`` is a suppressed figure, named in
+``suppressed``; the operational view is exact and its ``suppressed`` is empty."""
 
 from __future__ import annotations
 
-from datetime import date
+import uuid
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Interval = Literal["week", "month"]
+Interval = Literal["day", "week", "month"]
 
 # The per-period measures, in the order a table shows them.
 MEASURES: tuple[str, ...] = (
@@ -29,10 +31,20 @@ class Counts(BaseModel):
     suspected_infiltration: int | None
 
 
+class ReleaseRef(BaseModel):
+    """Which frozen release a published figure comes from."""
+
+    id: uuid.UUID
+    period: str
+    created_at: datetime
+
+
 class PeriodCounts(Counts):
-    period: str = Field(description="2026-03 for a month, 2026-W10 for an ISO week")
+    period: str = Field(description="2026-03 for a month, 2026-W10 for an ISO week, 2026-03-05 for a day")
     start: date
     end: date = Field(description="the period's last day")
+    partial: bool = Field(default=False, description="the period has not ended yet: not comparable with full ones")
+    release: ReleaseRef | None = Field(default=None, description="published view: the release these figures are from")
 
 
 class Funnel(BaseModel):
@@ -45,15 +57,13 @@ class Funnel(BaseModel):
 
 
 class DpInfo(BaseModel):
-    epsilon: float = Field(description="privacy loss of each noisy table")
-    per: Literal["table"] = "table"
+    epsilon: float = Field(description="privacy loss of the release, shared equally by its noisy tables")
     tables: list[str]
     mechanism: str = "discrete Laplace (OpenDP), counts clamped at zero, threshold applied after noise"
-    released_on: date
 
 
 class Summary(BaseModel):
-    """A disclosure-controlled summary over whole periods of a fixed grid."""
+    """A summary over whole periods of a fixed grid."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -61,22 +71,54 @@ class Summary(BaseModel):
     from_: date = Field(alias="from", description="first day of the first period (snapped outward)")
     to: date = Field(description="last day of the last period")
     k: int
+    view: Literal["operational", "published"] = Field(
+        description="operational: exact, for coordinators and admins; published: from the release ledger"
+    )
     totals: Counts
     series: list[PeriodCounts]
     by_region: dict[str, dict[str, int | None]] = Field(description="measure -> region -> count over the range")
     by_channel: dict[str, dict[str, int | None]]
     by_risk: dict[str, dict[str, int | None]]
-    open_by_status: dict[str, int | None] = Field(description="cases not closed, declined or rejected at `to`")
+    open_by_status: dict[str, int | None] = Field(description="open cases by status at the end of the range")
     open_cases: int | None
     funnel: Funnel
     median_days_to_evacuation: float | None
     p90_days_to_evacuation: float | None
     suppressed: list[str]
+    releases: list[ReleaseRef] = Field(default_factory=list, description="published view: the releases used")
     dp: DpInfo | None = None
 
     def is_suppressed(self, name: str) -> bool:
         """For templates: whether the figure called ``name`` (e.g. ``series[3].evacuated``) is hidden."""
-        return name in self._suppressed_set()
+        return name in frozenset(self.suppressed)
 
-    def _suppressed_set(self) -> frozenset[str]:
-        return frozenset(self.suppressed)
+
+class ReleaseTable(BaseModel):
+    cells: dict[str, int | None] = Field(description="region (or status) -> count; null = suppressed")
+    total: int | None
+
+
+class Release(BaseModel):
+    """One frozen release: its figures never change once written."""
+
+    id: uuid.UUID
+    period: str = Field(description="2026-03, 2026-Q1 or 2026")
+    kind: Literal["month", "quarter", "year"]
+    first_day: date
+    last_day: date
+    created_at: datetime
+    k: int
+    tables: dict[str, ReleaseTable] = Field(description="measure -> its cells by region and total")
+    open_at_end: ReleaseTable | None = Field(description="open cases by status on the month's last day")
+    suppressed: list[str]
+    dp: DpInfo | None = None
+
+
+class ReleaseListItem(BaseModel):
+    id: uuid.UUID
+    period: str
+    kind: Literal["month", "quarter", "year"]
+    first_day: date
+    last_day: date
+    created_at: datetime
+    epsilon: float | None

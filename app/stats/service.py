@@ -1,38 +1,37 @@
-"""The statistics summary: counters folded into a fixed grid of periods, then disclosure control.
+"""The operational view: exact counts for the people who already see every case's region, dates and status.
 
-How the grid stops a reader from differencing queries: every published number is either a grid cell (one
-period, one measure, maybe one region/channel/risk) or a sum of grid cells. Each period's breakdown row is
-protected on its own (primary and complementary suppression against its total), so whether a cell is hidden
-never depends on the range asked for. A sum over the range is published only when every cell in it is
-shown, so it says nothing the single-period queries did not; if any of its cells is hidden, so is the sum.
+Coordinators and admins list every case with its region, opening day and status; hiding a count they can
+recount from that list protects nobody and costs them the dashboard. So this view applies no suppression:
+it is exact at day, week and month grain, by region, channel, risk and status, and still holds no name,
+no sealed field and no free text. Published figures (analysts, exports) never come from here: they come
+from the release ledger (``app.stats.ledger``), which is where disclosure control sits.
 
-Ranges snap outward to whole periods (``from`` back to its period's first day, ``to`` on to its period's
-last day). A noisy release, and every external report, covers whole past periods only: ``to`` then snaps
-inward, to the last period that has ended.
+Weeks and months are read from the period counters (a few rows per period, however many records there
+are); days, which the counters do not keep, are grouped from the rows themselves.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.cases.models import Case, CaseTransition
 from app.cases.workflow import TERMINAL, CaseStatus
+from app.contacts.models import Contact
 from app.contacts.schemas import Channel, Risk
 from app.crypto import service as crypto
 from app.errors import Invalid
 from app.stats import counters as c
-from app.stats import disclosure, release
-from app.stats.schemas import MEASURES, Counts, DpInfo, Funnel, Interval, PeriodCounts, Summary
+from app.stats.schemas import MEASURES, Counts, Funnel, PeriodCounts, Summary
 
-MAX_PERIODS = 600
-DEFAULT_PERIODS = {"week": 13, "month": 12}
-# Measures split by a dimension: the first listed dimension's rows define the measure's per-period count.
+DAY = "day"
+MAX_PERIODS = 800
+DEFAULT_PERIODS = {DAY: 31, c.WEEK: 13, c.MONTH: 12}
 BREAKDOWNS: dict[str, tuple[str, ...]] = {
     c.CONTACTS: ("region", "channel", "risk"),
     c.CASES_OPENED: ("region",),
@@ -41,9 +40,17 @@ BREAKDOWNS: dict[str, tuple[str, ...]] = {
 OPEN_STATUSES: tuple[str, ...] = tuple(s.value for s in CaseStatus if s not in TERMINAL)
 
 
+def period_start(interval: str, day: date) -> date:
+    return day if interval == DAY else c.period_start(interval, day)
+
+
+def next_period(interval: str, start: date) -> date:
+    return start + timedelta(days=1) if interval == DAY else c.next_period(interval, start)
+
+
 @dataclass(frozen=True)
 class Grid:
-    interval: Interval
+    interval: str
     starts: tuple[date, ...]
     end: date  # exclusive
 
@@ -59,6 +66,8 @@ class Grid:
         start = self.starts[i]
         if self.interval == c.MONTH:
             return f"{start.year:04d}-{start.month:02d}"
+        if self.interval == DAY:
+            return start.isoformat()
         year, week, _ = start.isocalendar()
         return f"{year:04d}-W{week:02d}"
 
@@ -66,71 +75,61 @@ class Grid:
         return (self.starts[i + 1] if i + 1 < len(self.starts) else self.end) - timedelta(days=1)
 
 
-@dataclass
-class Raw:
-    """Unprotected counts on a grid: the only place exact small numbers exist, never returned as is."""
-
-    series: dict[str, list[int]]
-    # (measure, dim) -> period index -> value -> count
-    breakdowns: dict[tuple[str, str], list[dict[str, int]]]
-    days: dict[int, int]
-    status: dict[str, int]
-    domains: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-def make_grid(
-    interval: str, start: date | None, end: date | None, *, today: date, whole_past_only: bool = False
-) -> Grid:
-    """The whole periods covering [start, end]; only periods that have ended when ``whole_past_only``."""
-    if interval not in (c.WEEK, c.MONTH):
-        raise Invalid.field("interval", "must be week or month")
-    last = end or today
-    if whole_past_only:
-        # Inward: the last period ending on or before ``last`` that has also ended by today.
-        stop = min(c.period_start(interval, last + timedelta(days=1)), c.period_start(interval, today))
-        if end is None:
-            stop = c.period_start(interval, today)
-    else:
-        stop = c.next_period(interval, c.period_start(interval, last))
+def make_grid(interval: str, start: date | None, end: date | None, *, today: date) -> Grid:
+    """The whole periods covering [start, end]; by default the last few periods up to today's."""
+    if interval not in (DAY, c.WEEK, c.MONTH):
+        raise Invalid.field("interval", "must be day, week or month")
+    if start is not None and end is not None and start > end:
+        raise Invalid.field("from", "must not be after to")
+    stop = next_period(interval, period_start(interval, end or today))
     if start is None:
         first = stop
         for _ in range(DEFAULT_PERIODS[interval]):
-            first = _previous(interval, first)
+            first = period_start(interval, first - timedelta(days=1))
     else:
-        first = c.period_start(interval, start)
-    if start is not None and end is not None and start > end:
-        raise Invalid.field("from", "must not be after to")
+        first = period_start(interval, start)
     starts: list[date] = []
     at = first
     while at < stop:
         starts.append(at)
         if len(starts) > MAX_PERIODS:
             raise Invalid.field("from", f"at most {MAX_PERIODS} periods at a time")
-        at = c.next_period(interval, at)
-    if not starts:
-        raise Invalid.field("to", "the range holds no whole period that has ended")
-    return Grid(interval=interval, starts=tuple(starts), end=stop)  # type: ignore[arg-type]
+        at = next_period(interval, at)
+    return Grid(interval=interval, starts=tuple(starts), end=stop)
 
 
-def _previous(interval: str, start: date) -> date:
-    return c.period_start(interval, start - timedelta(days=1))
+@dataclass
+class Exact:
+    """Exact counts on a grid."""
+
+    series: dict[str, list[int]]
+    # (measure, dim) -> value -> count over the whole grid
+    breakdowns: dict[tuple[str, str], dict[str, int]]
+    days: dict[int, int]  # wait from first contact to escape (binned days) -> escapes, over the grid
+    status: dict[str, int]  # open cases by status at the grid's end
 
 
 def _domains(session: Session) -> dict[str, tuple[str, ...]]:
-    settings = crypto.settings_of(session)
     return {
-        "region": tuple(settings.regions),
+        "region": tuple(crypto.settings_of(session).regions),
         "channel": tuple(ch.value for ch in Channel),
         "risk": tuple(r.value for r in Risk),
     }
 
 
-def read_raw(session: Session, grid: Grid) -> Raw:
-    """Fold the counter rows of the grid's periods into per-period counts (cost: periods, not records)."""
-    n = len(grid.starts)
+def _empty(n: int) -> Exact:
+    return Exact(
+        series={m: [0] * n for m in MEASURES},
+        breakdowns={(m, d): {} for m, dims in BREAKDOWNS.items() for d in dims},
+        days={},
+        status={},
+    )
+
+
+def read_counters(session: Session, grid: Grid) -> Exact:
+    """Fold the counter rows of the grid's weeks or months (cost: periods, not records)."""
     index = {start: i for i, start in enumerate(grid.starts)}
-    series = {m: [0] * n for m in MEASURES}
-    breakdowns = {(m, d): [dict[str, int]() for _ in range(n)] for m, dims in BREAKDOWNS.items() for d in dims}
+    out = _empty(len(grid.starts))
     # Core columns, not ORM entities: these rows are folded, never loaded as objects.
     pc = c.PeriodCount.__table__.c
     in_range = (pc.grain == grid.interval, pc.period >= grid.first, pc.period < grid.end)
@@ -142,30 +141,87 @@ def read_raw(session: Session, grid: Grid) -> Raw:
         )
     )
     for period, measure, dim, value, count in rows:
-        i = index[period]
         if not dim:
-            series[measure][i] += count
+            out.series[measure][index[period]] += count
         elif measure == c.OUTCOME:
-            series[c.SUSPECTED][i] += count
-        elif (measure, dim) in breakdowns:
-            cell = breakdowns[(measure, dim)][i]
+            out.series[c.SUSPECTED][index[period]] += count
+        elif (measure, dim) in out.breakdowns:
+            cell = out.breakdowns[(measure, dim)]
             cell[value] = cell.get(value, 0) + count
-    # The wait histogram is only published over the whole range: summed in the database.
     day_rows = session.execute(
         select(pc.value, func.sum(pc.count)).where(*in_range, pc.measure == c.DAYS).group_by(pc.value)
     )
-    days = {int(value): int(total) for value, total in day_rows}
-    status_rows = session.execute(
+    out.days = {int(value): int(total) for value, total in day_rows}
+    out.status = status_at(session, grid.end, grain=grid.interval)
+    return out
+
+
+def status_at(session: Session, end: date, *, grain: str = c.MONTH) -> dict[str, int]:
+    """Cases by status at the start of ``end`` (a period boundary of ``grain``): the running sum of moves."""
+    pc = c.PeriodCount.__table__.c
+    rows = session.execute(
         select(pc.value, func.sum(pc.count))
-        .where(pc.grain == grid.interval, pc.measure == c.STATUS, pc.period < grid.end)
+        .where(pc.grain == grain, pc.measure == c.STATUS, pc.period < end)
         .group_by(pc.value)
     )
-    status = {value: int(total) for value, total in status_rows}
-    domains = _domains(session)
-    for (_, dim), rows_by_period in breakdowns.items():
-        extra = {v for row in rows_by_period for v in row} - set(domains[dim])
-        domains[dim] = (*domains[dim], *sorted(extra))
-    return Raw(series=series, breakdowns=breakdowns, days=days, status=status, domains=domains)
+    return {value: int(total) for value, total in rows}
+
+
+def read_rows(session: Session, grid: Grid) -> Exact:
+    """Day grain, grouped from the rows (the counters keep weeks and months only)."""
+    first, end = grid.first, grid.end
+    index = {start: i for i, start in enumerate(grid.starts)}
+    out = _empty(len(grid.starts))
+
+    def fold(measure: str, day_column, *where, dims: Iterable[str] = ()) -> None:  # type: ignore[no-untyped-def]
+        query = select(day_column, func.count()).where(day_column >= first, day_column < end, *where)
+        for day, n in session.execute(query.group_by(day_column)):
+            out.series[measure][index[day]] += n
+        for dim in dims:
+            model = Contact if measure == c.CONTACTS else Case
+            column = getattr(model, dim)
+            grouped = select(column, func.count()).where(day_column >= first, day_column < end, *where)
+            out.breakdowns[(measure, dim)] = {v: int(n) for v, n in session.execute(grouped.group_by(column))}
+
+    fold(c.CONTACTS, Contact.received_on, dims=BREAKDOWNS[c.CONTACTS])
+    fold(c.FLAGGED, Contact.received_on, Contact.flagged_handle.is_(True))
+    fold(c.SUSPECTED, Contact.received_on, Contact.outcome == c.SUSPECTED)
+    fold(c.CASES_OPENED, Case.opened_on, dims=BREAKDOWNS[c.CASES_OPENED])
+    fold(c.EVACUATED, Case.evacuated_on, dims=BREAKDOWNS[c.EVACUATED])
+    fold(c.RESETTLED, Case.resettled_on)
+    waits = select(Case.evacuated_on, Case.first_contact_on, func.count()).where(
+        Case.evacuated_on >= first, Case.evacuated_on < end
+    )
+    for evacuated, first_contact, n in session.execute(waits.group_by(Case.evacuated_on, Case.first_contact_on)):
+        b = c.days_bin((evacuated - first_contact).days) if evacuated else 0
+        out.days[b] = out.days.get(b, 0) + n
+    out.status = _status_on_rows(session, end)
+    return out
+
+
+def _status_on_rows(session: Session, end: date) -> dict[str, int]:
+    """Cases by status at the start of ``end``: each case's last move before it (or its opening status)."""
+    last = (
+        select(CaseTransition.case_id, func.max(CaseTransition.position).label("position"))
+        .where(CaseTransition.on < end)
+        .group_by(CaseTransition.case_id)
+        .subquery()
+    )
+    moved = (
+        select(CaseTransition.to_status, func.count())
+        .join(last, and_(last.c.case_id == CaseTransition.case_id, last.c.position == CaseTransition.position))
+        .group_by(CaseTransition.to_status)
+    )
+    status: dict[str, int] = {v: int(n) for v, n in session.execute(moved)}
+    # A case with no recorded move yet sits in its opening status.
+    unmoved = (
+        select(Case.status, func.count())
+        .where(Case.opened_on < end, ~Case.id.in_(select(last.c.case_id)))
+        .group_by(Case.status)
+    )
+    for value, n in session.execute(unmoved):
+        status[value] = status.get(value, 0) + n
+    return status
 
 
 def summary(
@@ -174,178 +230,70 @@ def summary(
     start: date | None = None,
     end: date | None = None,
     interval: str = c.MONTH,
-    noise: bool = False,
     today: date | None = None,
-    whole_past_only: bool = False,
 ) -> Summary:
-    """The disclosure-controlled summary of whole periods covering [start, end] (noisy and stored if asked)."""
+    """The exact summary of whole periods covering [start, end] (operational view, nothing suppressed)."""
     settings = crypto.settings_of(session)
     today = today or settings.today()
-    k = settings.suppression_k
-    grid = make_grid(interval, start, end, today=today, whole_past_only=whole_past_only or noise)
-    raw = read_raw(session, grid)
-    dp: DpInfo | None = None
-    if noise:
-        epsilon = settings.dp_epsilon
-        params = {"interval": grid.interval, "from": grid.first, "to": grid.end, "k": k, "epsilon": epsilon}
-        payload, released_on = release.stored_or_new(
-            session, params=params, epsilon=epsilon, today=today, draw=lambda: _noisy(raw, epsilon)
-        )
-        raw = _from_payload(payload, raw.domains)
-        dp = DpInfo(epsilon=epsilon, tables=sorted(payload["tables"]), released_on=released_on)
-    return protect(raw, grid, k=k, dp=dp)
+    grid = make_grid(interval, start, end, today=today)
+    exact = read_rows(session, grid) if interval == DAY else read_counters(session, grid)
+    return build(exact, grid, k=settings.suppression_k, today=today, domains=_domains(session))
 
 
-# --- differential privacy --------------------------------------------------------------------------
-
-
-def _noisy(raw: Raw, epsilon: float) -> dict[str, Any]:
-    """Noise every cell of every published table over its full fixed domain (zeros too), once."""
-    n = len(raw.series[c.CONTACTS])
-    breakdowns: dict[str, list[dict[str, int]]] = {}
-    tables: list[str] = []
-    for (measure, dim), rows in raw.breakdowns.items():
-        domain = raw.domains[dim]
-        flat = disclosure.add_integer_noise([row.get(v, 0) for row in rows for v in domain], epsilon=epsilon)
-        breakdowns[f"{measure}.{dim}"] = [
-            dict(zip(domain, flat[i * len(domain) : (i + 1) * len(domain)], strict=True)) for i in range(n)
-        ]
-        tables.append(f"{measure} by {dim}")
-    series: dict[str, list[int]] = {}
-    for measure in MEASURES:
-        if measure in BREAKDOWNS:
-            # Post-processing: the count is the sum of its first breakdown's noisy cells, no extra budget.
-            first = breakdowns[f"{measure}.{BREAKDOWNS[measure][0]}"]
-            series[measure] = [sum(row.values()) for row in first]
-        else:
-            series[measure] = disclosure.add_integer_noise(raw.series[measure], epsilon=epsilon)
-            tables.append(measure)
-    days = disclosure.add_integer_noise([raw.days.get(b, 0) for b in c.DAYS_BINS], epsilon=epsilon)
-    statuses = list(OPEN_STATUSES)
-    status = disclosure.add_integer_noise([raw.status.get(s, 0) for s in statuses], epsilon=epsilon)
-    tables += ["days to evacuation", "open cases by status"]
-    return {
-        "series": series,
-        "breakdowns": breakdowns,
-        "days": {str(b): v for b, v in zip(c.DAYS_BINS, days, strict=True) if v},
-        "status": dict(zip(statuses, status, strict=True)),
-        "tables": tables,
-    }
-
-
-def _from_payload(payload: dict[str, Any], domains: dict[str, tuple[str, ...]]) -> Raw:
-    breakdowns = {tuple(key.split(".", 1)): rows for key, rows in payload["breakdowns"].items()}
-    return Raw(
-        series=payload["series"],
-        breakdowns=breakdowns,  # type: ignore[arg-type]
-        days={int(b): v for b, v in payload["days"].items()},
-        status=payload["status"],
-        domains=domains,
-    )
-
-
-# --- disclosure control ----------------------------------------------------------------------------
-
-
-def _protect_row(values: Sequence[int], k: int) -> tuple[list[int | None], int | None]:
-    if not any(0 < v < k for v in values):
-        return list(values), sum(values)  # nothing small: protect_series would hide nothing
-    return disclosure.protect_series(values, k=k)
-
-
-def protect(raw: Raw, grid: Grid, *, k: int, dp: DpInfo | None = None) -> Summary:
-    """Apply suppression to grid counts and build the published summary (the only way out of Raw)."""
+def build(exact: Exact, grid: Grid, *, k: int, today: date, domains: dict[str, tuple[str, ...]]) -> Summary:
+    """The summary's shape from exact counts; a period that has not ended is marked partial."""
     n = len(grid.starts)
-    hidden: list[str] = []
-    cells: dict[str, list[int | None]] = {}
-    by_dim: dict[str, dict[str, dict[str, int | None]]] = {"region": {}, "channel": {}, "risk": {}}
-    for measure in MEASURES:
-        values = raw.series[measure]
-        shown: list[int | None] = [None if 0 < v < k else v for v in values]
-        for dim in BREAKDOWNS.get(measure, ()):
-            domain = raw.domains[dim]
-            column_hidden: set[str] = set()
-            sums = dict.fromkeys(domain, 0)
-            for i, row in enumerate(raw.breakdowns[(measure, dim)]):
-                row_values = [row.get(v, 0) for v in domain]
-                released, total = _protect_row(row_values, k)
-                if total is None:
-                    shown[i] = None
-                column_hidden.update(v for v, r in zip(domain, released, strict=True) if r is None)
-                for v, count in zip(domain, row_values, strict=True):
-                    sums[v] += count
-            by_dim[dim][measure] = {v: None if v in column_hidden else sums[v] for v in domain}
-            hidden += [f"by_{dim}.{measure}.{v}" for v in domain if v in column_hidden]
-        cells[measure] = shown
-    series = []
-    for i in range(n):
-        series.append(
-            PeriodCounts(
-                period=grid.label(i),
-                start=grid.starts[i],
-                end=grid.period_end(i),
-                **{m: cells[m][i] for m in MEASURES},
-            )
+    series = [
+        PeriodCounts(
+            period=grid.label(i),
+            start=grid.starts[i],
+            end=grid.period_end(i),
+            partial=grid.period_end(i) >= today,
+            **{m: exact.series[m][i] for m in MEASURES},
         )
-        hidden += [f"series[{i}].{m}" for m in MEASURES if cells[m][i] is None]
-    totals_map: dict[str, int | None] = {
-        m: None if any(v is None for v in cells[m]) else sum(v for v in cells[m] if v is not None) for m in MEASURES
-    }
-    hidden += [f"totals.{m}" for m in MEASURES if totals_map[m] is None]
-    totals = Counts(**totals_map)
-    funnel, funnel_hidden = _funnel(totals, k)
-    evacuated = totals.evacuated
-    median, p90 = _quantile(raw.days, 0.5), _quantile(raw.days, 0.9)
-    median_shown = disclosure.protect_quantile(median, evacuated, k=k)
-    p90_shown = disclosure.protect_quantile(p90, evacuated, k=k)
-    hidden += funnel_hidden
-    hidden += [
-        name
-        for name, v, s in (
-            ("median_days_to_evacuation", median, median_shown),
-            ("p90_days_to_evacuation", p90, p90_shown),
-        )
-        if v is not None and s is None
+        for i in range(n)
     ]
-    status_values = [max(raw.status.get(s, 0), 0) for s in OPEN_STATUSES]
-    status_shown, open_cases = _protect_row(status_values, k)
-    hidden += [f"open_by_status.{s}" for s, v in zip(OPEN_STATUSES, status_shown, strict=True) if v is None]
-    if open_cases is None:
-        hidden.append("open_cases")
+    totals = Counts(**{m: sum(exact.series[m]) for m in MEASURES})
+    by_dim: dict[str, dict[str, dict[str, int | None]]] = {"region": {}, "channel": {}, "risk": {}}
+    for (measure, dim), cells in exact.breakdowns.items():
+        domain = (*domains[dim], *sorted(set(cells) - set(domains[dim])))
+        by_dim[dim][measure] = {v: cells.get(v, 0) for v in domain}
+    status = {s: max(exact.status.get(s, 0), 0) for s in OPEN_STATUSES}
     return Summary(
         interval=grid.interval,
         from_=grid.first,
         to=grid.last_day,
         k=k,
+        view="operational",
         totals=totals,
         series=series,
         by_region=by_dim["region"],
         by_channel=by_dim["channel"],
         by_risk=by_dim["risk"],
-        open_by_status=dict(zip(OPEN_STATUSES, status_shown, strict=True)),
-        open_cases=open_cases,
-        funnel=funnel,
-        median_days_to_evacuation=median_shown,
-        p90_days_to_evacuation=p90_shown,
-        suppressed=hidden,
-        dp=dp,
+        open_by_status=status,  # type: ignore[arg-type]
+        open_cases=sum(status.values()),
+        funnel=funnel(totals),
+        median_days_to_evacuation=quantile(exact.days, 0.5),
+        p90_days_to_evacuation=quantile(exact.days, 0.9),
+        suppressed=[],
     )
 
 
-def _funnel(totals: Counts, k: int) -> tuple[Funnel, list[str]]:
-    pairs = {
-        "case_rate": (totals.cases_opened, totals.contacts),
-        "escape_rate": (totals.evacuated, totals.contacts),
-        "escape_rate_of_cases": (totals.evacuated, totals.cases_opened),
-    }
-    rates = {name: disclosure.suppress_rate(num, den, k=k) for name, (num, den) in pairs.items()}
-    # A rate missing for lack of data (a zero denominator) is not a suppressed one.
-    hidden = [f"funnel.{name}" for name, rate in rates.items() if rate is None and pairs[name][1] != 0]
-    funnel = Funnel(contacts=totals.contacts, cases_opened=totals.cases_opened, evacuated=totals.evacuated, **rates)
-    return funnel, hidden
+def funnel(totals: Counts) -> Funnel:
+    def rate(num: int | None, den: int | None) -> float | None:
+        return None if num is None or not den else num / den
+
+    return Funnel(
+        contacts=totals.contacts,
+        cases_opened=totals.cases_opened,
+        evacuated=totals.evacuated,
+        case_rate=rate(totals.cases_opened, totals.contacts),
+        escape_rate=rate(totals.evacuated, totals.contacts),
+        escape_rate_of_cases=rate(totals.evacuated, totals.cases_opened),
+    )
 
 
-def _quantile(histogram: dict[int, int], q: float) -> float | None:
+def quantile(histogram: dict[int, int], q: float) -> float | None:
     """Nearest-rank quantile of binned day counts (the bin's lower bound), from counts alone."""
     total = sum(v for v in histogram.values() if v > 0)
     if total == 0:
@@ -357,3 +305,9 @@ def _quantile(histogram: dict[int, int], q: float) -> float | None:
         if seen >= rank:
             return float(days)
     return float(max(histogram))
+
+
+def verified_between(session: Session, start: date, end: date) -> int:
+    """Cases whose verification by a second person was recorded on a day in [start, end)."""
+    query = select(func.count()).where(Case.verified_on >= start, Case.verified_on < end)
+    return int(session.execute(query).scalar_one())

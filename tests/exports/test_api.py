@@ -67,83 +67,99 @@ def test_no_export_holds_a_canary_or_a_record_code(export_client, factory, sessi
             assert code.encode() not in body, (path, code)
     records = export_client.get(ENDPOINTS[2], headers=headers).text
     head = dict(line[2:].split(": ", 1) for line in records.splitlines() if line.startswith("# ") and ": " in line)
-    # Six evacuated rows form one group; the two open cases and four case-less contacts are too few.
-    assert int(head["rows"]) == 6 and head["dropped_rows"].startswith("6 ")
+    # Six evacuated rows form one group; the two open cases and four case-less contacts keep their rows
+    # with the case status blanked (two different statuses behind the blank).
+    assert int(head["rows"]) == 12 and head["dropped_rows"].startswith("0 ")
+    assert head["suppressed_values"].startswith("6 ")
+
+
+def _records(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    lines = text.splitlines()
+    header = dict(line[2:].split(": ", 1) for line in lines if line.startswith("# ") and ": " in line)
+    return header, list(csv.DictReader(line for line in lines if not line.startswith("#")))
 
 
 def test_records_are_k_anonymous_and_the_dropped_count_is_right(export_client, factory) -> None:
     worker = factory.user("caseworker")
     groups = [
         (6, date(2026, 1, 5), "chechnya", "phone", "high"),
-        (3, date(2026, 1, 9), "dagestan", "phone", "high"),  # fits once regions are grouped
+        (3, date(2026, 1, 9), "dagestan", "phone", "high"),
         (5, date(2026, 2, 3), "abroad", "signal", "medium"),
-        (2, date(2026, 2, 10), "moscow", "telegram", "low"),  # too small at every level: dropped
-        (4, date(2026, 4, 10), "moscow", "telegram", "low"),  # Q2: its own small group, dropped
+        (2, date(2026, 2, 10), "moscow", "telegram", "low"),
+        (4, date(2026, 4, 10), "moscow", "telegram", "low"),
+        (1, date(2025, 4, 10), "unknown", "email", "immediate"),  # alone in its year whatever is blanked
     ]
     for n, day, region, channel, risk in groups:
         for _ in range(n):
             factory.contact(worker, received_on=day, region=region, channel=channel, risk=risk)
     response = export_client.get(ENDPOINTS[2], headers=factory.headers(factory.user("analyst")))
     assert response.status_code == 200
-    lines = response.text.splitlines()
-    header = dict(line[2:].split(": ", 1) for line in lines if line.startswith("# ") and ": " in line)
-    rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))
-    assert header["dropped_rows"].split()[0] == "6"
-    assert int(header["rows"]) == len(rows) == 14
+    header, rows = _records(response.text)
+    assert int(header["rows"]) == len(rows)
+    assert int(header["rows"]) + int(header["dropped_rows"].split()[0]) == 21
+    assert int(header["dropped_rows"].split()[0]) >= 1
+    assert not [row for row in rows if row["period"].startswith("2025")]  # the lone 2025 contact is withheld
+    assert 0 <= float(header["information_loss"].split()[0]) <= 1
     combos: dict[tuple[str, ...], int] = {}
     for row in rows:
         key = (row["period"], row["region"], row["channel"], row["risk"], row["case_status"])
         combos[key] = combos.get(key, 0) + 1
     assert combos and min(combos.values()) >= K
-    assert {row["region"] for row in rows} == {"north_caucasus", "abroad"}
-    assert {row["period"] for row in rows} == {"2026-Q1"}
+    assert sum(v.count("*") for row in rows for v in row.values()) == int(header["suppressed_values"].split()[0])
+    assert all(sum(v == "*" for v in row.values()) <= 1 for row in rows)
     assert len({row["row_id"] for row in rows}) == len(rows)
     assert set(rows[0]) == {"row_id", "period", "region", "channel", "risk", "case_status"}
 
 
 def _count_cells_csv(text: str) -> list[int]:
-    """Every integer cell of the report's tables (the header block and statistics excluded)."""
+    """Every integer cell of the report's tables (the header block and the release list excluded)."""
     found = []
     for row in csv.reader(io.StringIO(text.split("\n\n", 1)[1])):
-        if row and row[0] not in ("table", "funnel", "days_to_evacuation"):
-            found += [int(cell) for cell in row[2:] if cell.isdigit()]
+        if row and row[0] in ("by_region", "open_at_end"):
+            found += [int(cell) for cell in row[3:] if cell.isdigit()]
     return found
 
 
-def test_no_aggregate_cell_is_a_small_count(export_client, factory) -> None:
+def test_no_aggregate_cell_is_a_small_count(export_client, factory, session) -> None:
+    from app.stats import ledger
     from tests.stats.conftest import build_field_month
 
     build_field_month(factory)
     worker = factory.user("caseworker")
     for region in ("ingushetia", "ingushetia", "abroad"):
         factory.contact(worker, received_on=date(2026, 4, 15), region=region, channel="email")
+    march = ledger.release_month(session, month=date(2026, 3, 1), actor="t")[0]
+    ledger.release_month(session, month=date(2026, 4, 1), actor="t")
     headers = factory.headers(factory.user("analyst"))
     params = {"from": "2026-03-01", "to": "2026-04-30"}
     text = export_client.get(ENDPOINTS[0], params=params, headers=headers).text
     assert "period_from,2026-03-01" in text and "period_to,2026-04-30" in text and "noise,no" in text
     assert f"k,{K}" in text and "generated_on," in text
+    assert f"release,2026-03,month,{march.id}," in text
     counts = _count_cells_csv(text)
     assert 80 in counts and 40 in counts
     assert not [c for c in counts if 0 < c < K]
     assert f"<{K}" in text  # the small April cells were there, and were withheld
     doc = json.loads(export_client.get(ENDPOINTS[1], params=params, headers=headers).text)
     assert doc["k"] == K and doc["noise"] is False and doc["epsilon"] is None
-    figures = [v for row in doc["by_month"] for name, v in row.items() if name not in ("period", "start", "end")]
-    figures += list(doc["totals"].values()) + list(doc["open_by_status"].values())
-    figures += [v for key in ("by_region", "by_channel", "by_risk") for t in doc[key].values() for v in t.values()]
+    assert [r["period"] for r in doc["releases"]] == ["2026-03", "2026-04"]
+    figures = [v for r in doc["releases"] for t in r["tables"].values() for v in [*t["cells"].values(), t["total"]]]
     assert None in figures and 80 in figures
     assert not [v for v in figures if v is not None and 0 < v < K]
+    one = export_client.get(ENDPOINTS[0], params={"period": "2026-04"}, headers=headers).text
+    assert "by_region,2026-04," in one and "by_region,2026-03," not in one
 
 
-def test_the_aggregate_report_covers_whole_past_months_by_default(export_client, factory) -> None:
+def test_the_aggregate_report_is_the_ledger_by_default(export_client, factory) -> None:
     from tests.stats.conftest import build_field_month
 
     build_field_month(factory)
     text = export_client.get(ENDPOINTS[0], headers=factory.headers(factory.user("admin"))).text
     head = dict(row[:2] for row in csv.reader(io.StringIO(text.split("\n\n", 1)[0])))
-    assert head["period_from"] == "2026-03-01"
+    # Nobody released March: only last month, frozen on first use, is in the report.
     last = date.fromisoformat(head["period_to"])
     assert last < date.today().replace(day=1) and (last + timedelta(days=1)).day == 1
+    assert "by_region,2026-03," not in text
 
 
 def test_every_export_is_audited_with_its_row_count(export_client, factory, session) -> None:

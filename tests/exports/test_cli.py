@@ -48,6 +48,17 @@ def test_cli_exports_are_private_audited_and_clean(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert "10 rows written" in result.stdout
     assert "row" in result.stderr  # the progress bar
+    result = _run(data, "stats", "release", "--month", "2026-02")
+    assert result.returncode == 0, result.stderr
+    assert "released 2026-02 (month)" in result.stdout
+    result = _run(data, "stats", "releases")
+    assert result.returncode == 0 and "2026-02" in result.stdout and "exact" in result.stdout
+    again = _run(data, "stats", "release", "--month", "2026-02")
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "already released" in again.stderr
+    current = _run(data, "stats", "release", "--month", date.today().strftime("%Y-%m"))
+    assert current.returncode == 1 and "ended" in current.stderr and "Traceback" not in current.stderr
+    bad = _run(data, "stats", "release", "--month", "Feb 2026")
+    assert bad.returncode == 1 and "YYYY-MM" in bad.stderr and bad.stderr.count("\n") == 1
     result = _run(data, "export", "aggregate", "--format", "csv", "--out", str(report), "--from", "2026-01-10")
     assert result.returncode == 0, result.stderr
     result = _run(data, "export", "aggregate", "--format", "json", "--out", str(doc))
@@ -57,10 +68,11 @@ def test_cli_exports_are_private_audited_and_clean(tmp_path) -> None:
         assert CANARY.encode() not in path.read_bytes()
     rows = list(csv.DictReader(line for line in records.read_text().splitlines() if not line.startswith("#")))
     assert len(rows) == 10 and {r["period"] for r in rows} == {"2026-02"}
-    assert "period_from,2026-01-01" in report.read_text()
-    assert json.loads(doc.read_text())["period_from"] == "2026-02-01"
+    assert "period_from,2026-02-01" in report.read_text() and "by_region,2026-02,chechnya,10," in report.read_text()
+    assert [r["period"] for r in json.loads(doc.read_text())["releases"]][0] == "2026-02"
     with engine.connect() as conn:
         actions = conn.execute(select(AuditEntry.action, AuditEntry.actor).order_by(AuditEntry.seq)).all()
+    assert "stats.release" in [a for a, _ in actions]
     assert [a for a, _ in actions if a.startswith("export.")] == [
         "export.records",
         "export.aggregate",

@@ -106,6 +106,8 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {
     },
     ("GET", "/search"): {"-": (200, 200, 403, 403, 403, 401)},
     ("GET", "/stats/summary"): {"-": (403, 403, 200, 200, 200, 401)},
+    ("GET", "/stats/releases"): {"-": (403, 403, 200, 200, 200, 401)},
+    ("GET", "/stats/releases/{period}"): {"missing": (403, 403, 404, 404, 404, 401)},
     ("GET", "/exports/aggregate.csv"): {"-": (403, 403, 403, 200, 200, 401)},
     ("GET", "/exports/aggregate.json"): {"-": (403, 403, 403, 200, 200, 401)},
     ("GET", "/exports/records.csv"): {"-": (403, 403, 403, 200, 200, 401)},
@@ -186,6 +188,8 @@ def _record(world: World, method: str, path: str, record: str) -> dict[str, Any]
         return {"contact_id": world.factory.contact(owner).id if record == "own" else missing}
     if "{case_id}" in path:
         return {"case_id": world.factory.case(owner).id if record == "own" else missing}
+    if "{period}" in path:
+        return {"period": "1999-01"}  # never released
     if "{entry_id}" in path:
         if record == "missing":
             return {"entry_id": missing}

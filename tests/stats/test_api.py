@@ -1,68 +1,80 @@
-"""The summary endpoint: the field month's totals, roles, and the stored noisy release."""
+"""The statistics API: exact for coordinators and admins, the ledger only for analysts, releases for all three."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
+from app.stats import ledger
 from tests.stats.conftest import build_field_month
 
 MARCH = {"from": "2026-03-01", "to": "2026-03-31", "interval": "month"}
 
 
-def test_the_field_month_gives_exactly_its_totals(client, factory) -> None:
+@pytest.mark.parametrize("role", ["coordinator", "admin"])
+def test_the_operational_view_is_exact_with_nothing_suppressed(client, factory, role) -> None:
     expected = build_field_month(factory)
-    headers = factory.headers(factory.user("coordinator"))
-    response = client.get("/api/v1/stats/summary", params=MARCH, headers=headers)
-    assert response.status_code == 200
-    body = response.json()
-    assert {key: body["totals"][key] for key in expected} == expected
-    assert [row["period"] for row in body["series"]] == ["2026-03"]
-    assert {key: body["series"][0][key] for key in expected} == expected
-    assert body["k"] == 5
-    assert body["from"] == "2026-03-01" and body["to"] == "2026-03-31"
-    assert body["funnel"]["escape_rate"] == pytest.approx(40 / 80)
-    assert body["median_days_to_evacuation"] is not None
-
-
-@pytest.mark.parametrize("role, status", [("caseworker", 403), ("coordinator", 200), ("analyst", 200), ("admin", 200)])
-def test_who_may_read_the_summary(client, factory, role, status) -> None:
+    worker = factory.user("caseworker")
+    factory.contact(worker, received_on=date(2026, 3, 25), region="abroad")  # a count of one, shown as one
     response = client.get("/api/v1/stats/summary", params=MARCH, headers=factory.headers(factory.user(role)))
-    assert response.status_code == status
-
-
-def test_without_a_token_the_summary_is_refused(client) -> None:
-    assert client.get("/api/v1/stats/summary", params=MARCH).status_code == 401
-
-
-def test_noise_is_integer_states_epsilon_and_repeats(client, factory, settings) -> None:
-    build_field_month(factory)
-    headers = factory.headers(factory.user("analyst"))
-    params = {**MARCH, "noise": "true"}
-    first = client.get("/api/v1/stats/summary", params=params, headers=headers)
-    assert first.status_code == 200
-    body = first.json()
-    assert body["dp"]["epsilon"] == settings.dp_epsilon
-    counts = [v for row in body["series"] for k, v in row.items() if k not in ("period", "start", "end")]
-    counts += [v for v in body["totals"].values()]
-    counts += [v for table in body["by_region"].values() for v in table.values()]
-    assert counts and all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in counts)
-    assert all(v is None or v == 0 or v >= body["k"] for v in counts)
-    again = client.get("/api/v1/stats/summary", params=params, headers=headers)
-    assert again.json() == body
-
-
-def test_noise_only_for_whole_past_periods(client, factory) -> None:
-    headers = factory.headers(factory.user("analyst"))
-    response = client.get("/api/v1/stats/summary", params={"interval": "month", "noise": "true"}, headers=headers)
     assert response.status_code == 200
     body = response.json()
-    # The current month has not ended, so it is not in a noisy release.
-    from datetime import date
+    assert body["view"] == "operational" and body["suppressed"] == []
+    assert body["totals"]["contacts"] == expected["contacts"] + 1
+    assert body["totals"]["evacuated"] == expected["evacuated"]
+    assert body["by_region"]["contacts"]["abroad"] == 1
+    assert body["from"] == "2026-03-01" and body["to"] == "2026-03-31"
+    days = client.get(
+        "/api/v1/stats/summary", params={**MARCH, "interval": "day"}, headers=factory.headers(factory.user(role))
+    ).json()
+    assert len(days["series"]) == 31 and sum(p["contacts"] for p in days["series"]) == 81
 
-    assert date.fromisoformat(body["to"]) < date.today().replace(day=1)
 
-
-def test_bad_interval_is_422(client, factory) -> None:
+def test_analysts_get_released_months_only_with_the_release_named(client, factory, session) -> None:
+    build_field_month(factory)
+    [row] = ledger.release_month(session, month=date(2026, 3, 1), actor="t")
     headers = factory.headers(factory.user("analyst"))
-    response = client.get("/api/v1/stats/summary", params={"interval": "day"}, headers=headers)
+    body = client.get("/api/v1/stats/summary", params=MARCH, headers=headers).json()
+    assert body["view"] == "published"
+    assert body["totals"]["contacts"] == 80 and body["totals"]["evacuated"] == 40
+    [march] = body["series"]
+    assert march["release"]["id"] == str(row.id) and march["release"]["period"] == "2026-03"
+    assert march["release"]["created_at"]
+    assert body["releases"][0]["id"] == str(row.id)
+    for interval in ("week", "day"):
+        refused = client.get("/api/v1/stats/summary", params={**MARCH, "interval": interval}, headers=headers)
+        assert refused.status_code == 422 and "detail" in refused.json()
+    # A month that was never released is not there to be read, even though it has contacts.
+    factory.contact(factory.user("caseworker"), received_on=date(2026, 4, 2))
+    april = client.get("/api/v1/stats/summary", params={"from": "2026-04-01", "to": "2026-04-30"}, headers=headers)
+    assert april.status_code == 422
+
+
+def test_releases_are_listed_and_read_by_period(client, factory, session) -> None:
+    build_field_month(factory)
+    ledger.release_month(session, month=date(2026, 3, 1), actor="t")
+    headers = factory.headers(factory.user("analyst"))
+    listed = client.get("/api/v1/stats/releases", headers=headers).json()
+    assert "2026-03" in [r["period"] for r in listed]
+    one = client.get("/api/v1/stats/releases/2026-03", headers=headers).json()
+    assert one["tables"]["contacts"]["total"] == 80 and one["kind"] == "month" and one["k"] == 5
+    assert client.get("/api/v1/stats/releases/2019-01", headers=headers).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/v1/stats/releases", "/api/v1/stats/summary?interval=month"])
+@pytest.mark.parametrize("role, status", [("caseworker", 403), ("coordinator", 200), ("analyst", 200), ("admin", 200)])
+def test_who_may_read_statistics(client, factory, path, role, status) -> None:
+    # Last month is released on first use, so the analyst's default summary has a month to show.
+    assert client.get(path, headers=factory.headers(factory.user(role))).status_code == status
+
+
+def test_without_a_token_statistics_are_refused(client) -> None:
+    assert client.get("/api/v1/stats/summary", params=MARCH).status_code == 401
+    assert client.get("/api/v1/stats/releases").status_code == 401
+
+
+def test_a_bad_interval_is_422(client, factory) -> None:
+    headers = factory.headers(factory.user("coordinator"))
+    response = client.get("/api/v1/stats/summary", params={"interval": "year"}, headers=headers)
     assert response.status_code == 422
