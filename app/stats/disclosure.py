@@ -235,9 +235,11 @@ def _protect(layout: _Layout, k: int) -> set[int]:
     return hidden
 
 
-def _add_complements(layout: _Layout, primary: set[int], locked: frozenset[int] = frozenset()) -> set[int] | None:
+def _add_complements(
+    layout: _Layout, primary: set[int], locked: frozenset[int] = frozenset(), only: set[int] | None = None
+) -> set[int] | None:
     hidden = set(primary)
-    while exposed := [e for e in sorted(hidden) if not _can_move(layout, hidden, e)]:
+    while exposed := [e for e in sorted(hidden) if (only is None or e in only) and not _can_move(layout, hidden, e)]:
         for e in exposed:
             # An earlier complement in this pass may already have put e on a cycle.
             if _can_move(layout, hidden, e):
@@ -320,18 +322,63 @@ def protect_network(arcs: Sequence[Arc], *, k: int, balanced: set[object]) -> se
     frozen_hidden = {i for i, a in enumerate(arcs) if a.fixed is True}
     locked = frozenset(i for i, a in enumerate(arcs) if a.fixed is False)
     fresh = [i for i, a in enumerate(arcs) if a.fixed is None]
-    primary = frozen_hidden | {i for i in fresh if 0 < values[i] < k}
-    hidden = _add_complements(layout, primary, locked)
-    if hidden is None or _recoverable(layout, hidden):
+    # Only small figures need to stay unknown: a hidden large figure a reader can work out (a quarter's
+    # total hidden once, that its months' totals add up to) gives nothing away.
+    sensitive = {i for i, v in enumerate(values) if 0 < v < k}
+    primary = frozen_hidden | (sensitive & set(fresh))
+    hidden = _add_complements(layout, primary, locked, only=sensitive)
+    if hidden is None or _recoverable(layout, hidden) & sensitive:
         # Hiding every new non-zero figure adds no equation a reader did not already have.
         hidden = frozen_hidden | {i for i in fresh if values[i] > 0}
-    leaked = _recoverable(layout, hidden)
+    leaked = _recoverable(layout, hidden) & sensitive
     if leaked:
         raise DisclosureError(f"figures already published leave {len(leaked)} recoverable")
     small_shown = [i for i in fresh if 0 < values[i] < k and i not in hidden]
     if small_shown:  # pragma: no cover - the primary set is always hidden
         raise DisclosureError("a small figure would be shown")
     return hidden
+
+
+def pinned_sums(
+    equations: Sequence[tuple[frozenset[int], int]], candidates: Sequence[frozenset[int]]
+) -> list[tuple[frozenset[int], Fraction]]:
+    """Which candidate sums of unknowns the published equations (each "these unknowns sum to v") determine.
+
+    Exact Gauss-Jordan over the rationals. The cycle test protects each hidden figure on its own; this
+    catches a *sum* of hidden figures pinned down by two nested tables (a year less its shown quarters).
+    """
+    pivots: dict[int, tuple[dict[int, Fraction], Fraction]] = {}
+    for unknowns, value in equations:
+        row, acc = _reduce({u: Fraction(1) for u in unknowns}, Fraction(value), pivots)
+        if not row:
+            continue
+        p = min(row)
+        scale = 1 / row[p]
+        row, acc = {u: v * scale for u, v in row.items()}, acc * scale
+        for q, (other, val) in list(pivots.items()):
+            factor = other.get(p)
+            if factor:
+                _eliminate(other, row, p)
+                pivots[q] = (other, val - factor * acc)
+        pivots[p] = (row, acc)
+    found = []
+    for candidate in candidates:
+        row, acc = _reduce({u: Fraction(1) for u in candidate}, Fraction(0), pivots)
+        if not row:
+            found.append((candidate, -acc))
+    return found
+
+
+def _reduce(
+    row: dict[int, Fraction], acc: Fraction, pivots: dict[int, tuple[dict[int, Fraction], Fraction]]
+) -> tuple[dict[int, Fraction], Fraction]:
+    for p in [u for u in row if u in pivots]:
+        factor = row.get(p)
+        if factor:
+            other, val = pivots[p]
+            _eliminate(row, other, p)
+            acc -= factor * val
+    return row, acc
 
 
 def find_recoverable(released: Released, original: Sequence[Sequence[int]]) -> list[Position]:

@@ -122,7 +122,27 @@ def suppress_jointly(year: dict[str, Table], *, regions: Sequence[str], k: int) 
     """The figures to hide in the one table of ``year`` not yet decided, given all the frozen ones.
 
     ``year`` maps a period of one year ("2026-03", "2026-Q1", "2026") to that period's table of one measure.
+    Two tests must both pass: every hidden figure stays on a movable cycle (``protect_network``), and no run
+    of months, for one region or for all, adds up to a small count (``pinned_sums``). Where the second
+    fails, the new table hides the figure that gave it away and the network is protected again.
     """
+    new = next(p for p, t in year.items() if t.hidden is None)
+    forced: set[str] = set()
+    for _ in range(len(regions) + 2):
+        hidden = _protect_network(year, new, forced, regions=regions, k=k)
+        leaks = _small_runs(year, new, hidden, regions=regions, k=k)
+        if not leaks:
+            return hidden
+        more = {TOTAL if group is None else group for group in leaks} - forced
+        if not more:
+            break
+        forced |= more
+    # Hiding every non-zero figure of the new table adds no equation: what was safe before stays safe.
+    table = year[new]
+    return {r for r, v in table.cells.items() if v} | ({TOTAL} if table.total else set())
+
+
+def _protect_network(year: dict[str, Table], new: str, forced: set[str], *, regions: Sequence[str], k: int) -> set[str]:
     arcs: list[disclosure.Arc] = []
     names: list[tuple[str, str]] = []
     balanced: set[object] = set()
@@ -130,7 +150,6 @@ def suppress_jointly(year: dict[str, Table], *, regions: Sequence[str], k: int) 
         kind, i = _node_layout(period)
         cell_ends: list[tuple[object, object]]
         total_ends: tuple[object, object]
-        fixed = table.hidden
         if kind == "month":
             q = _quarter(i)
             cell_ends = [(("row", i), ("col", q, r)) for r in regions]
@@ -144,15 +163,42 @@ def suppress_jointly(year: dict[str, Table], *, regions: Sequence[str], k: int) 
             cell_ends = [(("year", r), "tr") for r in regions]
             total_ends = ("tr", "tc")
             balanced |= {"tr", "tc", *(("year", r) for r in regions)}
-        for r, (tail, head) in zip(regions, cell_ends, strict=True):
-            hide = None if fixed is None else r in fixed
-            arcs.append(disclosure.Arc(table.cells.get(r, 0), tail, head, fixed=hide))
-            names.append((period, r))
-        hide = None if fixed is None else TOTAL in fixed
-        arcs.append(disclosure.Arc(table.total, total_ends[0], total_ends[1], total=True, fixed=hide))
-        names.append((period, TOTAL))
+        for name, (tail, head), value in [
+            *((r, ends, table.cells.get(r, 0)) for r, ends in zip(regions, cell_ends, strict=True)),
+            (TOTAL, total_ends, table.total),
+        ]:
+            # The new table's figures are decided now (unless forced hidden); the others are frozen.
+            fixed: bool | None = name in (table.hidden or set())
+            if period == new:
+                fixed = True if name in forced and value else None
+            arcs.append(disclosure.Arc(value, tail, head, total=name == TOTAL, fixed=fixed))
+            names.append((period, name))
     hidden = disclosure.protect_network(arcs, k=k, balanced=balanced)
-    return {names[e][1] for e in hidden if arcs[e].fixed is None}
+    return {names[e][1] for e in hidden if names[e][0] == new}
+
+
+def _small_runs(
+    year: dict[str, Table], new: str, new_hidden: set[str], *, regions: Sequence[str], k: int
+) -> set[str | None]:
+    """Regions (None: all regions) for which some run of months adds up to a count from 1 to k-1."""
+    unknown = {(m, r): n for n, (m, r) in enumerate((m, r) for m in range(1, 13) for r in regions)}
+    equations: list[tuple[frozenset[int], int]] = []
+    for period, table in year.items():
+        hidden = new_hidden if period == new else (table.hidden or set())
+        months = [d.month for d in _months_of(period)]
+        for r in regions:
+            if r not in hidden:
+                equations.append((frozenset(unknown[(m, r)] for m in months), table.cells.get(r, 0)))
+        if TOTAL not in hidden:
+            equations.append((frozenset(unknown[(m, r)] for m in months for r in regions), table.total))
+    groups: list[tuple[str | None, list[str]]] = [(r, [r]) for r in regions] + [(None, list(regions))]
+    candidates = {}
+    for group, members in groups:
+        for a in range(1, 13):
+            for b in range(a, 13):
+                candidates[frozenset(unknown[(m, r)] for m in range(a, b + 1) for r in members)] = group
+    pinned = disclosure.pinned_sums(equations, list(candidates))
+    return {candidates[c] for c, value in pinned if 0 < value < k}
 
 
 # --- reading and building ------------------------------------------------------------------------------

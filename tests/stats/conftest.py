@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from tests.exports.conftest import export_client  # noqa: F401 - streamed exports share the test session
 from tests.factories import Factory
 
 REGIONS = ("chechnya", "dagestan", "ingushetia", "moscow")
