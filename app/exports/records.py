@@ -219,31 +219,55 @@ def _loss(levels: tuple[int, ...]) -> float:
     return sum(lvl / top for lvl, (_, top) in zip(levels, HIERARCHY, strict=True)) / len(HIERARCHY)
 
 
-def _suppress_locally(classes: Counter[Coarse], *, k: int) -> tuple[dict[Coarse, int], int, int]:
-    """Blank one value of the rows in classes smaller than k, where that makes a group of k or more.
+MAX_BLANKS = 2  # values blanked in one row at most; a row that would need more is dropped
+MAX_DROPPED = 0.05  # the share of rows the search accepts dropping, as ARX's suppression limit
 
-    The column is chosen to rescue the most rows. A blanked group is kept only if its rows held at least
-    two different values in that column, so the blank cannot be filled in from the rest of the file.
+
+def _suppress_locally(classes: Counter[Coarse], *, k: int) -> tuple[dict[Coarse, int], int, int]:
+    """Blank values (``*``) in the rows of classes smaller than k, where that makes a group of k or more.
+
+    Round by round (at most MAX_BLANKS), the column whose blanking rescues the most rows is blanked in
+    every still-small combination. A blanked group is kept only if its rows held at least two different
+    values in each blanked column, so no blank can be filled in from the rest of the file.
     Returns the classes to write, the rows dropped and the values blanked.
     """
     kept = {key: n for key, n in classes.items() if n >= k}
-    small = {key: n for key, n in classes.items() if n < k}
-    if not small:
-        return kept, 0, 0
-    best: tuple[int, dict[Coarse, int]] = (0, {})
-    for column in range(len(QUASI)):
-        groups: dict[Coarse, Counter[str]] = {}
-        for key, n in small.items():
-            blanked: Coarse = key[:column] + (BLANK,) + key[column + 1 :]  # type: ignore[assignment]
-            groups.setdefault(blanked, Counter())[key[column]] += n  # type: ignore[arg-type]
-        rescued = {b: sum(vals.values()) for b, vals in groups.items() if sum(vals.values()) >= k and len(vals) >= 2}
-        total = sum(rescued.values())
-        if total > best[0]:
-            best = (total, rescued)
-    rescued_rows, rescued = best
-    kept.update(rescued)
-    dropped = sum(small.values()) - rescued_rows
-    return kept, dropped, rescued_rows
+    # still-small combination (with blanks) -> the original combinations in it, with their counts
+    small: dict[Coarse, Counter[Coarse]] = {key: Counter({key: n}) for key, n in classes.items() if n < k}
+    where = {key: key for key in small}  # original combination -> the still-small combination holding it
+    blanked_values = 0
+    for round_ in range(1, MAX_BLANKS + 1):
+        if not small:
+            break
+        best: tuple[int, int, dict[Coarse, Counter[Coarse]]] = (0, -1, {})
+        for column in range(len(QUASI)):
+            groups: dict[Coarse, Counter[Coarse]] = {}
+            for key, members in small.items():
+                if key[column] == BLANK or key.count(BLANK) >= round_:
+                    continue
+                blanked: Coarse = key[:column] + (BLANK,) + key[column + 1 :]  # type: ignore[assignment]
+                groups.setdefault(blanked, Counter()).update(members)
+            rescued = {b: m for b, m in groups.items() if sum(m.values()) >= k and _diverse(b, m)}
+            total = sum(sum(m.values()) for m in rescued.values())
+            if total > best[0]:
+                best = (total, column, rescued)
+        total, column, rescued = best
+        if not total:
+            break
+        for b, members in rescued.items():
+            kept[b] = kept.get(b, 0) + sum(members.values())
+            blanked_values += sum(members.values()) * b.count(BLANK)
+            for original in members:
+                holder = where.pop(original)
+                small[holder].pop(original)
+                if not small[holder]:
+                    del small[holder]
+    dropped = sum(sum(m.values()) for m in small.values())
+    return kept, dropped, blanked_values
+
+
+def _diverse(key: Coarse, members: Counter[Coarse]) -> bool:
+    return all(len({m[c] for m in members}) >= 2 for c, v in enumerate(key) if v == BLANK)
 
 
 def plan(fine: Counter[Fine], *, k: int) -> Plan:
@@ -264,21 +288,45 @@ def plan(fine: Counter[Fine], *, k: int) -> Plan:
     while layer:
         nxt: dict[tuple[int, ...], Counter[Coarse]] = {}
         for levels, classes in layer.items():
+            # Each row of a small combination costs at least one blanked value: a bound that skips
+            # the local suppression of nodes which cannot beat the best plan already within the limit.
+            at_risk = sum(n for n in classes.values() if n < k)
+            bound = _loss(levels) + at_risk / (total * n_quasi) if total else 0.0
+            if best is not None and best.dropped <= MAX_DROPPED * total and bound >= best.information_loss:
+                layer_next(nxt, levels, classes, tops)
+                continue
             kept, dropped, blanked = _suppress_locally(classes, k=k)
             rows = total - dropped
             loss = (rows * _loss(levels) + blanked / n_quasi + dropped) / total if total else 0.0
-            if best is None or (loss, sum(levels)) < (best.information_loss, sum(best.levels)):
-                best = Plan(levels, kept, rows, dropped, blanked, loss)
-            for q in range(n_quasi):
-                if levels[q] >= tops[q]:
-                    continue
-                up = levels[:q] + (levels[q] + 1,) + levels[q + 1 :]
-                if up in nxt:
-                    continue
-                nxt[up] = _coarsen(classes, q, up)
+            candidate = Plan(levels, kept, rows, dropped, blanked, loss)
+            if best is None or _better(candidate, best, total):
+                best = candidate
+            layer_next(nxt, levels, classes, tops)
         layer = nxt
     assert best is not None
     return best
+
+
+def layer_next(
+    nxt: dict[tuple[int, ...], Counter[Coarse]], levels: tuple[int, ...], classes: Counter[Coarse], tops: list[int]
+) -> None:
+    """Add the lattice nodes one generalisation step above ``levels`` (each derived once)."""
+    for q, top in enumerate(tops):
+        if levels[q] >= top:
+            continue
+        up = levels[:q] + (levels[q] + 1,) + levels[q + 1 :]
+        if up not in nxt:
+            nxt[up] = _coarsen(classes, q, up)
+
+
+def _better(a: Plan, b: Plan, total: int) -> bool:
+    """Within the suppression limit the least information loss wins; outside it, fewer dropped rows."""
+    limit = MAX_DROPPED * total
+    if (a.dropped <= limit) != (b.dropped <= limit):
+        return a.dropped <= limit
+    if a.dropped > limit and a.dropped != b.dropped:
+        return a.dropped < b.dropped
+    return (a.information_loss, sum(a.levels)) < (b.information_loss, sum(b.levels))
 
 
 def _coarsen(classes: Counter[Coarse], q: int, levels: tuple[int, ...]) -> Counter[Coarse]:
