@@ -36,10 +36,17 @@ CARD_MEASURES = ("contacts", "cases_opened", "verified", "evacuated", "resettled
 def period_name(visit: Visit, interval: str, start: date, label: str) -> str:
     """A period as people read it, in the page's language: "March 2026", "март 2026", "W10 · 2 Mar"."""
     if interval == c.MONTH:
-        return format_date(start, "LLLL y", locale=visit.locale)
+        return _capital(format_date(start, "LLLL y", locale=visit.locale))
     if interval == "day":
         return format_date(start, "d MMM y", locale=visit.locale)
     return visit._("week of %(day)s") % {"day": format_date(start, "d MMM y", locale=visit.locale)}
+
+
+def tick(visit: Visit, interval: str, start: date) -> str:
+    """A period's short axis label: "Mar" / "мар.", or the day of the month for days and weeks."""
+    if interval == c.MONTH:
+        return format_date(start, "LLL", locale=visit.locale)
+    return format_date(start, "d MMM" if interval == c.WEEK else "d", locale=visit.locale)
 
 
 def _headline(visit: Visit, today: date) -> list[dict[str, object]]:
@@ -61,7 +68,7 @@ def _headline(visit: Visit, today: date) -> list[dict[str, object]]:
         columns.append(
             {
                 "name": name,
-                "when": format_date(start, "LLLL y", locale=visit.locale)
+                "when": _capital(format_date(start, "LLLL y", locale=visit.locale))
                 if end == c.next_period(c.MONTH, start)
                 else str(start.year),
                 "partial": partial,
@@ -84,6 +91,7 @@ def _operational(visit: Visit, interval: str) -> Response:
         ],
         k=summary.k,
         title=_("Contacts and escapes per period"),
+        ticks=[tick(visit, interval, p.start) for p in summary.series],
     )
     verified = stats_service.verified_between(visit.db, summary.from_, summary.to + timedelta(days=1))
     funnel = charts.horizontal_bars(
@@ -150,7 +158,12 @@ def release_name(visit: Visit, period: str) -> str:
         return visit._("Quarter %(q)s %(year)s") % {"q": period[-1], "year": period[:4]}
     if len(period) == 4:
         return period
-    return format_date(ledger.parse_month(period), "LLLL y", locale=visit.locale)
+    return _capital(format_date(ledger.parse_month(period), "LLLL y", locale=visit.locale))
+
+
+def _capital(text: str) -> str:
+    # Russian month names are lower case in running text; as a label or heading they start a sentence.
+    return text[:1].upper() + text[1:]
 
 
 @router.get("/dashboard")

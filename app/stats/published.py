@@ -58,8 +58,14 @@ def item(row: StatsRelease) -> ReleaseListItem:
 def release(row: StatsRelease) -> Release:
     """A frozen release as published: counts by region per measure, totals, null where suppressed."""
     published: dict[str, Any] = json.loads(row.published)
-    tables = {m: ReleaseTable(**t) for m, t in published["tables"].items()}
+    regions = published["regions"]  # stored sorted by key: put them back in the configured order
+    tables = {
+        m: ReleaseTable(cells={r: t["cells"][r] for r in regions}, total=t["total"])
+        for m, t in sorted(published["tables"].items(), key=lambda mt: ledger.TABLE_MEASURES.index(mt[0]))
+    }
     status = published.get(ledger.OPEN_AT_END)
+    if status:
+        status = {"cells": {s: status["cells"][s] for s in ledger.PIPELINE}, "total": status["total"]}
     suppressed = [f"{m}.{r}" for m, t in tables.items() for r, v in t.cells.items() if v is None]
     suppressed += [f"{m}.total" for m, t in tables.items() if t.total is None]
     open_at_end = ReleaseTable(**status) if status else None

@@ -29,8 +29,9 @@ def grouped_bars(
     *,
     k: int,
     title: str,
+    ticks: Sequence[str] | None = None,
 ) -> Markup:
-    """Bars per period, one per series (e.g. contacts and escapes per week)."""
+    """Bars per period, one per series (e.g. contacts and escapes per week); ``ticks`` label the axis."""
     width, height, left, bottom, top = 760, 260, 44, 44, 14
     plot_w, plot_h = width - left - 10, height - bottom - top
     peak = _nice_max([v for _, values in series for v in values], k)
@@ -64,9 +65,8 @@ def grouped_bars(
                 )
         if len(periods) <= 16 or p % 2 == 0:
             cx = x0 + group_w / 2 - 3
-            parts.append(
-                f'<text x="{cx:.1f}" y="{height - bottom + 14}" text-anchor="middle">{escape(period[-3:] if len(periods) > 8 else period)}</text>'
-            )
+            tick = ticks[p] if ticks else period[-3:] if len(periods) > 8 else period
+            parts.append(f'<text x="{cx:.1f}" y="{height - bottom + 14}" text-anchor="middle">{escape(tick)}</text>')
     parts.append(f'<line class="axis" x1="{left}" x2="{width - 10}" y1="{top + plot_h}" y2="{top + plot_h}"/></svg>')
     return markup("".join(parts))
 
