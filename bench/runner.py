@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "crypto": "bench.crypto_micro",
     "intake": "bench.intake",
     "stats": "bench.stats",
+    "records_sdc": "bench.records_sdc",
     "export": "bench.exports",
     "rotation": "bench.rotation",
     "pages": "bench.pages",

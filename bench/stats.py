@@ -1,7 +1,10 @@
 """The statistics summary over the whole data set and over the last three months, SQLite and PostgreSQL.
 
-Calls ``app.stats.service.summary`` in-process (the work behind ``GET /api/v1/stats/summary``, disclosure
-control included), each call in a fresh session, and reports the median of repeated runs after a warm-up.
+Calls ``app.stats.service.summary`` in-process (the work behind ``GET /api/v1/stats/summary`` for a
+coordinator: exact, from the counters), each call in a fresh session, and reports the median of repeated
+runs after a warm-up. Then the published side: the time to freeze last month's release (read from the
+rows, suppressed jointly with its year, written), and the analysts' summary read back from the ledger; the
+release is rolled back afterwards so the data set stays as it was.
 """
 
 from __future__ import annotations
@@ -82,10 +85,63 @@ def _measure(
         outcome.details[f"{backend}{label}.{name}"] = result
 
 
+def _time_release(install: dataset.Install, *, repeats: int) -> dict[str, float]:
+    from app.crypto import service as crypto
+    from app.crypto.keyring import forget_keyrings, get_keyring
+    from app.db import make_engine, session_factory
+    from app.stats import ledger, published
+
+    settings = install.settings()
+    engine = make_engine(settings)
+    keyring = get_keyring(settings)
+    make = session_factory(engine)
+    today = date.today()
+    month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    builds, reads = [], []
+    try:
+        for _ in range(repeats):
+            with make() as session:
+                crypto.bind(session, settings=settings, keyring=keyring)
+                session.execute(ledger.StatsRelease.__table__.delete())
+                started = time.perf_counter()
+                ledger.release_month(session, month=month, actor="bench", today=today)
+                builds.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                published.summary(session, start=month, end=today, today=today)
+                reads.append((time.perf_counter() - started) * 1000)
+                session.rollback()
+    finally:
+        engine.dispose()
+        forget_keyrings()
+    return {"release_ms": statistics.median(builds), "published_summary_ms": statistics.median(reads)}
+
+
+def _measure_published(ctx: Any, outcome: Outcome, install: dataset.Install, backend: str) -> None:
+    repeats = 3 if ctx.quick else 7
+    result = _time_release(install, repeats=repeats)
+    outcome.add(
+        f"{backend}.monthly release built (median)",
+        result["release_ms"],
+        "ms",
+        target="< 1000",
+        note=f"last month, read from the rows, suppressed jointly with its year; {repeats} runs",
+    )
+    outcome.add(
+        f"{backend}.published summary from the ledger (median)",
+        result["published_summary_ms"],
+        "ms",
+        target="< 20",
+        note="the analysts' view of last month (the ledger's JSON, no record or counter read)",
+    )
+    outcome.details[f"{backend}.published"] = result
+
+
 def run(ctx: Any, outcome: Outcome) -> None:
     _measure(ctx, outcome, ctx.install(), "sqlite")
+    _measure_published(ctx, outcome, ctx.install(), "sqlite")
     if ctx.use_postgres:
         _measure(ctx, outcome, ctx.postgres(), "postgresql")
+        _measure_published(ctx, outcome, ctx.postgres(), "postgresql")
     for size in getattr(ctx, "scale_sizes", []):
         if size != ctx.size:
             _measure(ctx, outcome, ctx.install(size), "sqlite", label=f"@{size}", targets=False)
