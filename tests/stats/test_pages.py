@@ -1,0 +1,34 @@
+"""The two statistics pages: the coordinator's exact dashboard and the analysts' release page."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from tests.stats.conftest import build_field_month
+from tests.web.conftest import Pages
+
+
+def _row(html: str, row_id: str) -> list[str]:
+    row = html.split(f'id="{row_id}"', 1)[1].split("</tr>", 1)[0]
+    return re.findall(r'<td class="num[^"]*">([^<]*)<', row)
+
+
+def test_the_field_month_reads_80_and_40_on_both_pages(client, session, factory) -> None:
+    last_month = (date.today().replace(day=1) - timedelta(days=1)).replace(day=1)
+    build_field_month(factory, month=last_month)
+    pages = Pages(client, session)
+    pages.signed_in(factory.account("coordinator"))
+    html = client.get("/dashboard").text
+    # At a glance: this month, last month, this year.
+    assert _row(html, "glance-contacts")[1] == "80"
+    assert _row(html, "glance-evacuated")[1] == "40"
+    assert _row(html, "glance-cases_opened")[1] == "50"
+    assert "&lt;5" not in html
+
+    client.cookies.clear()
+    pages.signed_in(factory.account("analyst"))  # the first use releases last month
+    html = client.get("/dashboard").text
+    table = html.split('id="release-table"', 1)[1].split("</table>", 1)[0]
+    total = table.split('class="total"', 1)[1]
+    assert re.findall(r'class="num">(\d+)<', total)[:3] == ["80", "50", "40"]
