@@ -5,9 +5,8 @@ opened, escapes, resettled) with each measure's total, plus the open cases by st
 day — suppressed and then frozen: its figures and its suppression pattern are stored and never recomputed,
 so a later correction or shred never changes what was published. When the last month of a quarter (or of
 a year) is released, the quarter's (year's) own table is frozen too, suppressed jointly with every table of
-that year already published: per measure, all of them form one flow network (``disclosure.protect_network``)
-in which every hidden figure, old or new, must stay on a movable cycle. Frozen figures are never taken back,
-so the new table hides whatever it must. No week, no day and no free range is ever published.
+that year already published (``app.stats.joint``). Frozen figures are never taken back, so the new table
+hides whatever it must. No week, no day and no free range is ever published.
 
 Suppression is decided on the ``basis`` counts stored beside the published ones: the exact counts, or with
 noise on, the noisy counts (noise drawn once per month, stored; quarters and years are sums of the noisy
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -34,7 +32,8 @@ from app.contacts.models import Contact
 from app.crypto import service as crypto
 from app.errors import Conflict, Invalid, NotFound
 from app.stats import counters as c
-from app.stats import disclosure
+from app.stats import disclosure, joint
+from app.stats.joint import month_label, parse_month  # noqa: F401 - part of this module's surface
 from app.stats.models import StatsBudget, StatsRelease
 from app.stats.service import status_at
 
@@ -54,151 +53,6 @@ PIPELINE: tuple[str, ...] = tuple(
 OPEN_AT_END = "open_at_end"
 MECHANISM = "discrete Laplace (OpenDP), counts clamped at zero, threshold applied after noise"
 AUTO_ACTOR = "system:release"
-
-
-# --- periods -----------------------------------------------------------------------------------------
-
-
-def month_label(month: date) -> str:
-    return f"{month.year:04d}-{month.month:02d}"
-
-
-def parse_month(text: str) -> date:
-    """A month written YYYY-MM, as its first day (422 otherwise)."""
-    try:
-        year, month = text.split("-")
-        if len(year) != 4 or len(month) != 2:
-            raise ValueError
-        return date(int(year), int(month), 1)
-    except ValueError:
-        raise Invalid.field("month", "must be a month written as YYYY-MM") from None
-
-
-def _quarter(month: int) -> int:
-    return (month - 1) // 3 + 1
-
-
-def _months_of(period: str) -> list[date]:
-    if "-Q" in period:
-        year, q = int(period[:4]), int(period[-1])
-        return [date(year, 3 * (q - 1) + m, 1) for m in (1, 2, 3)]
-    if len(period) == 4:
-        return [date(int(period), m, 1) for m in range(1, 13)]
-    return [parse_month(period)]
-
-
-def _span(period: str) -> tuple[date, date]:
-    months = _months_of(period)
-    return months[0], c.next_period(c.MONTH, months[-1]) - timedelta(days=1)
-
-
-# --- joint suppression over a year's tables (pure) -----------------------------------------------------
-
-
-@dataclass
-class Table:
-    """One measure's figures in one release: counts by region and the total, and which are hidden."""
-
-    cells: dict[str, int]
-    hidden: set[str] | None = None  # region names, "" for the total; None while being decided
-
-    @property
-    def total(self) -> int:
-        return sum(self.cells.values())
-
-
-TOTAL = ""
-
-
-def _node_layout(period: str) -> tuple[str, int]:
-    if "-Q" in period:
-        return "quarter", int(period[-1])
-    if len(period) == 4:
-        return "year", 0
-    return "month", int(period[5:7])
-
-
-def suppress_jointly(year: dict[str, Table], *, regions: Sequence[str], k: int) -> set[str]:
-    """The figures to hide in the one table of ``year`` not yet decided, given all the frozen ones.
-
-    ``year`` maps a period of one year ("2026-03", "2026-Q1", "2026") to that period's table of one measure.
-    Two tests must both pass: every hidden figure stays on a movable cycle (``protect_network``), and no run
-    of months, for one region or for all, adds up to a small count (``pinned_sums``). Where the second
-    fails, the new table hides the figure that gave it away and the network is protected again.
-    """
-    new = next(p for p, t in year.items() if t.hidden is None)
-    forced: set[str] = set()
-    for _ in range(len(regions) + 2):
-        hidden = _protect_network(year, new, forced, regions=regions, k=k)
-        leaks = _small_runs(year, new, hidden, regions=regions, k=k)
-        if not leaks:
-            return hidden
-        more = {TOTAL if group is None else group for group in leaks} - forced
-        if not more:
-            break
-        forced |= more
-    # Hiding every non-zero figure of the new table adds no equation: what was safe before stays safe.
-    table = year[new]
-    return {r for r, v in table.cells.items() if v} | ({TOTAL} if table.total else set())
-
-
-def _protect_network(year: dict[str, Table], new: str, forced: set[str], *, regions: Sequence[str], k: int) -> set[str]:
-    arcs: list[disclosure.Arc] = []
-    names: list[tuple[str, str]] = []
-    balanced: set[object] = set()
-    for period, table in year.items():
-        kind, i = _node_layout(period)
-        cell_ends: list[tuple[object, object]]
-        total_ends: tuple[object, object]
-        if kind == "month":
-            q = _quarter(i)
-            cell_ends = [(("row", i), ("col", q, r)) for r in regions]
-            total_ends = (("qtot", q), ("row", i))
-            balanced.add(("row", i))
-        elif kind == "quarter":
-            cell_ends = [(("col", i, r), ("year", r)) for r in regions]
-            total_ends = ("tc", ("qtot", i))
-            balanced |= {("qtot", i), *(("col", i, r) for r in regions)}
-        else:
-            cell_ends = [(("year", r), "tr") for r in regions]
-            total_ends = ("tr", "tc")
-            balanced |= {"tr", "tc", *(("year", r) for r in regions)}
-        for name, (tail, head), value in [
-            *((r, ends, table.cells.get(r, 0)) for r, ends in zip(regions, cell_ends, strict=True)),
-            (TOTAL, total_ends, table.total),
-        ]:
-            # The new table's figures are decided now (unless forced hidden); the others are frozen.
-            fixed: bool | None = name in (table.hidden or set())
-            if period == new:
-                fixed = True if name in forced and value else None
-            arcs.append(disclosure.Arc(value, tail, head, total=name == TOTAL, fixed=fixed))
-            names.append((period, name))
-    hidden = disclosure.protect_network(arcs, k=k, balanced=balanced)
-    return {names[e][1] for e in hidden if names[e][0] == new}
-
-
-def _small_runs(
-    year: dict[str, Table], new: str, new_hidden: set[str], *, regions: Sequence[str], k: int
-) -> set[str | None]:
-    """Regions (None: all regions) for which some run of months adds up to a count from 1 to k-1."""
-    unknown = {(m, r): n for n, (m, r) in enumerate((m, r) for m in range(1, 13) for r in regions)}
-    equations: list[tuple[frozenset[int], int]] = []
-    for period, table in year.items():
-        hidden = new_hidden if period == new else (table.hidden or set())
-        months = [d.month for d in _months_of(period)]
-        for r in regions:
-            if r not in hidden:
-                equations.append((frozenset(unknown[(m, r)] for m in months), table.cells.get(r, 0)))
-        if TOTAL not in hidden:
-            equations.append((frozenset(unknown[(m, r)] for m in months for r in regions), table.total))
-    groups: list[tuple[str | None, list[str]]] = [(r, [r]) for r in regions] + [(None, list(regions))]
-    candidates = {}
-    for group, members in groups:
-        for a in range(1, 13):
-            for b in range(a, 13):
-                candidates[frozenset(unknown[(m, r)] for m in range(a, b + 1) for r in members)] = group
-    pinned = disclosure.pinned_sums(equations, list(candidates))
-    return {candidates[c] for c, value in pinned if 0 < value < k}
 
 
 # --- reading and building ------------------------------------------------------------------------------
@@ -233,14 +87,16 @@ def _noisy(counts: dict[str, dict[str, int]], regions: Sequence[str], epsilon: f
     return out
 
 
-def _tables_of(row: StatsRelease) -> dict[str, Table]:
+def _tables_of(row: StatsRelease) -> dict[str, joint.Table]:
     basis = json.loads(row.basis)
     published = json.loads(row.published)
     tables = {}
     for m in TABLE_MEASURES:
         shown = published["tables"][m]
-        hidden = {r for r, v in shown["cells"].items() if v is None} | ({TOTAL} if shown["total"] is None else set())
-        tables[m] = Table(cells=dict(basis["tables"][m]), hidden=hidden)
+        hidden = {r for r, v in shown["cells"].items() if v is None} | (
+            {joint.TOTAL} if shown["total"] is None else set()
+        )
+        tables[m] = joint.Table(cells=dict(basis["tables"][m]), hidden=hidden)
     return tables
 
 
@@ -249,11 +105,11 @@ def _year_rows(session: Session, year: int) -> dict[str, StatsRelease]:
     return {row.period: row for row in rows}
 
 
-def _publish(table: Table, regions: Sequence[str]) -> dict[str, Any]:
+def _publish(table: joint.Table, regions: Sequence[str]) -> dict[str, Any]:
     hidden = table.hidden or set()
     return {
         "cells": {r: None if r in hidden else table.cells.get(r, 0) for r in regions},
-        "total": None if TOTAL in hidden else table.total,
+        "total": None if joint.TOTAL in hidden else table.total,
     }
 
 
@@ -262,7 +118,7 @@ def _freeze(
     *,
     period: str,
     kind: str,
-    tables: dict[str, Table],
+    tables: dict[str, joint.Table],
     regions: Sequence[str],
     year: dict[str, StatsRelease],
     k: int,
@@ -272,9 +128,9 @@ def _freeze(
 ) -> StatsRelease:
     frozen = {p: _tables_of(row) for p, row in year.items()}
     for m in TABLE_MEASURES:
-        joint = {p: t[m] for p, t in frozen.items()}
-        joint[period] = tables[m]
-        tables[m].hidden = suppress_jointly(joint, regions=regions, k=k)
+        joint_tables = {p: t[m] for p, t in frozen.items()}
+        joint_tables[period] = tables[m]
+        tables[m].hidden = joint.suppress_jointly(joint_tables, regions=regions, k=k)
     published: dict[str, Any] = {
         "regions": list(regions),
         "tables": {m: _publish(tables[m], regions) for m in TABLE_MEASURES},
@@ -286,7 +142,7 @@ def _freeze(
         shown, total = disclosure.protect_series(values, k=k)
         published[OPEN_AT_END] = {"cells": dict(zip(PIPELINE, shown, strict=True)), "total": total}
         basis[OPEN_AT_END] = dict(zip(PIPELINE, values, strict=True))
-    first, last = _span(period)
+    first, last = joint.span(period)
     row = StatsRelease(
         period=period,
         kind=kind,
@@ -351,7 +207,7 @@ def release_month(
         counts = _noisy(counts, regions, epsilon)
     now = datetime.now(UTC)
     k = settings.suppression_k
-    tables = {m: Table(cells={r: counts[m].get(r, 0) for r in regions}) for m in TABLE_MEASURES}
+    tables = {m: joint.Table(cells={r: counts[m].get(r, 0) for r in regions}) for m in TABLE_MEASURES}
     written = [
         _freeze(
             session,
@@ -366,13 +222,13 @@ def release_month(
             now=now,
         )
     ]
-    q = _quarter(month.month)
+    q = joint.quarter(month.month)
     longer = [(f"{month.year:04d}-Q{q}", "quarter", [f"{month.year:04d}-{3 * (q - 1) + m:02d}" for m in (1, 2, 3)])]
     longer.append((f"{month.year:04d}", "year", [f"{month.year:04d}-Q{n}" for n in (1, 2, 3, 4)]))
     for label, kind, parts in longer:
         if label in year or any(p not in year for p in parts):
             continue
-        summed = {m: Table(cells={r: 0 for r in regions}) for m in TABLE_MEASURES}
+        summed = {m: joint.Table(cells={r: 0 for r in regions}) for m in TABLE_MEASURES}
         noisy = any(year[p].epsilon is not None for p in parts)
         for p in parts:
             for m, table in _tables_of(year[p]).items():

@@ -9,7 +9,7 @@ from its own frozen table. Every figure names the release it comes from.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -39,8 +39,14 @@ def _dp(row: StatsRelease) -> DpInfo | None:
     return None if row.epsilon is None else DpInfo(epsilon=row.epsilon, tables=DP_TABLES, mechanism=ledger.MECHANISM)
 
 
+def _created(row: StatsRelease) -> datetime:
+    # SQLite hands a timezone-aware column back naive; it was written in UTC.
+    at = row.created_at
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def ref(row: StatsRelease) -> ReleaseRef:
-    return ReleaseRef(id=row.id, period=row.period, created_at=row.created_at)
+    return ReleaseRef(id=row.id, period=row.period, created_at=_created(row))
 
 
 def item(row: StatsRelease) -> ReleaseListItem:
@@ -50,7 +56,7 @@ def item(row: StatsRelease) -> ReleaseListItem:
         kind=row.kind,  # type: ignore[arg-type]
         first_day=row.first_on,
         last_day=row.last_on,
-        created_at=row.created_at,
+        created_at=_created(row),
         epsilon=row.epsilon,
     )
 
@@ -78,7 +84,7 @@ def release(row: StatsRelease) -> Release:
         kind=row.kind,  # type: ignore[arg-type]
         first_day=row.first_on,
         last_day=row.last_on,
-        created_at=row.created_at,
+        created_at=_created(row),
         k=row.k,
         tables=tables,
         open_at_end=open_at_end,

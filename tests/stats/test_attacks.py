@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.stats import counters as c
-from app.stats import ledger
+from app.stats import joint, ledger
 from tests.stats.solver import Reader
 from tests.web.conftest import Pages
 
@@ -33,7 +33,7 @@ def _days(first: date, last: date) -> list[date]:
 
 
 def _month_span(period: str) -> tuple[date, date]:
-    return ledger._span(period)
+    return joint.span(period)
 
 
 def _slices(first: date, last: date) -> Iterable[list[date]]:
@@ -210,30 +210,30 @@ def test_the_status_snapshot_holds_no_status_a_published_flow_enters() -> None:
 # --- the same attack as a property, over many small cells and month boundaries on and off weeks -----------
 
 
-def _release_year(day_counts: dict[tuple[date, str], int], year: int, regions) -> dict[str, dict[str, ledger.Table]]:
+def _release_year(day_counts: dict[tuple[date, str], int], year: int, regions) -> dict[str, dict[str, joint.Table]]:
     """Run the ledger's joint suppression month by month, then quarters and the year, as releases happen."""
-    frozen: dict[str, dict[str, ledger.Table]] = {m: {} for m in ("x",)}
-    tables: dict[str, ledger.Table] = {}
+    frozen: dict[str, dict[str, joint.Table]] = {m: {} for m in ("x",)}
+    tables: dict[str, joint.Table] = {}
     order: list[str] = []
     for month in range(1, 13):
         label = f"{year:04d}-{month:02d}"
         first, last = _month_span(label)
         cells = {r: sum(day_counts.get((d, r), 0) for d in _days(first, last)) for r in regions}
         order.append(label)
-        tables[label] = ledger.Table(cells=cells)
+        tables[label] = joint.Table(cells=cells)
         if month % 3 == 0:
             q = f"{year:04d}-Q{month // 3}"
             order.append(q)
             parts = order[-4:-1]
-            tables[q] = ledger.Table(cells={r: sum(tables[p].cells[r] for p in parts) for r in regions})
+            tables[q] = joint.Table(cells={r: sum(tables[p].cells[r] for p in parts) for r in regions})
     order.append(f"{year:04d}")
-    tables[f"{year:04d}"] = ledger.Table(
+    tables[f"{year:04d}"] = joint.Table(
         cells={r: sum(tables[f"{year:04d}-Q{q}"].cells[r] for q in (1, 2, 3, 4)) for r in regions}
     )
-    released: dict[str, ledger.Table] = {}
+    released: dict[str, joint.Table] = {}
     for label in order:
         released[label] = tables[label]
-        tables[label].hidden = ledger.suppress_jointly(released, regions=regions, k=K)
+        tables[label].hidden = joint.suppress_jointly(released, regions=regions, k=K)
     frozen["x"] = released
     return frozen
 
@@ -260,14 +260,14 @@ def test_no_combination_of_released_tables_determines_a_small_count(year, seed, 
     released = _release_year(day_counts, year, regions)["x"]
     reader = Reader()
     for label, table in released.items():
-        a, b = _month_span(label) if len(label) == 7 else (ledger._span(label))
+        a, b = _month_span(label) if len(label) == 7 else (joint.span(label))
         for r in regions:
             if r not in table.hidden:
                 reader.learn(((d, r) for d in _days(a, b)), table.cells[r])
-        if ledger.TOTAL not in table.hidden:
+        if joint.TOTAL not in table.hidden:
             reader.learn(((d, r) for d in _days(a, b) for r in regions), table.total)
         shown = [table.cells[r] for r in regions if r not in table.hidden]
-        shown += [table.total] if ledger.TOTAL not in table.hidden else []
+        shown += [table.total] if joint.TOTAL not in table.hidden else []
         assert not [v for v in shown if 0 < v < K]
     for days in _slices(first, last):
         for group in [*([r] for r in regions), list(regions)]:
