@@ -79,8 +79,8 @@ def make_grid(interval: str, start: date | None, end: date | None, *, today: dat
     """The whole periods covering [start, end]; by default the last few periods up to today's."""
     if interval not in (DAY, c.WEEK, c.MONTH):
         raise Invalid.field("interval", "must be day, week or month")
-    if start is not None and end is not None and start > end:
-        raise Invalid.field("from", "must not be after to")
+    if start is not None and start > (end or today):
+        raise Invalid.field("from", "must not be after to (today when to is not given)")
     stop = next_period(interval, period_start(interval, end or today))
     if start is None:
         first = stop

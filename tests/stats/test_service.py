@@ -102,3 +102,5 @@ def test_ranges_snap_to_whole_periods() -> None:
         make_grid("month", date(2026, 5, 1), date(2026, 4, 1), today=TODAY)
     with pytest.raises(Invalid):
         make_grid("year", None, None, today=TODAY)
+    with pytest.raises(Invalid):  # a start in the future with no end: found by fuzzing
+        make_grid("month", date(5728, 4, 19), None, today=TODAY)
