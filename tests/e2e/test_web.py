@@ -268,14 +268,17 @@ def seed_months(live: LiveServer, *, contacts: int = 160, seed: int = 5) -> None
     from app.stats import ledger
 
     rnd = random.Random(seed)
-    live.create_user("stats-worker", "caseworker", via_cli=False)
+    # Several caseworkers: one may record only so many contacts an hour.
+    for i in range(4):
+        live.create_user(f"stats-worker-{i}", "caseworker", via_cli=False)
     live.create_user("stats-coord", "coordinator", via_cli=False)
     today = date.today()
     regions = ("chechnya", "chechnya", "chechnya", "dagestan", "dagestan", "ingushetia", "moscow", "abroad")
     with live.session() as db:
-        worker = auth_service.get_user(db, username="stats-worker")  # type: ignore[arg-type]
+        workers = [auth_service.get_user(db, username=f"stats-worker-{i}") for i in range(4)]  # type: ignore[arg-type]
         coordinator = auth_service.get_user(db, username="stats-coord")  # type: ignore[arg-type]
-        for _ in range(contacts):
+        for n in range(contacts):
+            worker = workers[n % len(workers)]
             day = today - timedelta(days=rnd.randrange(110))
             data = ContactIn.model_validate(
                 {
