@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench venv deps system-deps clean-venv
+.PHONY: run test lint bench mutation venv deps system-deps clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ $(AXE):
 
 test: $(VENV)/.installed-test system-deps lint $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Mutation testing of the security core (scripts/mutation.py): slow, not part of `make test`. One module at a
+# time under nice; `make mutation MODULES=app/crypto/cipher.py` for a subset.
+$(VENV)/.installed-mutation: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	touch $@
+
+mutation: $(VENV)/.installed-mutation
+	$(BIN)/python scripts/mutation.py $(MODULES)
 
 bench: $(VENV)/.installed-test system-deps
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)

@@ -1,0 +1,268 @@
+"""Mutation testing of the security core: does the suite fail when the code is wrong?
+
+Usage (what `make mutation` runs):
+    .venv/bin/python scripts/mutation.py [MODULE ...] [--list] [--max-children N]
+
+For each module (default: all below) it copies the tracked and new files of this checkout into
+.mutation/work/<module>/, runs mutmut 3 there over that one module against its own test subset on SQLite
+only, and reads back what happened to every mutant. It prints a score per module and each surviving mutant
+with its diff, and writes the same to .mutation/report.md (not kept in git: it is a measurement of a moment;
+docs/SECURITY.md quotes the figures). Mutants that cannot change behaviour are listed, each with a reason,
+in scripts/mutation-equivalents.txt and left out of the score.
+
+Modules run one at a time, each under `nice -n 19` with one mutmut worker, since the machine is shared.
+Score = killed / (all mutants - equivalent ones); a timeout counts as killed (the suite did not pass), a mutant
+no selected test reaches counts as survived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+EQUIVALENTS = ROOT / "scripts" / "mutation-equivalents.txt"
+TARGET = 0.90
+
+# Test subsets per package, and per module where one needs more than its package's tests.
+PACKAGE_TESTS: dict[str, list[str]] = {
+    "app/crypto": ["tests/crypto"],
+    # tests/security/test_auth_attacks.py is left out: it drives a server in another process, where mutmut
+    # cannot see which mutant a test reached, and each run of it takes minutes.
+    "app/auth": ["tests/auth", "tests/web/test_auth_pages.py", "tests/web/test_admin_pages.py"],
+    "app/audit": ["tests/audit", "tests/cases/test_bulk_read_alarm.py", "tests/cases/test_permissions.py"],
+}
+MODULE_TESTS: dict[str, list[str]] = {
+    "app/crypto/keyring.py": ["tests/crypto", "tests/lifecycle/test_rotation.py"],
+    "app/crypto/service.py": ["tests/crypto", "tests/lifecycle/test_shred.py", "tests/lifecycle/test_reindex.py"],
+    "app/cases/workflow.py": ["tests/cases"],
+    "app/cases/permissions.py": ["tests/cases", "tests/security/test_access_matrix.py"],
+    "app/stats/disclosure.py": ["tests/stats/test_disclosure.py", "tests/stats/test_disclosure_edges.py"],
+}
+# Modules with no function bodies (mutmut mutates inside functions only) are skipped.
+SKIP = {"__init__.py", "models.py", "schemas.py", "errors.py"}
+
+KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+SURVIVED = {"survived", "no tests", "suspicious"}
+
+
+def modules() -> list[str]:
+    found = [p for p in MODULE_TESTS if (ROOT / p).exists()]
+    for package in PACKAGE_TESTS:
+        for path in sorted((ROOT / package).glob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if path.name not in SKIP and rel not in found:
+                found.append(rel)
+    return sorted(found)
+
+
+def tests_for(module: str) -> list[str]:
+    if module in MODULE_TESTS:
+        return MODULE_TESTS[module]
+    return PACKAGE_TESTS[module.rsplit("/", 1)[0]]
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    function: str  # the mutant's name without its number: app.crypto.cipher.x_seal
+    diff: tuple[str, ...]  # its "-"/"+" lines, stripped
+    reason: str
+
+
+def load_equivalents() -> list[Equivalent]:
+    """Blocks separated by blank lines: the mutant name, its -/+ lines, and a `why:` line."""
+    out: list[Equivalent] = []
+    text = EQUIVALENTS.read_text(encoding="utf-8") if EQUIVALENTS.exists() else ""
+    for block in re.split(r"\n\s*\n", text):
+        lines = [line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+        if not lines:
+            continue
+        name, rest = lines[0], lines[1:]
+        reasons = [line[4:].strip() for line in rest if line.startswith("why:")]
+        diff = tuple(_norm(line) for line in rest if line[:1] in "-+")
+        if len(reasons) != 1 or not diff:
+            sys.exit(f"mutation: {EQUIVALENTS.name}: block for {name} needs -/+ lines and one 'why:' line")
+        out.append(Equivalent(_function(name), diff, reasons[0]))
+    return out
+
+
+def _function(mutant: str) -> str:
+    return re.sub(r"__mutmut_\d+$", "", mutant)
+
+
+def _norm(line: str) -> str:
+    return line[0] + " " + " ".join(line[1:].split())
+
+
+@dataclass
+class Result:
+    module: str
+    statuses: dict[str, str] = field(default_factory=dict)
+    diffs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    equivalent: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def count(self, kinds: set[str]) -> int:
+        return sum(1 for n, s in self.statuses.items() if s in kinds and n not in self.equivalent)
+
+    @property
+    def scored(self) -> int:
+        return len(self.statuses) - len(self.equivalent)
+
+    @property
+    def score(self) -> float | None:
+        return self.count(KILLED) / self.scored if self.scored else None
+
+    @property
+    def survivors(self) -> list[str]:
+        return [n for n, s in self.statuses.items() if s in SURVIVED and n not in self.equivalent]
+
+
+def copy_checkout(dest: Path) -> None:
+    if dest.exists():
+        shutil.rmtree(dest)
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for raw in files:
+        if not raw:
+            continue
+        src = ROOT / raw.decode()
+        if not src.is_file():
+            continue  # deleted but not yet committed
+        target = dest / raw.decode()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+
+
+def configure(dest: Path, module: str) -> None:
+    config = {
+        "source_paths": ["app"],
+        "only_mutate": [module],
+        "pytest_add_cli_args_test_selection": tests_for(module),
+        "pytest_add_cli_args": ["-p", "no:randomly", "-q", "-p", "no:cacheprovider"],
+        "also_copy": ["migrations", "alembic.ini", "babel.cfg", "bench"],
+    }
+    lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in config.items()]
+    with (dest / "pyproject.toml").open("a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def mutmut(dest: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HELPLINE_TEST_BACKENDS": "sqlite", "PYTHONDONTWRITEBYTECODE": "1"}
+    command = ["nice", "-n", "19", str(Path(sys.executable).parent / "mutmut"), *args]
+    return subprocess.run(command, cwd=dest, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def run_module(module: str, *, max_children: int, equivalents: list[Equivalent]) -> Result:
+    slug = module.removesuffix(".py").replace("/", ".")
+    dest = WORK / "work" / slug
+    result = Result(module)
+    started = time.monotonic()
+    copy_checkout(dest)
+    configure(dest, module)
+    run = mutmut(dest, "run", "--max-children", str(max_children))
+    result.seconds = time.monotonic() - started
+    meta = dest / "mutants" / f"{module}.meta"
+    if not meta.exists():
+        result.error = (run.stdout[-2000:] + run.stderr[-2000:]).strip() or f"mutmut exited {run.returncode}"
+        return result
+    from mutmut.stats import status_by_exit_code  # the tool's own reading of its exit codes
+
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    result.statuses = {name: status_by_exit_code[code] for name, code in sorted(codes.items(), key=_natural)}
+    for name, status in result.statuses.items():
+        if status in SURVIVED:
+            shown = mutmut(dest, "show", name).stdout
+            result.diffs[name] = tuple(
+                _norm(line) for line in shown.splitlines() if line[:2] in ("- ", "+ ") and line[1:].strip()
+            )
+            for eq in equivalents:
+                if eq.function == _function(name) and eq.diff == result.diffs[name]:
+                    result.equivalent[name] = eq.reason
+    return result
+
+
+def _natural(item: tuple[str, object]) -> tuple[str, int]:
+    match = re.match(r"(.*__mutmut_)(\d+)$", item[0])
+    return (match.group(1), int(match.group(2))) if match else (item[0], 0)
+
+
+def report(results: list[Result]) -> str:
+    out = ["# Mutation testing", "", f"Target: at least {TARGET:.0%} of non-equivalent mutants killed per module.", ""]
+    out += [
+        "| module | mutants | equivalent | killed | timeout | survived | no tests | score |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r.error:
+            out.append(f"| {r.module} | error | | | | | | |")
+            continue
+        score = "n/a" if r.score is None else f"{r.score:.1%}" + ("" if r.score >= TARGET else " (below target)")
+        out.append(
+            f"| {r.module} | {len(r.statuses)} | {len(r.equivalent)} | {r.count({'killed'})} | "
+            f"{r.count({'timeout'})} | {r.count({'survived', 'suspicious'})} | {r.count({'no tests'})} | {score} |"
+        )
+    for r in results:
+        if r.error:
+            out += ["", f"## {r.module}: mutmut failed", "", "```", r.error, "```"]
+            continue
+        if not r.survivors:
+            continue
+        out += ["", f"## Surviving mutants of {r.module}", ""]
+        for name in r.survivors:
+            out += [f"{name} ({r.statuses[name]})", *(f"    {line}" for line in r.diffs.get(name, ())), ""]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="paths such as app/crypto/cipher.py (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the modules and their test subsets, then stop")
+    parser.add_argument("--max-children", type=int, default=1, help="parallel mutmut workers (default 1)")
+    args = parser.parse_args(argv)
+    known = modules()
+    chosen = args.modules or known
+    unknown = [m for m in chosen if m not in known]
+    if unknown:
+        print(f"mutation: not a mutation target: {', '.join(unknown)} (see --list)", file=sys.stderr)
+        return 2
+    if args.list:
+        for m in known:
+            print(f"{m}: {' '.join(tests_for(m))}")
+        return 0
+    if shutil.which("mutmut", path=str(Path(sys.executable).parent)) is None:
+        print("mutation: mutmut is not installed: pip install -e '.[mutation]'", file=sys.stderr)
+        return 2
+    equivalents = load_equivalents()
+    WORK.mkdir(exist_ok=True)
+    results: list[Result] = []
+    for module in chosen:
+        print(f"mutation: {module} against {' '.join(tests_for(module))} ...", flush=True)
+        result = run_module(module, max_children=args.max_children, equivalents=equivalents)
+        results.append(result)
+        text = report(results)
+        (WORK / "report.md").write_text(text, encoding="utf-8")
+        summary = result.error and "mutmut failed" or f"score {result.score:.1%}" if result.score is not None else ""
+        print(f"mutation: {module}: {summary} in {result.seconds:.0f} s", flush=True)
+    print(text)
+    print(f"mutation: report written to {(WORK / 'report.md').relative_to(ROOT)}")
+    below = [r for r in results if r.error or (r.score is not None and r.score < TARGET)]
+    return 1 if below else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
