@@ -148,3 +148,16 @@ def test_only_terminal_cases_refuse_verification(session, factory, status, refus
         assert session.get(Case, made.id).verified_by_id is None
     else:
         assert case_service.verify(session=session, actor=coordinator, case_id=made.id).verified
+
+
+def test_path_to_a_status_the_table_cannot_reach_is_refused(monkeypatch) -> None:
+    """Every status is reachable today; a table edited so one is not must fail loudly, not loop."""
+    S = workflow.CaseStatus
+    cut_off = {s: frozenset() for s in S} | {
+        S.new: frozenset({S.verifying}),
+        S.verifying: frozenset({S.planning, S.new}),
+        S.planning: frozenset({S.verifying}),
+    }
+    monkeypatch.setattr(workflow, "TRANSITIONS", cut_off)
+    with pytest.raises(ValueError, match="^no path from new to paused$"):
+        workflow.path_to("paused")

@@ -6,6 +6,11 @@ afterwards, as a second opinion.
 
 from __future__ import annotations
 
+import random
+import subprocess
+import sys
+from fractions import Fraction
+
 import pytest
 
 from app.stats import disclosure as d
@@ -17,22 +22,22 @@ from app.stats import disclosure as d
     ids=["true", "false", "float", "negative", "text"],
 )
 def test_only_non_negative_integers_are_counts(cells) -> None:
-    with pytest.raises(d.DisclosureError, match="counts must be non-negative integers"):
+    with pytest.raises(d.DisclosureError, match="^counts must be non-negative integers$"):
         d.protect_table(cells, k=5)
-    with pytest.raises(d.DisclosureError, match="counts must be non-negative integers"):
+    with pytest.raises(d.DisclosureError, match="^counts must be non-negative integers$"):
         d.protect_series(cells[0] + cells[1], k=5)
 
 
 def test_booleans_are_refused_even_by_the_noise_step() -> None:
-    with pytest.raises(d.DisclosureError, match="counts must be non-negative integers"):
+    with pytest.raises(d.DisclosureError, match="^counts must be non-negative integers$"):
         d.add_integer_noise([True, 3], epsilon=1.0)
 
 
 @pytest.mark.parametrize("k", [0, -1])
 def test_a_threshold_below_one_is_refused(k: int) -> None:
-    with pytest.raises(d.DisclosureError, match="the threshold k must be at least 1"):
+    with pytest.raises(d.DisclosureError, match="^the threshold k must be at least 1$"):
         d.protect_table([[1, 2], [3, 4]], k=k)
-    with pytest.raises(d.DisclosureError, match="the threshold k must be at least 1"):
+    with pytest.raises(d.DisclosureError, match="^the threshold k must be at least 1$"):
         d.protect_series([1, 2, 3], k=k)
 
 
@@ -130,10 +135,188 @@ def test_a_hidden_one_can_only_rise() -> None:
 
 def test_a_release_that_does_not_match_its_table_is_refused() -> None:
     released = d.protect_table([[9, 9], [9, 9]], k=5)
-    with pytest.raises(d.DisclosureError, match="does not match"):
+    with pytest.raises(d.DisclosureError, match="^the release does not match the original table$"):
         d.find_recoverable(released, [[9, 9], [9, 8]])
 
 
 def test_rows_of_different_length_are_refused() -> None:
-    with pytest.raises(d.DisclosureError, match="table rows differ in length"):
+    with pytest.raises(d.DisclosureError, match="^table rows differ in length$"):
         d.protect_table([[5, 5], [5]], k=5)
+
+
+# --- the linear check, against an independent rank computation ---------------------------------------------
+
+
+def _rank(rows: list[list[Fraction]]) -> int:
+    rows = [list(r) for r in rows]
+    rank, width = 0, len(rows[0]) if rows else 0
+    for col in range(width):
+        pivot = next((i for i in range(rank, len(rows)) if rows[i][col] != 0), None)
+        if pivot is None:
+            continue
+        rows[rank], rows[pivot] = rows[pivot], rows[rank]
+        for i in range(len(rows)):
+            if i != rank and rows[i][col] != 0:
+                f = rows[i][col] / rows[rank][col]
+                rows[i] = [a - f * b for a, b in zip(rows[i], rows[rank], strict=True)]
+        rank += 1
+    return rank
+
+
+def _table_equations(n: int, m: int) -> list[dict[tuple[int, int], int]]:
+    """Every sum a reader of the table knows, written from the table's meaning: rows, columns, totals."""
+    eqs = [{**{(i, j): 1 for j in range(m)}, (i, m): -1} for i in range(n)]
+    eqs += [{**{(i, j): 1 for i in range(n)}, (n, j): -1} for j in range(m)]
+    eqs.append({**{(i, m): 1 for i in range(n)}, (n, m): -1})
+    eqs.append({**{(n, j): 1 for j in range(m)}, (n, m): -1})
+    return eqs
+
+
+def _fixed_by_the_sums(eqs: list[dict[tuple[int, int], int]], hidden: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """A hidden figure is fixed exactly when its unit vector lies in the row space of the hidden columns."""
+    matrix = [[Fraction(eq.get(p, 0)) for p in hidden] for eq in eqs]
+    base = _rank(matrix)
+    fixed = set()
+    for k, p in enumerate(hidden):
+        unit = [Fraction(int(i == k)) for i in range(len(hidden))]
+        if _rank([*matrix, unit]) == base:
+            fixed.add(p)
+    return fixed
+
+
+def test_the_linear_check_agrees_with_an_independent_rank_computation() -> None:
+    rng = random.Random(20)
+    for _ in range(300):
+        n, m = rng.randint(1, 4), rng.randint(1, 4)
+        table = [[rng.randint(0, 12) for _ in range(m)] for _ in range(n)]
+        layout = d._table_layout(table)
+        hidden = {e for e in range(len(layout.values)) if rng.random() < 0.45}
+        expected = _fixed_by_the_sums(_table_equations(n, m), [layout.positions[e] for e in sorted(hidden)])
+        assert {layout.positions[e] for e in d._determined(layout, hidden)} == expected, (table, hidden)
+
+
+def test_the_linear_check_of_a_series() -> None:
+    layout = d._series_layout([3, 9, 4])
+    assert d._determined(layout, {0}) == {0}  # the total and the other values give it
+    assert d._determined(layout, {0, 3}) == set()  # value and total hidden together: one sum, two unknowns
+    assert d._determined(layout, {0, 1}) == set()
+    assert d._determined(layout, {0, 1, 2, 3}) == set()
+
+
+@pytest.mark.parametrize(
+    ("hidden", "fixed"),
+    [
+        ({(0, 0)}, {(0, 0)}),
+        ({(0, 0), (0, 1), (1, 0), (1, 1)}, set()),
+        ({(0, 2), (2, 2)}, {(0, 2), (2, 2)}),  # a row total and the grand total: the column totals give both
+        ({(0, 0), (0, 2)}, {(0, 0), (0, 2)}),
+        ({(0, 0), (0, 1), (0, 2)}, {(0, 0), (0, 1), (0, 2)}),  # a whole row and its total: columns pin them
+    ],
+)
+def test_the_linear_check_by_hand(hidden, fixed) -> None:
+    """On [[3,9],[9,9]] with totals at (i,2), (2,j) and (2,2)."""
+    layout = d._table_layout([[3, 9], [9, 9]])
+    index = {p: e for e, p in enumerate(layout.positions)}
+    found = {layout.positions[e] for e in d._determined(layout, {index[p] for p in hidden})}
+    assert found == fixed
+
+
+# --- which complements, on tables worked by hand ------------------------------------------------------------
+
+
+def test_one_extra_cell_closes_a_rectangle_around_three_small_ones() -> None:
+    """[[3,0,2],[1,20,7],[15,12,5]]: 3, 2 and 1 sit in three corners of rows 0-1 x columns 0 and 2 (row 0's
+    other cell is a public 0). Hiding the 7 in the fourth corner protects all three; no total is needed."""
+    released = d.protect_table([[3, 0, 2], [1, 20, 7], [15, 12, 5]], k=5)
+    assert released.cells == [[None, 0, None], [None, 20, None], [15, 12, 5]]
+    assert released.row_totals == [5, 28, 32] and released.col_totals == [19, 32, 14] and released.grand_total == 65
+
+
+def test_equal_costs_prefer_fewer_cells() -> None:
+    """[[2,3,3,2],[3,12,12,6],[6,0,6,0]]: row 0 and the 3 below it are small. Row 1's 12, 12 and 6 pair every
+    column with row 0; the 2 in column 2 could take row 1's 12 or row 2's 6 and 6 (also 12, but two cells),
+    so rows 0 and 1 are hidden whole and row 2 and every total stay shown."""
+    released = d.protect_table([[2, 3, 3, 2], [3, 12, 12, 6], [6, 0, 6, 0]], k=5)
+    assert released.cells == [[None] * 4, [None] * 4, [6, 0, 6, 0]]
+    assert released.row_totals == [10, 33, 12] and released.col_totals == [11, 15, 21, 8]
+    assert released.grand_total == 55
+
+
+def test_hidden_ones_get_a_cycle_along_which_they_rise() -> None:
+    """[[1,9,1],[15,5,2]]: two 1s in row 0 can only rise, so the 9 beside them must fall; with row 1 hidden
+    too, (1 up, 9 down, 5 up, 15 down) and (1 up, 9 down, 5 up, 2 down) are both possible. The row totals and
+    the grand total need not be hidden; hiding every figure instead would publish nothing."""
+    released = d.protect_table([[1, 9, 1], [15, 5, 2]], k=5)
+    assert released.cells == [[None] * 3, [None] * 3]
+    assert released.row_totals == [11, 22] and released.grand_total == 33
+
+
+def test_a_search_that_revisits_a_node_still_finds_the_cheap_cycle() -> None:
+    """[[7,0,15,1],[9,1,6,7],[1,20,0,15]]: the 1s at (0,3) and (2,0) rise on (0,3) (0,0) (2,0) (2,3); the 1 at
+    (1,1) on (1,1) (1,3) (2,3) (2,1). Every total can stay shown."""
+    released = d.protect_table([[7, 0, 15, 1], [9, 1, 6, 7], [1, 20, 0, 15]], k=5)
+    assert released.row_totals == [23, 23, 36] and released.col_totals == [17, 21, 21, 23]
+    assert released.grand_total == 82
+    assert released.cells[0][2] == 15 and released.cells[1][0] == 9 and released.cells[1][2] == 6
+
+
+def test_an_empty_table_releases_only_a_zero_total() -> None:
+    released = d.protect_table([], k=5)
+    assert released.cells == [] and released.row_totals == [] and released.col_totals == []
+    assert released.grand_total == 0 and released.suppressed == []
+
+
+# --- the safety net behind the complement search ------------------------------------------------------------
+
+
+def test_a_complement_search_that_leaves_a_figure_recoverable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the search ever returned too little, the release must fail rather than publish a solvable table."""
+    monkeypatch.setattr(d, "_add_complements", lambda layout, primary: set(primary))
+    with pytest.raises(d.DisclosureError, match=r"^suppression left recoverable figures at \[\(0, 0\)\]$"):
+        d.protect_table([[3, 9], [9, 9]], k=5)
+
+
+def test_a_complement_search_that_gives_up_hides_every_non_zero_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(d, "_add_complements", lambda layout, primary: None)
+    released = d.protect_table([[1, 0], [9, 9]], k=5)
+    assert released.cells == [[None, 0], [None, None]]
+    assert released.row_totals == [None, None] and released.col_totals == [None, None]
+    assert released.grand_total is None
+
+
+# --- noise --------------------------------------------------------------------------------------------------
+
+
+def test_noise_at_an_epsilon_whose_first_scale_overshoots() -> None:
+    """At epsilon 0.7 the scale 1/0.7 proves a loss a hair above 0.7; the scale is widened, not refused."""
+    noisy = d.add_integer_noise([10] * 50, epsilon=0.7)
+    assert len(noisy) == 50 and all(isinstance(v, int) and v >= 0 for v in noisy)
+    assert noisy != [10] * 50
+
+
+def test_noise_is_clamped_at_zero_not_above() -> None:
+    noisy = d.add_integer_noise([0] * 200, epsilon=0.5)
+    assert min(noisy) == 0 and 0 < noisy.count(0) < 200
+
+
+def test_noise_works_in_a_fresh_process() -> None:
+    """OpenDP's features are enabled by the call itself, not by whichever test ran first."""
+    code = "from app.stats.disclosure import add_integer_noise as n; v = n([7, 8], epsilon=1.0); print(len(v))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "2"
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 0), (1, 0)])
+def test_a_quantile_of_no_observations_is_never_shown(k: int, n: int) -> None:
+    assert d.protect_quantile(1.5, n, k=k) is None
+
+
+def test_a_quantile_of_one_observation_is_shown_when_k_is_one() -> None:
+    assert d.protect_quantile(1.5, 1, k=1) == 1.5
+
+
+@pytest.mark.parametrize(("epsilon", "sensitivity"), [(0.0, 1), (float("inf"), 1), (float("nan"), 1), (1.0, 0)])
+def test_noise_refuses_parameters_with_one_clear_message(epsilon: float, sensitivity: int) -> None:
+    with pytest.raises(d.DisclosureError, match="^epsilon must be positive and finite and sensitivity at least 1$"):
+        d.add_integer_noise([5], epsilon=epsilon, sensitivity=sensitivity)
