@@ -188,7 +188,9 @@ def run_module(module: str, *, max_children: int, equivalents: list[Equivalent])
         if status in SURVIVED:
             shown = mutmut(dest, "show", name).stdout
             result.diffs[name] = tuple(
-                _norm(line) for line in shown.splitlines() if line[:2] in ("- ", "+ ") and line[1:].strip()
+                _norm(line)
+                for line in shown.splitlines()
+                if line[:1] in "-+" and not line.startswith(("---", "+++")) and line[1:].strip()
             )
             for eq in equivalents:
                 if eq.function == _function(name) and eq.diff == result.diffs[name]:

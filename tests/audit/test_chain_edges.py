@@ -6,8 +6,9 @@ bytes, so they hold for any chaining function.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, update
@@ -172,3 +173,35 @@ def test_a_session_that_rolled_back_reads_the_tail_again(fresh) -> None:
     _, broken = audit.verify(check)
     assert broken is None
     assert check.scalar(select(AuditEntry.action).where(AuditEntry.seq == entry.seq - 1)) == "act.kept"
+
+
+@pytest.fixture
+def tokyo_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A server whose local time is not UTC: the chain must not depend on the machine's zone."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_hash_reads_naive_times_as_utc_whatever_the_local_zone(session, tokyo_clock) -> None:
+    entry = _chain(session, 1)[0]
+    assert audit.entry_hash(_copy(entry, at=entry.at.replace(tzinfo=None))) == entry.hash
+
+
+def test_the_hash_of_an_aware_time_is_that_of_the_same_moment_in_utc(session, tokyo_clock) -> None:
+    entry = _chain(session, 1)[0]
+    moscow = entry.at.astimezone(timezone(timedelta(hours=3)))
+    assert audit.entry_hash(_copy(entry, at=moscow)) == entry.hash
+    assert audit.entry_hash(_copy(entry, at=moscow.replace(tzinfo=UTC))) != entry.hash
+
+
+def test_verify_counts_exactly_the_entries_of_the_chain(fresh) -> None:
+    s = fresh()
+    s.execute(AuditEntry.__table__.delete())
+    assert audit.verify(s) == (0, None)
+    for i in range(3):
+        audit.record(s, actor="alice", action=f"act.{i}")
+    assert audit.verify(s, batch=2) == (3, None)
+    s.rollback()
