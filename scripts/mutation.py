@@ -111,6 +111,7 @@ class Result:
     equivalent: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
+    measured: str = ""  # when and on which commit, for results kept from an earlier run
 
     def count(self, kinds: set[str]) -> int:
         return sum(1 for n, s in self.statuses.items() if s in kinds and n not in self.equivalent)
@@ -167,21 +168,33 @@ def mutmut(dest: Path, *args: str, timeout: float | None = None) -> subprocess.C
     return subprocess.run(command, cwd=dest, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def run_module(module: str, *, max_children: int, equivalents: list[Equivalent]) -> Result:
+def run_module(module: str, *, max_children: int, equivalents: list[Equivalent], collect_only: bool) -> Result:
     slug = module.removesuffix(".py").replace("/", ".")
     dest = WORK / "work" / slug
-    result = Result(module)
     started = time.monotonic()
-    copy_checkout(dest)
-    configure(dest, module)
-    run = mutmut(dest, "run", "--max-children", str(max_children))
+    output = ""
+    if not collect_only:
+        copy_checkout(dest)
+        configure(dest, module)
+        run = mutmut(dest, "run", "--max-children", str(max_children))
+        output = (run.stdout[-2000:] + run.stderr[-2000:]).strip() or f"mutmut exited {run.returncode}"
+    result = collect(dest, module, equivalents)
     result.seconds = time.monotonic() - started
+    if result.error and output:
+        result.error = output
+    return result
+
+
+def collect(dest: Path, module: str, equivalents: list[Equivalent]) -> Result:
+    """Read what the last mutmut run in ``dest`` found: each mutant's status, and each survivor's diff."""
+    result = Result(module)
     meta = dest / "mutants" / f"{module}.meta"
     if not meta.exists():
-        result.error = (run.stdout[-2000:] + run.stderr[-2000:]).strip() or f"mutmut exited {run.returncode}"
+        result.error = f"no mutmut results in {dest.relative_to(ROOT)}"
         return result
     from mutmut.stats import status_by_exit_code  # the tool's own reading of its exit codes
 
+    result.measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(meta.stat().st_mtime))
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     result.statuses = {name: status_by_exit_code[code] for name, code in sorted(codes.items(), key=_natural)}
     for name, status in result.statuses.items():
@@ -203,20 +216,48 @@ def _natural(item: tuple[str, object]) -> tuple[str, int]:
     return (match.group(1), int(match.group(2))) if match else (item[0], 0)
 
 
+def save(result: Result) -> None:
+    """Keep each module's latest result, so a run of one module still reports the others' last scores."""
+    (WORK / "results").mkdir(parents=True, exist_ok=True)
+    slug = result.module.removesuffix(".py").replace("/", ".")
+    (WORK / "results" / f"{slug}.json").write_text(json.dumps(result.__dict__, indent=1), encoding="utf-8")
+
+
+def earlier(modules: list[str]) -> list[Result]:
+    out = []
+    for path in sorted((WORK / "results").glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data["module"] not in modules:
+            data["diffs"] = {k: tuple(v) for k, v in data["diffs"].items()}
+            out.append(Result(**data))
+    return out
+
+
+def _measured() -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "app", "tests"], cwd=ROOT, capture_output=True)
+    return (
+        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        + f", {commit.stdout.strip()}"
+        + (" with uncommitted changes" if dirty.stdout.strip() else "")
+    )
+
+
 def report(results: list[Result]) -> str:
     out = ["# Mutation testing", "", f"Target: at least {TARGET:.0%} of non-equivalent mutants killed per module.", ""]
     out += [
-        "| module | mutants | equivalent | killed | timeout | survived | no tests | score |",
-        "|---|---|---|---|---|---|---|---|",
+        "| module | mutants | equivalent | killed | timeout | survived | no tests | score | measured |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r.error:
-            out.append(f"| {r.module} | error | | | | | | |")
+            out.append(f"| {r.module} | error | | | | | | | {r.measured} |")
             continue
         score = "n/a" if r.score is None else f"{r.score:.1%}" + ("" if r.score >= TARGET else " (below target)")
         out.append(
             f"| {r.module} | {len(r.statuses)} | {len(r.equivalent)} | {r.count({'killed'})} | "
-            f"{r.count({'timeout'})} | {r.count({'survived', 'suspicious'})} | {r.count({'no tests'})} | {score} |"
+            f"{r.count({'timeout'})} | {r.count({'survived', 'suspicious'})} | {r.count({'no tests'})} | {score} | "
+            f"{r.measured} |"
         )
     for r in results:
         if r.error:
@@ -235,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help="paths such as app/crypto/cipher.py (default: all)")
     parser.add_argument("--list", action="store_true", help="print the modules and their test subsets, then stop")
     parser.add_argument("--max-children", type=int, default=1, help="parallel mutmut workers (default 1)")
+    parser.add_argument(
+        "--collect", action="store_true", help="do not run: re-read the last run's results (after editing equivalents)"
+    )
     args = parser.parse_args(argv)
     known = modules()
     chosen = args.modules or known
@@ -254,9 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     for module in chosen:
         print(f"mutation: {module} against {' '.join(tests_for(module))} ...", flush=True)
-        result = run_module(module, max_children=args.max_children, equivalents=equivalents)
+        result = run_module(module, max_children=args.max_children, equivalents=equivalents, collect_only=args.collect)
+        if not args.collect:
+            result.measured = _measured()
+        save(result)
         results.append(result)
-        text = report(results)
+        text = report(sorted(results + earlier([r.module for r in results]), key=lambda r: r.module))
         (WORK / "report.md").write_text(text, encoding="utf-8")
         summary = result.error and "mutmut failed" or f"score {result.score:.1%}" if result.score is not None else ""
         print(f"mutation: {module}: {summary} in {result.seconds:.0f} s", flush=True)
