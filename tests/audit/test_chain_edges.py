@@ -205,3 +205,25 @@ def test_verify_counts_exactly_the_entries_of_the_chain(fresh) -> None:
         audit.record(s, actor="alice", action=f"act.{i}")
     assert audit.verify(s, batch=2) == (3, None)
     s.rollback()
+
+
+def test_an_entry_stores_what_it_was_given(session) -> None:
+    entry = audit.record(session, actor="alice", action="case.read", target="C-AAAA-11", detail={"rows": 2})
+    session.flush()
+    session.expire_all()
+    stored = session.get(AuditEntry, entry.seq)
+    assert (stored.actor, stored.action, stored.target, stored.detail) == (
+        "alice",
+        "case.read",
+        "C-AAAA-11",
+        '{"rows":2}',
+    )
+    assert audit.record(session, actor="alice", action="act.untargeted").target is None
+
+
+def test_names_in_other_scripts_are_chained_and_verified(session) -> None:
+    """Usernames may be Cyrillic; the canonical form must still encode and verify."""
+    entry = audit.record(session, actor="Амина", action="case.read", target="C-ЖЖЖЖ-11", detail={"note": "Ахмед"})
+    assert audit.entry_hash(entry) == entry.hash
+    _, broken = audit.verify(session)
+    assert broken is None
