@@ -264,6 +264,7 @@ def test_an_empty_table_releases_only_a_zero_total() -> None:
     released = d.protect_table([], k=5)
     assert released.cells == [] and released.row_totals == [] and released.col_totals == []
     assert released.grand_total == 0 and released.suppressed == []
+    assert d.find_recoverable(released, []) == []
 
 
 # --- the safety net behind the complement search ------------------------------------------------------------
