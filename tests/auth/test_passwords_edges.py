@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import struct
+import urllib.parse
 
 import argon2
 import pytest
@@ -118,3 +119,20 @@ def test_sign_in_with_an_unknown_name_runs_argon2_like_a_known_one(session, fact
             auth_service.authenticate(session, username=name, password="a wrong password", otp="000000")
     assert len(seen) == 2
     assert argon2.extract_parameters(seen[0].decode()) == argon2.extract_parameters(seen[1].decode())
+
+
+def test_generated_passwords_are_four_groups_of_six_random_bytes() -> None:
+    made = {passwords.new_password() for _ in range(20)}
+    assert len(made) == 20
+    for password in made:
+        # token_urlsafe(6) is 8 characters; four of them and three dashes. (A group may hold a '-' itself.)
+        assert len(password) == 4 * 8 + 3
+        assert password[8] == password[17] == password[26] == "-"
+
+
+def test_the_otpauth_uri_names_the_account_and_the_issuer() -> None:
+    uri = urllib.parse.urlparse(passwords.totp_uri(RFC_SECRET, "amina"))
+    query = urllib.parse.parse_qs(uri.query)
+    assert (uri.scheme, uri.netloc, urllib.parse.unquote(uri.path)) == ("otpauth", "totp", "/Helpline:amina")
+    assert query["secret"] == [RFC_SECRET] and query["issuer"] == ["Helpline"]
+    assert query.get("period", ["30"]) == ["30"]
