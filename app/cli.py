@@ -124,14 +124,44 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _checkpoint(value: str) -> tuple[int, str]:
+    from app.audit import service as audit
+
+    try:
+        return audit.parse_checkpoint(value)
+    except (ValueError, OSError) as exc:
+        raise CliError(f"--checkpoint {value!r}: {exc}", code=2) from None
+
+
 def _cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from app.audit import seals
+    from app.audit import service as audit
+
+    checkpoint = _checkpoint(args.checkpoint) if args.checkpoint else None
+    with cli_session(settings) as session:
+        checked, broken = audit.verify(session)
+        missed = audit.check_checkpoint(session, seq=checkpoint[0], mac=checkpoint[1]) if checkpoint else None
+        refused = list(seals.broken_rows(session, get_keyring(settings)))
+    for row in refused:
+        print(f"helpline: {row}: security columns fail their seal (changed outside Helpline; refused)", file=sys.stderr)
+    if broken is not None:
+        raise CliError(f"audit chain broken at entry {broken.seq}: {broken.reason}")
+    if missed is not None:
+        raise CliError(f"audit checkpoint not met: {missed}")
+    if refused:
+        raise CliError(f"{len(refused)} sealed rows fail their seal (listed above)")
+    print(f"audit chain intact: {checked} entries" + (f", checkpoint {checkpoint[0]} reached" if checkpoint else ""))
+    return 0
+
+
+def _cmd_audit_head(args: argparse.Namespace, settings: Settings) -> int:
     from app.audit import service as audit
 
     with cli_session(settings) as session:
-        checked, broken = audit.verify(session)
-    if broken is not None:
-        raise CliError(f"audit chain broken at entry {broken.seq}: {broken.reason}")
-    print(f"audit chain intact: {checked} entries")
+        last = audit.head(session)
+    if last is None:
+        raise CliError("the audit chain is empty: there is no head to keep yet")
+    print(f"audit head at entry {last[0]}; keep this checkpoint outside the database: {audit.checkpoint_value(*last)}")
     return 0
 
 
@@ -169,8 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True, parser_class=_Parser
     )
-    audit.add_parser("verify", help="walk the hash chain; exit 1 at the first broken entry").set_defaults(
-        func=_cmd_audit_verify
+    p = audit.add_parser(
+        "verify", help="walk the keyed chain and the seals; exit 1 at a broken entry, a missed checkpoint or a bad seal"
+    )
+    p.add_argument("--checkpoint", metavar="VALUE|FILE", help="a checkpoint from 'audit head' or the server log")
+    p.set_defaults(func=_cmd_audit_verify)
+    audit.add_parser("head", help="print the chain's head as a checkpoint to keep outside the database").set_defaults(
+        func=_cmd_audit_head
     )
 
     for name in COMMAND_MODULES:

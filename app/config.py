@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     intake_per_hour: int = Field(default=60, ge=1)
     # Minutes a form posted after its session ended is held sealed, waiting for its author to sign in.
     held_form_minutes: int = Field(default=10, ge=1, le=60)
+    # The audit chain's head goes to the server log every this many entries, and at the first entry
+    # after this many minutes without one (see app.audit.service).
+    audit_checkpoint_every: int = Field(default=1000, ge=1)
+    audit_checkpoint_minutes: int = Field(default=10, ge=1)
     vault_addr: str | None = None
     vault_token: str | None = Field(default=None, repr=False)
     vault_key_name: str = "helpline"

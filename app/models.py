@@ -1,5 +1,6 @@
 """Every table, imported in one place for Alembic and the test schema checks."""
 
+import app.audit.seals  # noqa: F401  (the seal hooks must be on before any account or case is touched)
 from app.attention.models import AttentionItem
 from app.audit.models import AuditEntry
 from app.auth.models import ApiToken, User, WebSession

@@ -1,4 +1,4 @@
-"""The append-only, hash-chained audit log."""
+"""The append-only audit log, chained by HMAC under a key from the key provider."""
 
 from __future__ import annotations
 
@@ -25,4 +25,7 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(32), index=True)
     detail: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))
+    # HMAC-SHA256 link under the audit key of integrity root ``key_id`` (see app.audit.link);
+    # NULL only on entries written before the chain was keyed, until ``helpline migrate`` re-links them.
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,59 +1,61 @@
 """Writing and verifying the audit chain.
 
-Each entry stores SHA-256 over a canonical encoding of itself and the previous entry's hash, so
-editing, inserting or deleting any row breaks the chain at that row. Entries share the
-transaction of the change they record: neither exists without the other.
+Each entry stores an HMAC-SHA256 link over a canonical encoding of itself and the previous entry's
+link (format: ``app.audit.link``), under an audit key from the key provider that never reaches the
+database: editing, inserting or deleting any row breaks the chain at that row, and nobody without the
+key can recompute it. A checkpoint of the head (``seq-link``) goes to the server log every
+``audit_checkpoint_every`` entries or ``audit_checkpoint_minutes``; kept outside the database, it shows
+when a tail was cut off or rewritten. Entries share the transaction of the change they record:
+neither exists without the other.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
+import re
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import event, select, text
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.orm import Session
 
+from app.audit import link
+from app.audit.link import GENESIS
 from app.audit.models import AuditEntry
+from app.crypto import purpose
+from app.crypto import service as crypto
+from app.crypto.errors import CryptoError
 
-GENESIS = "0" * 64
+log = logging.getLogger("helpline.audit")
 _ADVISORY_LOCK = 0x48454C50  # "HELP": serialises chain appends on PostgreSQL
 
 SYSTEM = "system"
 
 
-def _utc(at: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were written as UTC.
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+def _key(session: Session, kid: int | None = None) -> tuple[int, bytes]:
+    return purpose.purpose_key(crypto.keyring_of(session), purpose.AUDIT, root_id=kid)
 
 
-def canonical(*, seq: int, at: datetime, actor: str, action: str, target: str | None, detail: str, prev: str) -> bytes:
-    doc = {
-        "seq": seq,
-        "at": _utc(at).strftime("%Y-%m-%dT%H:%M:%S"),
-        "actor": actor,
-        "action": action,
-        "target": target,
-        "detail": detail,
-        "prev": prev,
-    }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def entry_hash(entry: AuditEntry) -> str:
-    return hashlib.sha256(
-        canonical(
-            seq=entry.seq,
-            at=entry.at,
-            actor=entry.actor,
-            action=entry.action,
-            target=entry.target,
-            detail=entry.detail,
-            prev=entry.prev_hash,
-        )
-    ).hexdigest()
+def entry_hash(session: Session, entry: AuditEntry) -> str:
+    """The link ``entry`` must carry, under the audit key it names (the current one if none yet)."""
+    kid, key = _key(session, entry.key_id)
+    return link.keyed_link(
+        key,
+        kid=kid,
+        seq=entry.seq,
+        at=entry.at,
+        actor=entry.actor,
+        action=entry.action,
+        target=entry.target,
+        detail=entry.detail,
+        prev=entry.prev_hash,
+    )
 
 
 def record(
@@ -75,11 +77,13 @@ def record(
         detail=json.dumps(dict(detail or {}), sort_keys=True, separators=(",", ":"), default=str),
         prev_hash=prev,
     )
-    entry.hash = entry_hash(entry)
+    entry.key_id = _key(session)[0]
+    entry.hash = entry_hash(session, entry)
     session.add(entry)
     # Flushed at once: services count on reading back what they wrote before this entry.
     session.flush()
     session.info[_TAIL] = (session.get_transaction(), entry.seq, entry.hash)
+    _maybe_checkpoint(session, entry)
     return entry
 
 
@@ -106,6 +110,66 @@ def _next_link(session: Session) -> tuple[int, str]:
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_tail_on_rollback(session: Session, previous_transaction: object) -> None:
     session.info.pop(_TAIL, None)
+    session.info.pop(_PENDING_CHECKPOINT, None)
+
+
+# -- checkpoints: the head, written outside the database ---------------------------------------
+
+_PENDING_CHECKPOINT = "audit_checkpoint"
+_last_checkpoint = {"at": 0.0}
+_checkpoint_lock = threading.Lock()
+CHECKPOINT_RE = re.compile(r"(?<![0-9a-f-])([0-9]+)-([0-9a-f]{64})(?![0-9a-f])")
+
+
+def checkpoint_value(seq: int, mac: str) -> str:
+    """A checkpoint as one word: ``SEQ-LINK``."""
+    return f"{seq}-{mac}"
+
+
+def _maybe_checkpoint(session: Session, entry: AuditEntry) -> None:
+    settings = crypto.settings_of(session)
+    due = entry.seq % settings.audit_checkpoint_every == 0
+    if not due:
+        with _checkpoint_lock:
+            due = time.monotonic() - _last_checkpoint["at"] >= settings.audit_checkpoint_minutes * 60
+    if due:
+        # Logged only once the transaction commits: a rolled-back entry must never become a checkpoint.
+        session.info[_PENDING_CHECKPOINT] = (entry.seq, entry.hash)
+
+
+@event.listens_for(Session, "after_commit")
+def _log_checkpoint(session: Session) -> None:
+    pending = session.info.pop(_PENDING_CHECKPOINT, None)
+    if pending is not None:
+        log_checkpoint(*pending)
+
+
+def log_checkpoint(seq: int, mac: str) -> None:
+    """Write the head to the server log; keep these lines (or ``audit head``) outside the database."""
+    with _checkpoint_lock:
+        _last_checkpoint["at"] = time.monotonic()
+    log.info("audit checkpoint %s", checkpoint_value(seq, mac))
+
+
+def head(session: Session) -> tuple[int, str] | None:
+    """The chain's last entry as (seq, link), or None for an empty chain."""
+    session.flush()
+    row = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def parse_checkpoint(value: str) -> tuple[int, str]:
+    """A checkpoint given as the value itself or as a file (a saved ``audit head`` output or a server
+    log): the last checkpoint in it counts. ValueError if there is none."""
+    text_value = value
+    path = Path(value)
+    if not CHECKPOINT_RE.fullmatch(value.strip()) and path.is_file():
+        text_value = path.read_text("utf-8", errors="replace")
+    found = CHECKPOINT_RE.findall(text_value)
+    if not found:
+        raise ValueError("no checkpoint (SEQ-LINK, as printed by 'helpline audit head') in it")
+    seq, mac = found[-1]
+    return int(seq), mac
 
 
 # No listener on commit: the kept tail names its root transaction, so a new transaction never uses it,
@@ -127,11 +191,38 @@ def verify(session: Session, *, batch: int = 5000) -> tuple[int, ChainBreak | No
             return checked, ChainBreak(expected_seq, f"entry {expected_seq} is missing (next is {entry.seq})")
         if entry.prev_hash != expected_prev:
             return checked, ChainBreak(entry.seq, f"entry {entry.seq} does not follow entry {entry.seq - 1}")
-        if entry_hash(entry) != entry.hash:
+        if entry.key_id is None:
+            return checked, ChainBreak(entry.seq, f"entry {entry.seq} is not keyed: run 'helpline migrate'")
+        try:
+            expected = entry_hash(session, entry)
+        except CryptoError:
+            return checked, ChainBreak(
+                entry.seq, f"entry {entry.seq} is under audit key {entry.key_id}, which the key provider does not hold"
+            )
+        if not link.same(expected, entry.hash):
             return checked, ChainBreak(entry.seq, f"entry {entry.seq} was altered")
         expected_prev, expected_seq = entry.hash, entry.seq + 1
         checked += 1
     return checked, None
+
+
+def check_checkpoint(session: Session, *, seq: int, mac: str) -> str | None:
+    """None if the chain still holds the checkpointed entry unchanged; else what happened to the tail.
+
+    Run after ``verify``: the chain up to its head is then known to be whole under the key, so the only
+    ways to miss a checkpoint are a tail cut off at or before it, or a history that differs from it.
+    """
+    session.flush()
+    last = head(session)
+    if last is None or last[0] < seq:
+        ends = f"ends at entry {last[0]}" if last else "is empty"
+        return f"truncated: the chain {ends}, but the checkpoint names entry {seq}"
+    stored = session.scalar(select(AuditEntry.hash).where(AuditEntry.seq == seq))
+    if stored is None:
+        return f"truncated: entry {seq} of the checkpoint is missing"
+    if not link.same(stored, mac):
+        return f"rewritten: entry {seq} is not the one the checkpoint names"
+    return None
 
 
 def _walk(session: Session, *, batch: int) -> Iterator[AuditEntry]:
@@ -145,3 +236,63 @@ def _walk(session: Session, *, batch: int) -> Iterator[AuditEntry]:
         yield from rows
         after = rows[-1].seq
         session.expunge_all()
+
+
+# -- keying a chain written before the audit key ---------------------------------------------
+
+
+def key_legacy_chain(session: Session) -> int | None:
+    """Re-link, once, a chain written with plain SHA-256 under the audit key; None if nothing to do.
+
+    The old links are checked first and the outcome is recorded in the chain itself (``audit.chain_keyed``
+    with the number of entries re-linked and where, if anywhere, the old chain was already broken), so
+    the re-link cannot pass unseen. Refuses a chain that mixes keyed and unkeyed entries: that is no
+    upgrade, it is someone stripping keys to have them re-made.
+    """
+    unkeyed = session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.key_id.is_(None)))
+    if not unkeyed:
+        return None
+    if session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.key_id.is_not(None))):
+        raise CryptoError(
+            "the audit chain mixes keyed and unkeyed entries; refusing to re-link it (run 'helpline audit verify')"
+        )
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
+    kid, key = _key(session)
+    legacy_prev, new_prev, expected_seq, legacy_break = GENESIS, GENESIS, 1, None
+    relinked = 0
+    for entry in _walk(session, batch=5000):
+        fields: dict[str, Any] = {
+            "seq": entry.seq,
+            "at": entry.at,
+            "actor": entry.actor,
+            "action": entry.action,
+            "target": entry.target,
+            "detail": entry.detail,
+        }
+        if legacy_break is None and (
+            entry.seq != expected_seq
+            or entry.prev_hash != legacy_prev
+            or link.legacy_hash(**fields, prev=entry.prev_hash) != entry.hash
+        ):
+            legacy_break = entry.seq
+        legacy_prev, expected_seq = entry.hash, entry.seq + 1
+        new_link = link.keyed_link(key, kid=kid, **fields, prev=new_prev)
+        session.execute(
+            update(AuditEntry)
+            .where(AuditEntry.seq == entry.seq)
+            .values(prev_hash=new_prev, hash=new_link, key_id=kid)
+            .execution_options(synchronize_session=False)
+        )
+        new_prev = new_link
+        relinked += 1
+    session.info.pop(_TAIL, None)
+    detail: dict[str, object] = {"relinked": relinked, "key": kid}
+    if legacy_break is not None:
+        detail["unkeyed_chain_broken_at"] = legacy_break
+    record(session, actor=SYSTEM, action="audit.chain_keyed", detail=detail)
+    return relinked
+
+
+# The seal hooks ride on this module: whatever writes an account or a case also writes the audit chain.
+from app.audit import seals as _seals  # noqa: E402,F401

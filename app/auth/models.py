@@ -40,6 +40,8 @@ class User(Base):
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     credentials_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_on: Mapped[date] = mapped_column(Date)
+    # MAC over the security columns from the key provider; computed and checked by app.audit.seals.
+    seal: Mapped[str | None] = mapped_column(String(80))
 
 
 class ApiToken(Base):

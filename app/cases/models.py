@@ -40,6 +40,8 @@ class Case(Base):
     notes_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     shredded_on: Mapped[date | None] = mapped_column(Date)
     shredded_by: Mapped[str | None] = mapped_column(String(64))
+    # MAC over assignment and verification from the key provider; computed and checked by app.audit.seals.
+    seal: Mapped[str | None] = mapped_column(String(80))
 
 
 class CaseTransition(Base):

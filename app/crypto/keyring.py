@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -23,7 +25,9 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.config import Settings
 from app.crypto import cipher
@@ -48,6 +52,14 @@ class KeyProvider(Protocol):
     def add_primary_kek(self) -> int: ...
 
     def retire_kek(self, kek_id: int) -> None: ...
+
+    def integrity_root(self, root_id: int | None = None) -> tuple[int, bytes]:
+        """The root that per-purpose secrets (audit MACs, seals, signing) derive from: (id, 32 bytes).
+
+        Apart from the KEKs, so rotating the KEK changes no MAC and no signing key. ``None`` asks for
+        the current one; an id names an older one still held (UnknownKeyError if not).
+        """
+        ...
 
 
 def _b64(data: bytes) -> str:
@@ -98,6 +110,8 @@ class FileKeyProvider(_LocalKeks):
         self._lock = threading.Lock()
         self._keks: dict[int, bytes] = {}
         self._primary = 0
+        self._roots: dict[int, bytes] = {}
+        self._root_primary = 0
         self._load()
 
     @staticmethod
@@ -120,7 +134,15 @@ class FileKeyProvider(_LocalKeks):
             raise KeyFileError(f"key file {self.path} is malformed") from None
         if primary not in keks:
             raise KeyFileError(f"key file {self.path} names a primary key it does not hold")
+        try:
+            roots = {int(k): _unb64(v, f"integrity root {k}") for k, v in doc.get("integrity", {}).items()}
+            root_primary = int(doc.get("integrity_primary") or 0)
+        except (ValueError, TypeError, AttributeError):
+            raise KeyFileError(f"key file {self.path} is malformed") from None
+        if roots and root_primary not in roots:
+            raise KeyFileError(f"key file {self.path} names an integrity root it does not hold")
         self._keks, self._primary = keks, primary
+        self._roots, self._root_primary = roots, root_primary
         self._mtime = self._stamp()
 
     def _stamp(self) -> tuple[int, int]:
@@ -146,14 +168,17 @@ class FileKeyProvider(_LocalKeks):
         """Write a new key file with one random KEK; refuses to overwrite an existing one."""
         path.parent.mkdir(parents=True, exist_ok=True)
         kek_id = _new_kek_id(set())
+        root_id = _new_kek_id(set())
         doc = {
             "format": KEY_FILE_FORMAT,
             "primary": kek_id,
             "keks": {str(kek_id): _b64(cipher.new_key())},
+            "integrity_primary": root_id,
+            "integrity": {str(root_id): _b64(cipher.new_key())},
             "created_on": date.today().isoformat(),
         }
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except FileExistsError:
             raise KeyFileError(f"key file {path} already exists; refusing to overwrite a key") from None
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -167,15 +192,11 @@ class FileKeyProvider(_LocalKeks):
             "format": KEY_FILE_FORMAT,
             "primary": self._primary,
             "keks": {str(k): _b64(v) for k, v in self._keks.items()},
+            "integrity_primary": self._root_primary,
+            "integrity": {str(k): _b64(v) for k, v in self._roots.items()},
             "updated_on": date.today().isoformat(),
         }
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_private_file(self.path, json.dumps(doc, indent=2).encode("utf-8"))
         self._mtime = self._stamp()
 
     def primary_kek_id(self) -> int:
@@ -210,6 +231,34 @@ class FileKeyProvider(_LocalKeks):
             self._keks.pop(kek_id, None)
             self._save()
 
+    def integrity_root(self, root_id: int | None = None) -> tuple[int, bytes]:
+        if not self._roots:
+            self._add_first_root()
+        wanted = self._root_primary if root_id is None else root_id
+        root = self._roots.get(wanted)
+        if root is None:
+            self.refresh()
+            root = self._roots.get(wanted)
+        if root is None:
+            raise UnknownKeyError(f"integrity root {wanted} is not in the key file")
+        return wanted, root
+
+    def _add_first_root(self) -> None:
+        # Key files made before integrity roots existed get one on first use. Two processes may get
+        # here at once: the lock file and the re-read under it make sure only one root is ever made.
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with self._lock:
+                self._load()
+                if not self._roots:
+                    self._root_primary = _new_kek_id(set())
+                    self._roots = {self._root_primary: cipher.new_key()}
+                    self._save()
+        finally:
+            os.close(fd)
+
     def __repr__(self) -> str:
         return f"FileKeyProvider(path={str(self.path)!r}, keks={len(self._keks)})"
 
@@ -225,6 +274,9 @@ class EnvKeyProvider(_LocalKeks):
             raise KeyFileError("HELPLINE_MASTER_KEY is empty")
         self._keks = {self.kek_id_for(k): k for k in keys}
         self._primary = self.kek_id_for(keys[0])
+        # Rotation puts a new key first and keeps the old ones after it, so the last key is the
+        # longest-lived: the integrity root derives from it and survives every KEK rotation.
+        self._root_primary = self.kek_id_for(keys[-1])
 
     @staticmethod
     def kek_id_for(key: bytes) -> int:
@@ -252,8 +304,50 @@ class EnvKeyProvider(_LocalKeks):
     def retire_kek(self, kek_id: int) -> None:
         raise CryptoError(f"remove key {kek_id} from HELPLINE_MASTER_KEY by hand; it is no longer used")
 
+    def integrity_root(self, root_id: int | None = None) -> tuple[int, bytes]:
+        wanted = self._root_primary if root_id is None else root_id
+        try:
+            material = self._keks[wanted]
+        except KeyError:
+            raise UnknownKeyError(f"integrity root {wanted} is not in HELPLINE_MASTER_KEY") from None
+        # A one-way derivation under its own label: the root reveals nothing of the key-wrapping key.
+        return wanted, derive(material, b"helpline integrity root")
+
     def __repr__(self) -> str:
         return f"EnvKeyProvider(keks={len(self._keks)})"
+
+
+def derive(material: bytes, label: bytes) -> bytes:
+    """HKDF-SHA256 of 32 bytes from ``material`` under a label that names their one use."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(material)
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically with a 0600 file holding ``data``; it survives a crash either whole or not at all.
+
+    The temp file is made with O_CREAT|O_EXCL|O_NOFOLLOW, so a leftover temp (of any mode) or a
+    symlink planted at its name is never written through: a stale one is removed first and, if
+    something still sits there, the write fails. File and directory are fsynced around the rename.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # a temp left by a crash, or planted: unlink removes a symlink, never its target
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def rewrap_local(
@@ -303,6 +397,8 @@ class Keyring:
         self.index_roots: dict[int, bytes] = {}
         self.index_keys: dict[tuple[str, int], bytes] = {}
         self.index_epoch: tuple[int, int, float] | None = None
+        # (root id or "" for the current one, purpose) -> (root id, key); see app.crypto.purpose.
+        self.purpose_keys: dict[tuple[str, str], tuple[int, bytes]] = {}
 
     def wrap_dek(
         self, dek: bytes, *, subject_id: uuid.UUID, key_id: int, kek_id: int | None = None
@@ -348,6 +444,7 @@ class Keyring:
             self.index_roots.clear()
             self.index_keys.clear()
             self.index_epoch = None
+            self.purpose_keys.clear()
 
     def __repr__(self) -> str:
         return f"Keyring(provider={self.provider.name}, cached={len(self._cache)})"

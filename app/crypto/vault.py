@@ -172,5 +172,35 @@ class VaultTransitProvider:
             min_version=kek_id + 1,
         )
 
+    def integrity_root(self, root_id: int | None = None) -> tuple[int, bytes]:
+        """Vault's HMAC under a transit key of its own (``<name>-integrity``), which ``keys rotate``
+        never touches: the root is computed inside Vault and its key never leaves it."""
+        name = f"{self._key}-integrity"
+        try:
+            info: dict[str, Any] = self._call(
+                "reading the integrity key", self._client.secrets.transit.read_key, name=name
+            )["data"]
+        except UnknownKeyError:
+            self._call(
+                "creating the integrity key",
+                self._client.secrets.transit.create_key,
+                name=name,
+                key_type="aes256-gcm96",
+            )
+            info = self._call("reading the integrity key", self._client.secrets.transit.read_key, name=name)["data"]
+        version = int(info["latest_version"]) if root_id is None else root_id
+        response = self._call(
+            "deriving the integrity root",
+            self._client.secrets.transit.generate_hmac,
+            name=name,
+            hash_input=_b64(b"helpline integrity root"),
+            key_version=version,
+            algorithm="sha2-256",
+        )
+        mac = str(response["data"]["hmac"])
+        if not mac.startswith(f"vault:v{version}:"):
+            raise CryptoError(f"Vault computed the integrity root under another version than {version}")
+        return version, base64.b64decode(mac.split(":", 2)[2])
+
     def __repr__(self) -> str:
         return f"VaultTransitProvider(key={self._key!r})"

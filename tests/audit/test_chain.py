@@ -23,7 +23,7 @@ def test_entries_chain_each_to_the_one_before(session) -> None:
     second = audit.record(session, actor="bob", action="case.transition", target="C-AAAA-11", detail={"to": "planning"})
     assert second.seq == first.seq + 1
     assert second.prev_hash == first.hash
-    assert audit.entry_hash(second) == second.hash
+    assert audit.entry_hash(session, second) == second.hash
     checked, broken = audit.verify(session)
     assert broken is None and checked >= 2
 

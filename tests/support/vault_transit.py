@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import os
 import threading
@@ -37,6 +39,8 @@ class _Failure(Exception):
 class TransitKey:
     def __init__(self) -> None:
         self.versions: dict[int, bytes] = {1: AESGCM.generate_key(bit_length=256)}
+        # Vault keeps a separate HMAC key beside each version's encryption key (keysutil's HMACKey).
+        self.hmac_keys: dict[int, bytes] = {1: os.urandom(32)}
         self.created: dict[int, int] = {1: int(time.time())}
         self.min_decryption_version = 1
         self.min_encryption_version = 0
@@ -71,6 +75,15 @@ class TransitKey:
             nonce, _unb64(plaintext_b64), _unb64(aad_b64) if aad_b64 else None
         )
         return f"vault:v{version}:" + base64.b64encode(nonce + body).decode()
+
+    def hmac(self, input_b64: str, version: int | None, algorithm: str | None) -> str:
+        if (algorithm or "sha2-256") != "sha2-256":
+            raise _Failure(400, "the stand-in supports sha2-256 only")
+        version = int(version or self.latest)
+        if version < self.min_encryption_version or version not in self.hmac_keys:
+            raise _Failure(400, "invalid key version")
+        mac = hmac.new(self.hmac_keys[version], _unb64(input_b64), hashlib.sha256).digest()
+        return f"vault:v{version}:" + base64.b64encode(mac).decode()
 
     def decrypt(self, ciphertext: str, aad_b64: str | None) -> str:
         parts = ciphertext.split(":", 2)
@@ -129,7 +142,7 @@ class VaultTransitStandIn:
 
     def key_material(self) -> list[bytes]:
         """Every key version held (for tests asserting it never leaves 'Vault')."""
-        return [k for key in self.keys.values() for k in key.versions.values()]
+        return [k for key in self.keys.values() for k in [*key.versions.values(), *key.hmac_keys.values()]]
 
     # -- request handling ------------------------------------------------------------------
 
@@ -147,6 +160,8 @@ class VaultTransitStandIn:
                 raise _Failure(400, f"encryption key not found: {name}")
             if kind == "encrypt" and method == "POST":
                 return 200, {"data": self._batch(body, lambda item: self._encrypt(key, item, body))}
+            if kind == "hmac" and method == "POST":
+                return 200, {"data": {"hmac": key.hmac(body["input"], body.get("key_version"), body.get("algorithm"))}}
             if kind == "decrypt" and method == "POST":
                 return 200, {
                     "data": self._batch(
@@ -192,6 +207,7 @@ class VaultTransitStandIn:
         if action == "rotate" and method == "POST":
             version = key.latest + 1
             key.versions[version] = AESGCM.generate_key(bit_length=256)
+            key.hmac_keys[version] = os.urandom(32)
             key.created[version] = int(time.time())
             return 200, {"data": key.info(name)}
         if action == "config" and method == "POST":
@@ -213,6 +229,7 @@ class VaultTransitStandIn:
                 )
             for version in [v for v in key.versions if v < floor]:
                 del key.versions[version]
+                del key.hmac_keys[version]
                 del key.created[version]
             key.min_available_version = floor
             return 200, {"data": key.info(name)}
