@@ -5,11 +5,19 @@ the server alone cannot read its own backups) holding a tar of ``manifest.json``
 SQLite through the online backup API, PostgreSQL through ``pg_dump --format=custom``. The key file is never
 inside: a backup restores only where the KEKs are available, and a stolen backup plus a stolen identity
 still yields only field ciphertexts.
+
+Anyone holding the age recipient can make a file that decrypts, so every backup is also signed with the
+organisation's Ed25519 key from the key provider (``app.crypto.signing``, context ``backup``):
+``signature.json`` beside the manifest holds the public half and a signature over the manifest's exact
+bytes, and the manifest names the snapshot's SHA-256. ``restore`` refuses, in one line, a backup that is
+unsigned, signed by another key, or whose snapshot does not match — unless told ``--trust-unsigned``.
 """
 
 from __future__ import annotations
 
+import base64
 import glob
+import hashlib
 import io
 import json
 import os
@@ -29,6 +37,7 @@ from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
+from app.crypto import signing
 from app.crypto.errors import CryptoError
 from app.crypto.keyring import forget_keyrings, get_keyring
 from app.crypto.models import DataKey, IndexKey
@@ -36,8 +45,10 @@ from app.db import make_engine
 from app.errors import HelplineError
 
 FORMAT = "helpline-backup"
-VERSION = 1
+VERSION = 2  # 2: signed; version 1 (unsigned) is read only with --trust-unsigned
 MANIFEST = "manifest.json"
+SIGNATURE = "signature.json"
+SIGNING_CONTEXT = "backup"
 SQLITE_MEMBER = "helpline.db"
 PG_MEMBER = "helpline.pgdump"
 # Tables whose rows make a database "not empty" for restore: a freshly migrated one has none.
@@ -179,13 +190,22 @@ def backup(*, settings: Settings, out: Path, recipient: str) -> dict[str, Any]:
                 "pg_dump",
             )
         manifest["database"] = member.name
+        manifest["database_sha256"] = _sha256(member)
+        keyring = get_keyring(settings)
+        manifest["signed_by"] = signing.public_key(keyring)
+        body = json.dumps(manifest, indent=2).encode()
+        signature = {
+            "algorithm": "ed25519",
+            "public_key": manifest["signed_by"],
+            "signature": base64.b64encode(signing.sign(keyring, context=SIGNING_CONTEXT, message=body)).decode(),
+        }
         archive = tmp / "backup.tar"
         with os.fdopen(_private_file(archive), "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
-            body = json.dumps(manifest, indent=2).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size = len(body)
-            info.mode = 0o600
-            tar.addfile(info, io.BytesIO(body))
+            for name, data in ((MANIFEST, body), (SIGNATURE, json.dumps(signature, indent=2).encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mode = 0o600
+                tar.addfile(info, io.BytesIO(data))
             tar.add(member, arcname=member.name)
         try:
             with archive.open("rb") as reader, os.fdopen(_private_file(out), "wb") as writer:
@@ -194,6 +214,35 @@ def backup(*, settings: Settings, out: Path, recipient: str) -> dict[str, Any]:
             out.unlink(missing_ok=True)
             raise
     return manifest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def signature_problem(
+    settings: Settings, *, manifest_bytes: bytes, manifest: dict[str, Any], signature: bytes | None, database: Path
+) -> str | None:
+    """Why this backup's signature cannot be trusted, or None if it is this installation's and intact."""
+    if signature is None:
+        return "it is unsigned"
+    try:
+        doc = json.loads(signature)
+        public, sig = str(doc["public_key"]), base64.b64decode(doc["signature"], validate=True)
+    except (ValueError, KeyError, TypeError):
+        return "its signature is malformed"
+    ours = signing.public_key(get_keyring(settings))
+    if public != ours:
+        return "it is signed by another key than this installation's"
+    if not signing.verify(ours, context=SIGNING_CONTEXT, message=manifest_bytes, signature=sig):
+        return "its signature does not match its contents"
+    if manifest.get("database_sha256") != _sha256(database):
+        return "its database snapshot is not the one that was signed"
+    return None
 
 
 def _identity(identity_file: Path) -> Any:
@@ -225,7 +274,7 @@ def _database_has_records(settings: Settings) -> bool:
         engine.dispose()
 
 
-def _open_archive(path: Path, identity: Any, tmp: Path) -> tuple[dict[str, Any], Path]:
+def _open_archive(path: Path, identity: Any, tmp: Path) -> tuple[dict[str, Any], bytes, bytes | None, Path]:
     archive = tmp / "backup.tar"
     try:
         with path.open("rb") as reader, os.fdopen(_private_file(archive), "wb") as writer:
@@ -239,8 +288,11 @@ def _open_archive(path: Path, identity: Any, tmp: Path) -> tuple[dict[str, Any],
             manifest_file = tar.extractfile(MANIFEST)
             if manifest_file is None:
                 raise KeyError(MANIFEST)
-            manifest = json.loads(manifest_file.read())
-            if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+            manifest_bytes = manifest_file.read()
+            manifest = json.loads(manifest_bytes)
+            signature_file = tar.extractfile(SIGNATURE) if SIGNATURE in tar.getnames() else None
+            signature = signature_file.read() if signature_file is not None else None
+            if manifest.get("format") != FORMAT or manifest.get("version") not in (1, VERSION):
                 raise BackupError(f"{path} is not a Helpline backup of a version this release reads")
             name = manifest.get("database")
             if name not in (SQLITE_MEMBER, PG_MEMBER):
@@ -253,14 +305,25 @@ def _open_archive(path: Path, identity: Any, tmp: Path) -> tuple[dict[str, Any],
                 shutil.copyfileobj(member, fh)
     except (tarfile.TarError, KeyError, ValueError):
         raise BackupError(f"{path} decrypts but its contents are damaged") from None
-    return manifest, database
+    return manifest, manifest_bytes, signature, database
 
 
-def restore(*, settings: Settings, path: Path, identity_file: Path, assume_yes: bool = False) -> dict[str, Any]:
-    """Decrypt a backup and restore it into the configured database; refuses to overwrite records unless told."""
+def restore(
+    *, settings: Settings, path: Path, identity_file: Path, assume_yes: bool = False, trust_unsigned: bool = False
+) -> dict[str, Any]:
+    """Decrypt a backup and restore it into the configured database; refuses to overwrite records unless told,
+    and refuses a backup this installation did not sign unless ``trust_unsigned``."""
+    if not path.is_file():
+        raise BackupError(f"backup {path} not found")
     identity = _identity(identity_file)
     with _private_dir(settings) as tmp:
-        manifest, database = _open_archive(path, identity, tmp)
+        manifest, manifest_bytes, signature, database = _open_archive(path, identity, tmp)
+        problem = signature_problem(
+            settings, manifest_bytes=manifest_bytes, manifest=manifest, signature=signature, database=database
+        )
+        if problem is not None and not trust_unsigned:
+            raise BackupError(f"refusing {path}: {problem} (pass --trust-unsigned to restore it anyway)")
+        manifest["trusted_unsigned"] = problem
         backend = "sqlite" if settings.is_sqlite else "postgresql"
         if manifest.get("backend") != backend:
             raise BackupError(f"this is a {manifest.get('backend')} backup; the configured database is {backend}")

@@ -176,6 +176,7 @@ def _cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
     manifest = backups.backup(settings=settings, out=Path(args.out), recipient=args.recipient)
     print(f"encrypted backup written to {args.out} ({manifest['backend']}, schema {manifest['revision']})")
+    print(f"signed by this installation's key {manifest['signed_by']}")
     print("it holds no key-encryption key: keep the key file's offline copy to restore it")
     return 0
 
@@ -184,8 +185,14 @@ def _cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     from app.lifecycle import backup as backups
 
     manifest = backups.restore(
-        settings=settings, path=Path(args.path), identity_file=Path(args.identity), assume_yes=args.yes
+        settings=settings,
+        path=Path(args.path),
+        identity_file=Path(args.identity),
+        assume_yes=args.yes,
+        trust_unsigned=args.trust_unsigned,
     )
+    if manifest["trusted_unsigned"]:
+        print(f"warning: restored although {manifest['trusted_unsigned']} (--trust-unsigned)", file=sys.stderr)
     print(f"restored a {manifest['backend']} backup of {manifest['created_on']} (schema {manifest['revision']})")
     missing = backups.missing_keks(settings, manifest)
     if missing:
@@ -250,4 +257,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("path")
     p.add_argument("--identity", required=True, help="file holding the age identity (AGE-SECRET-KEY-1...)")
     p.add_argument("--yes", action="store_true", help="overwrite a database that already holds records")
+    p.add_argument(
+        "--trust-unsigned",
+        action="store_true",
+        help="restore a backup that is unsigned or not signed by this installation's key (know where it came from)",
+    )
     p.set_defaults(func=_cmd_restore)

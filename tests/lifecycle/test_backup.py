@@ -66,7 +66,7 @@ def test_backup_holds_no_canary_no_key_and_restores_every_record(
             assert needle not in blob
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-        assert sorted(tar.getnames()) == sorted(["manifest.json", manifest["database"]])
+        assert sorted(tar.getnames()) == sorted(["manifest.json", "signature.json", manifest["database"]])
     assert manifest["backend"] == backend and manifest["revision"] and manifest["kek_ids"]
 
     # an empty data directory with only the key file copied in (as from its offline copy)
