@@ -34,6 +34,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check app tests bench migrations
 	$(BIN)/ruff format --check app tests bench migrations
 	$(BIN)/mypy app
+	$(BIN)/hadolint Dockerfile
 
 # axe-core for the accessibility checks of the browser tests (tests only; never served).
 AXE := tests/e2e/.node/node_modules/axe-core/axe.min.js

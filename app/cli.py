@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -86,6 +88,25 @@ def _cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_start(args: argparse.Namespace, settings: Settings) -> int:
+    """The container's start: keys explained, a key file only where that is the provider, migrate, serve."""
+    from app import bootstrap as setup
+    from app.auth.models import Role, User
+    from app.crypto.keyring import describe_source
+
+    print(describe_source(settings), flush=True)
+    if settings.key_provider == "file" and not settings.key_path.exists():
+        for line in setup.init(settings):
+            print(line, flush=True)
+    else:
+        setup.migrate(settings)
+    with cli_session(settings) as session:
+        has_admin = session.scalar(select(User.id).where(User.role == Role.admin).limit(1)) is not None
+    if not has_admin:
+        print("no admin account yet: run 'helpline create-user NAME --role admin' (its password is shown once)")
+    return _cmd_serve(args, settings)
+
+
 def _cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     from app.auth import service as auth_service
 
@@ -102,14 +123,35 @@ def _cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _port_free(host: str, port: int) -> None:
+    """One clear line instead of uvicorn's six when the port is taken (or the address is not ours)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise CliError(f"cannot serve on {host}: no such address") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or "refused")
+            raise CliError(f"cannot serve on {host}:{port}: {reason}") from None
+
+
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from app.crypto.keyring import describe_source
     from app.logs import configure_logging, uvicorn_log_config
     from app.main import create_app
 
     configure_logging()
+    _port_free(args.host, args.port)
     create_app(settings)  # fail fast, with one clear line, before uvicorn starts workers
+    logging.getLogger("helpline").info(describe_source(settings))
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -165,6 +207,19 @@ def _cmd_audit_head(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _positive(what: str, most: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number") from None
+        if not 1 <= value <= most:
+            raise argparse.ArgumentTypeError(f"{what} must be between 1 and {most}")
+        return value
+
+    return parse
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes are one line too, with a pointer to --help."""
 
@@ -190,11 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.set_defaults(func=_cmd_create_user)
 
-    p = sub.add_parser("serve", help="serve the web UI and the API")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
-    p.set_defaults(func=_cmd_serve)
+    for name, func, text in (
+        ("serve", _cmd_serve, "serve the web UI and the API"),
+        ("start", _cmd_start, "what the container runs: key file if absent (file provider), migrate, then serve"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=_positive("port", 65535), default=8000)
+        p.add_argument("--workers", type=_positive("workers", 64), default=1, help="uvicorn worker processes")
+        p.set_defaults(func=func)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True, parser_class=_Parser
@@ -218,7 +277,14 @@ def run(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     func: Callable[[argparse.Namespace, Settings], int] = args.func
-    return func(args, settings)
+    existed = settings.data_dir.exists()
+    try:
+        return func(args, settings)
+    except BaseException:
+        # A command that failed (say, 'keys status' with no key file) leaves no empty data directory behind.
+        if not existed and settings.data_dir.is_dir() and not any(settings.data_dir.iterdir()):
+            settings.data_dir.rmdir()
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from app.errors import Conflict
 
 CASEWORKERS = ("demo-caseworker-1", "demo-caseworker-2", "demo-caseworker-3", "demo-caseworker-4")
 COORDINATOR = "demo-coordinator"
+ANALYST = "demo-analyst"  # so exports and published statistics can be tried from the demo alone
 KNOWN_BAD = ("@demo_known_bad_1", "@demo_known_bad_2", "@demo_known_bad_3")
 BATCH = 500
 DAYS_BACK = 365
@@ -117,7 +118,7 @@ def _pick(rng: random.Random, weights: dict[str, int]) -> str:
 
 
 def ensure_staff(session: Session) -> tuple[list[User], User, list[NewAccount]]:
-    """The demo caseworkers and coordinator, created if absent; new accounts are returned once."""
+    """The demo caseworkers, coordinator and analyst, created if absent; new accounts are returned once."""
     created: list[NewAccount] = []
 
     def account(name: str, role: Role) -> User:
@@ -132,6 +133,7 @@ def ensure_staff(session: Session) -> tuple[list[User], User, list[NewAccount]]:
 
     workers = [account(name, Role.caseworker) for name in CASEWORKERS]
     coordinator = account(COORDINATOR, Role.coordinator)
+    account(ANALYST, Role.analyst)
     for handle in KNOWN_BAD:
         if not flagged.flagged_entries_for(session, handle=handle):
             flagged.add_flagged_handle(

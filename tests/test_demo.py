@@ -39,7 +39,8 @@ def _shape(session, codes):
 
 def test_demo_data_is_realistic_legal_and_repeatable(session):
     first = demo.generate(_factory(session), contacts=120, seed=7, batch=50, progress=False)
-    assert {a.user.username for a in first.new_accounts} == {*demo.CASEWORKERS, demo.COORDINATOR}
+    assert {a.user.username for a in first.new_accounts} == {*demo.CASEWORKERS, demo.COORDINATOR, demo.ANALYST}
+    assert {a.user.username: a.user.role for a in first.new_accounts}[demo.ANALYST] == "analyst"
     today = date.today()
     assert session.scalar(select(func.count()).select_from(Contact)) == 120 == first.contacts
     assert session.scalar(select(func.count()).select_from(Case)) == first.cases

@@ -374,6 +374,21 @@ def rewrap_local(
     return out
 
 
+def describe_source(settings: Settings) -> str:
+    """Where this installation's keys come from, in one line fit for a log (never a key itself)."""
+    if settings.key_provider == "env":
+        return "keys come from HELPLINE_MASTER_KEY (key provider 'env'); nothing is stored on disk"
+    if settings.key_provider == "vault":
+        return (
+            f"keys come from Vault transit at {settings.vault_addr}, key {settings.vault_key_name!r} "
+            "(key provider 'vault'); the key-encryption key never leaves Vault"
+        )
+    return (
+        f"keys come from the key file {settings.key_path} (key provider 'file'); keep an offline copy, "
+        "or set HELPLINE_KEY_PROVIDER=env or vault to keep keys off this disk"
+    )
+
+
 def make_provider(settings: Settings) -> KeyProvider:
     """The provider the settings ask for, with a clear error if it cannot start."""
     if settings.key_provider == "env":

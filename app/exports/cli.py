@@ -56,7 +56,8 @@ def _write(path: Path, prepared, *, unit: str) -> int:  # type: ignore[no-untype
     written = 0
     with (
         os.fdopen(fd, "w", encoding="utf-8", newline="") as out,
-        tqdm(total=prepared.rows, unit=unit, file=sys.stderr, unit_scale=True, leave=False) as bar,
+        # disable=None: silent when stderr is not a terminal (a log file or a pipe gets no bar).
+        tqdm(total=prepared.rows, unit=unit, file=sys.stderr, unit_scale=True, leave=False, disable=None) as bar,
     ):
         for chunk in prepared.chunks:
             out.write(chunk)

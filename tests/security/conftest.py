@@ -1,4 +1,4 @@
-"""Fixtures of the adversarial suite; its figures go to tests/security/last-run.json."""
+"""Fixtures of the adversarial suite; its figures go to build/security/last-run.json."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The figures of one run of the adversarial suite, written to ``tests/security/last-run.json``.
+"""The figures of one run of the adversarial suite, written to ``build/security/last-run.json``.
 
 Tests call ``count("requests_sent", n)`` and friends; the conftests of tests/security and
 tests/reliability write the file when the pytest session ends, so docs/SECURITY.md can quote a
@@ -15,7 +15,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "last-run.json"
+# Under build/ (ignored by git): a test run must leave the work tree as it found it.
+OUT = Path(__file__).resolve().parent.parent.parent / "build" / "security" / "last-run.json"
 
 #: What each counter means (the keys docs/SECURITY.md quotes).
 MEANING = {
@@ -78,6 +79,7 @@ def write(*, outcomes: dict[str, int]) -> Path | None:
         "figures": snapshot(),
         "meaning": MEANING,
     }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return OUT
 
