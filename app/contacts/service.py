@@ -198,6 +198,10 @@ def get_contact_for(*, session: Session, actor: User, contact_id: uuid.UUID) -> 
     contact = session.scalar(select(Contact).where(Contact.id == contact_id, permissions.contacts_visible_to(actor)))
     if contact is None:
         raise NotFound()
+    if contact.recorded_by_id != actor.id and actor.role == Role.caseworker:
+        # Seen through a case assigned to the actor: load that case, so its seal is checked (app.audit.seals)
+        # and an assignment forged by SQL opens no contact either.
+        session.scalars(select(Case).where(Case.contact_id == contact.id, Case.assigned_to_id == actor.id)).all()
     return contact
 
 

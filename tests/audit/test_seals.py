@@ -123,6 +123,9 @@ def test_a_case_reassigned_by_sql_opens_to_nobody(client, factory, session, keyr
     _forge_case(session, case.id, assigned_to_id=intruder.id)
     answer = client.get(f"/api/v1/cases/{case.id}", headers=intruder_headers)
     assert answer.status_code == 403 and "Name Hidden" not in answer.text
+    contact_id = session.scalar(select(Case.contact_id).where(Case.id == case.id))
+    through_case = client.get(f"/api/v1/contacts/{contact_id}", headers=intruder_headers)
+    assert through_case.status_code == 403  # nor the case's contact, seen through the forged assignment
     assert _alarms(session, case.code)
     assert f"case {case.code}" in list(seals.broken_rows(session, keyring))
 
