@@ -239,7 +239,8 @@ def generate(
         today = crypto.settings_of(session).today()
         regions = crypto.settings_of(session).regions
     gen = _Generator(rng, today, regions)
-    bar = tqdm(total=contacts, file=sys.stderr, unit="contact", disable=not progress, desc="demo data")
+    # disable=None: no bar when stderr is not a terminal (a pipe or a log file would get its redraws).
+    bar = tqdm(total=contacts, file=sys.stderr, unit="contact", disable=None if progress else True, desc="demo data")
     try:
         for start in range(0, contacts, batch):
             size = min(batch, contacts - start)
