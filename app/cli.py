@@ -141,6 +141,16 @@ def _port_free(host: str, port: int) -> None:
             raise CliError(f"cannot serve on {host}:{port}: {reason}") from None
 
 
+def _log_head(settings: Settings) -> None:
+    """The chain's head at start goes to the server log too: an anchor even before the first new entry."""
+    from app.audit import service as audit
+
+    with cli_session(settings) as session:
+        last = audit.head(session)
+    if last is not None:
+        audit.log_checkpoint(*last)
+
+
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -152,6 +162,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     _port_free(args.host, args.port)
     create_app(settings)  # fail fast, with one clear line, before uvicorn starts workers
     logging.getLogger("helpline").info(describe_source(settings))
+    _log_head(settings)
     uvicorn.run(
         "app.main:create_app",
         factory=True,

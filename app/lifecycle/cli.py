@@ -50,6 +50,13 @@ def _cmd_keys_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_keys_public(args: argparse.Namespace, settings: Settings) -> int:
+    from app.crypto import signing
+
+    print(f"verify-key {signing.public_key(get_keyring(settings))}")
+    return 0
+
+
 def _index_bits(text: str) -> int:
     try:
         value = int(text)
@@ -224,6 +231,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     keys.add_parser("status", help="key ids, which is primary, and how many keys each wraps").set_defaults(
         func=_cmd_keys_status
     )
+    keys.add_parser(
+        "public", help="this organisation's public keys, for partners and for checking its signed backups"
+    ).set_defaults(func=_cmd_keys_public)
     p = keys.add_parser("reindex", help="rebuild the blind indexes under a new index key (resumable)")
     p.add_argument("--bits", type=_index_bits, default=None, help="bucket width of the new index (4-24)")
     p.set_defaults(func=_cmd_keys_reindex)

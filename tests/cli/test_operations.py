@@ -65,3 +65,19 @@ def test_the_container_start_explains_keys_and_makes_a_key_file_only_when_absent
     )
     assert env_start.stdout.startswith("keys come from HELPLINE_MASTER_KEY")
     assert not (tmp_path / "env" / "data" / "keys.json").exists()
+
+
+def test_keys_public_prints_the_key_backups_are_signed_with(tmp_path: Path) -> None:
+    import base64
+
+    from app.crypto import signing
+    from app.crypto.keyring import FileKeyProvider, Keyring
+
+    assert run(tmp_path, "init").returncode == 0
+    result = run(tmp_path, "keys", "public")
+    assert result.returncode == 0, result.stderr
+    word, key = result.stdout.split()
+    assert word == "verify-key" and len(base64.b64decode(key)) == 32
+    keyring = Keyring(FileKeyProvider(tmp_path / "data" / "keys.json"))
+    signature = signing.sign(keyring, context="backup", message=b"m")
+    assert signing.verify(key, context="backup", message=b"m", signature=signature)
