@@ -34,7 +34,7 @@ from app.crypto import purpose
 from app.crypto.errors import CryptoError
 from app.crypto.keyring import Keyring
 from app.db import new_id
-from app.errors import HelplineError
+from app.errors import Conflict, HelplineError
 
 PREFIX = b"helpline-seal-v1\n"
 SEALED: dict[type[Any], tuple[str, ...]] = {
@@ -121,10 +121,33 @@ def _reseal(session: Session, _flush: UOWTransaction, _instances: object) -> Non
             raise CryptoError("security columns can only be written in a session bound to the key provider")
         if obj.id is None:
             obj.id = new_id()
+        if not state.pending:
+            _still_as_loaded(session, obj, columns)
         for name, default in _DEFAULTS.items():
             if name in columns and getattr(obj, name) is None:
                 setattr(obj, name, default)
         obj.seal = compute(keyring, type(obj).__tablename__, obj.id, _values(obj, columns))
+
+
+def _still_as_loaded(session: Session, obj: Any, columns: tuple[str, ...]) -> None:
+    """The seal covers every sealed column, so it may only be recomputed over the row as it now stands.
+
+    Two transactions changing different sealed columns of one row (PostgreSQL, READ COMMITTED) would
+    each write a seal over the other's old values, and the row would fail for good. So the row is locked
+    and its sealed columns compared with what this session loaded; if another transaction changed them
+    meanwhile, this one gets a 409 and can be retried. SQLite writers are serialised from BEGIN, so
+    their snapshot is always the current row.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return
+    state = inspect(obj)
+    loaded = {c: state.committed_state.get(c, getattr(obj, c)) for c in columns}
+    table = type(obj).__table__
+    row = session.execute(
+        select(*(table.c[c] for c in columns)).where(table.c.id == obj.id).with_for_update()
+    ).one_or_none()
+    if row is None or tuple(row) != tuple(loaded[c] for c in columns):
+        raise Conflict("this account or case was changed by someone else meanwhile; try again")
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -22,7 +22,7 @@ from app.cases.models import Case
 from app.crypto import service as crypto
 from app.crypto.errors import CryptoError
 from app.crypto.keyring import get_keyring
-from app.db import make_engine, unit_of_work
+from app.db import make_engine, session_factory, unit_of_work
 from tests.conftest import make_settings
 
 REFUSED = "this record failed its integrity check and is refused; an administrator has been alerted"
@@ -223,3 +223,29 @@ def test_existing_rows_are_sealed_once_and_a_cleared_seal_is_not_resealed(
     lines = listed.stderr.strip().splitlines()
     assert lines[0].startswith(f"helpline: user {name}: security columns fail their seal")
     assert lines[-1] == "helpline: 1 sealed rows fail their seal (listed above)"
+
+
+def test_concurrent_writers_of_one_account_never_leave_a_broken_seal(tmp_path, database_url_factory) -> None:
+    # PostgreSQL only by construction: SQLite writers are serialised from BEGIN, so this race cannot happen there.
+    from app.errors import Conflict
+
+    settings, engine = _install(tmp_path, database_url_factory("postgresql"))
+    keyring = get_keyring(settings)
+    with unit_of_work(engine) as s:
+        crypto.bind(s, settings=settings, keyring=keyring)
+        user_id = auth_service.create_user(s, actor="cli", username="amina", role="caseworker").user.id
+    s1 = crypto.bind(session_factory(engine)(), settings=settings, keyring=keyring)
+    loaded = s1.get(User, user_id)  # s1 reads the account ...
+    with unit_of_work(engine) as s2:  # ... meanwhile an admin raises the role, and commits
+        crypto.bind(s2, settings=settings, keyring=keyring)
+        s2.get(User, user_id).role = "coordinator"
+    loaded.password_hash = passwords.hash_password("a new long password")  # ... then s1 writes its change
+    with pytest.raises(Conflict):
+        s1.flush()
+    s1.rollback()
+    s1.close()
+    with unit_of_work(engine) as s3:
+        crypto.bind(s3, settings=settings, keyring=keyring)
+        assert s3.get(User, user_id).role == "coordinator"  # loads: the seal holds
+        assert list(seals.broken_rows(s3, keyring)) == []
+    engine.dispose()
