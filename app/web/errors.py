@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.audit.seals import SealBroken
 from app.auth import sessions
 from app.dependencies import get_session
 from app.errors import HelplineError
@@ -35,6 +36,10 @@ EXPLANATIONS = {
     404: N_("There is nothing here, or it is not yours to see."),
     409: N_("The record changed or the step is not allowed from its current state."),
 }
+SEAL_EXPLANATION = N_(
+    "This record failed its integrity check: it was changed outside Helpline. It is refused, and an "
+    "administrator has been alerted."
+)
 CSRF_EXPLANATION = N_("This form has expired or did not come from Helpline. Go back, reload the page and try again.")
 
 
@@ -119,7 +124,13 @@ def install(app: FastAPI) -> None:
                     samesite="strict",
                 )
             return response
-        message = CSRF_EXPLANATION if isinstance(exc, CsrfRefused) else None
+        message = (
+            CSRF_EXPLANATION
+            if isinstance(exc, CsrfRefused)
+            else SEAL_EXPLANATION
+            if isinstance(exc, SealBroken)
+            else None
+        )
         return error_page(request, exc.status_code, message=message)
 
     @app.exception_handler(RequestValidationError)
