@@ -100,13 +100,13 @@ def test_the_entry_hash_depends_on_every_stored_field(session, field: str) -> No
         "detail": '{"x":1}',
         "prev_hash": "0" * 64,
     }[field]
-    assert audit.entry_hash(_copy(entry)) == entry.hash
-    assert audit.entry_hash(_copy(entry, **{field: changed})) != entry.hash
+    assert audit.entry_hash(session, _copy(entry)) == entry.hash
+    assert audit.entry_hash(session, _copy(entry, **{field: changed})) != entry.hash
 
 
 def test_a_naive_time_from_sqlite_hashes_as_the_same_utc_moment(session) -> None:
     entry = _chain(session, 1)[0]
-    assert audit.entry_hash(_copy(entry, at=entry.at.replace(tzinfo=None))) == entry.hash
+    assert audit.entry_hash(session, _copy(entry, at=entry.at.replace(tzinfo=None))) == entry.hash
 
 
 @pytest.fixture
@@ -187,14 +187,14 @@ def tokyo_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def test_the_hash_reads_naive_times_as_utc_whatever_the_local_zone(session, tokyo_clock) -> None:
     entry = _chain(session, 1)[0]
-    assert audit.entry_hash(_copy(entry, at=entry.at.replace(tzinfo=None))) == entry.hash
+    assert audit.entry_hash(session, _copy(entry, at=entry.at.replace(tzinfo=None))) == entry.hash
 
 
 def test_the_hash_of_an_aware_time_is_that_of_the_same_moment_in_utc(session, tokyo_clock) -> None:
     entry = _chain(session, 1)[0]
     moscow = entry.at.astimezone(timezone(timedelta(hours=3)))
-    assert audit.entry_hash(_copy(entry, at=moscow)) == entry.hash
-    assert audit.entry_hash(_copy(entry, at=moscow.replace(tzinfo=UTC))) != entry.hash
+    assert audit.entry_hash(session, _copy(entry, at=moscow)) == entry.hash
+    assert audit.entry_hash(session, _copy(entry, at=moscow.replace(tzinfo=UTC))) != entry.hash
 
 
 def test_verify_counts_exactly_the_entries_of_the_chain(fresh) -> None:
@@ -224,6 +224,6 @@ def test_an_entry_stores_what_it_was_given(session) -> None:
 def test_names_in_other_scripts_are_chained_and_verified(session) -> None:
     """Usernames may be Cyrillic; the canonical form must still encode and verify."""
     entry = audit.record(session, actor="Амина", action="case.read", target="C-ЖЖЖЖ-11", detail={"note": "Ахмед"})
-    assert audit.entry_hash(entry) == entry.hash
+    assert audit.entry_hash(session, entry) == entry.hash
     _, broken = audit.verify(session)
     assert broken is None
