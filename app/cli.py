@@ -22,7 +22,14 @@ from app.db import get_engine, unit_of_work
 from app.errors import HelplineError
 
 # Each module adds its subcommands with ``register(subparsers)``; kept apart so domains own them.
-COMMAND_MODULES = ("app.auth.cli", "app.contacts.cli", "app.exports.cli", "app.lifecycle.cli", "app.stats.cli")
+COMMAND_MODULES = (
+    "app.auth.cli",
+    "app.contacts.cli",
+    "app.exports.cli",
+    "app.lifecycle.cli",
+    "app.stats.cli",
+    "app.referrals.cli",
+)
 
 
 class CliError(Exception):

@@ -29,6 +29,7 @@ from app.db import get_engine
 from app.errors import HelplineError, Invalid
 from app.exports import api as exports_api
 from app.exports import pages as exports_pages
+from app.referrals import api as referrals_api
 from app.search import api as search_api
 from app.search import pages as search_pages
 from app.stats import api as stats_api
@@ -108,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (auth_api, contacts_api, cases_api, attention_api, search_api, stats_api, exports_api):
+    for module in (auth_api, contacts_api, cases_api, attention_api, search_api, stats_api, exports_api, referrals_api):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(web_pages.router)

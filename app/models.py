@@ -9,6 +9,7 @@ from app.crypto.models import BlindIndexEntry, DataKey, IndexKey
 from app.db import Base
 from app.lifecycle.models import KeyRotation
 from app.notes.models import FieldCorrection, RecordNote
+from app.referrals.models import Consent, Partner, ReceivedReferral, Referral, ReferralStep
 from app.stats.counters import PeriodCount
 from app.stats.models import StatsBudget, StatsRelease
 from app.web.models import HeldForm
@@ -21,6 +22,7 @@ __all__ = [
     "BlindIndexEntry",
     "Case",
     "CaseTransition",
+    "Consent",
     "Contact",
     "DataKey",
     "FieldCorrection",
@@ -28,8 +30,12 @@ __all__ = [
     "HeldForm",
     "IndexKey",
     "KeyRotation",
+    "Partner",
     "PeriodCount",
     "RecordNote",
+    "ReceivedReferral",
+    "Referral",
+    "ReferralStep",
     "StatsBudget",
     "StatsRelease",
     "User",

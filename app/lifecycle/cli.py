@@ -224,6 +224,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--reencrypt", action="store_true", help="instead: re-encrypt fields under new data keys")
     p.add_argument("--batch-size", type=_batch_size, default=None, help="keys per transaction")
     p.set_defaults(func=_cmd_keys_rotate)
+    from app.referrals.cli import add_keys_public
+
+    add_keys_public(keys)
 
     for kind in ("case", "contact"):
         group = sub.add_parser(kind, help=f"{kind} records").add_subparsers(dest=f"{kind}_command", required=True)
