@@ -30,6 +30,7 @@ from app.errors import HelplineError, Invalid
 from app.exports import api as exports_api
 from app.exports import pages as exports_pages
 from app.referrals import api as referrals_api
+from app.referrals import pages as referrals_pages
 from app.search import api as search_api
 from app.search import pages as search_pages
 from app.stats import api as stats_api
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         search_pages,
         stats_pages,
         exports_pages,
+        referrals_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

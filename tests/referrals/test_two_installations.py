@@ -15,7 +15,7 @@ from app.audit import service as audit
 from app.audit.models import AuditEntry
 from app.cases.models import Case
 from app.referrals import package
-from app.referrals.models import Referral
+from app.referrals.models import Consent, Referral
 from tests.referrals.conftest import Org, befriend
 
 CONTACT = {"alias": "CANARY-ALIAS-7Q", "handle": "@canary_handle_k2", "notes": "CANARY-CONTACT-NOTE-ZZ"}
@@ -266,6 +266,8 @@ def test_a_shred_on_the_sender_leaves_the_receivers_copy(orgs, tmp_path) -> None
     with a.session() as db:
         row = db.scalar(select(Referral).where(Referral.code == referral["code"]))
         assert row is not None and row.fields == ",".join(sorted(SHARED))
+        consent = db.get(Consent, row.consent_id)
+        assert consent is not None and consent.terms_ct is None
     # The receiver's copy is its own, under its own keys.
     (imported,) = [
         c for c in b.client.get("/api/v1/cases", headers=b.caseworker).json()["items"] if c["code"] == case_code

@@ -1,0 +1,93 @@
+"""The partner and referral pages, as a browser uses them, in English and Russian."""
+
+from __future__ import annotations
+
+import base64
+
+import pyrage
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+
+from app.audit.models import AuditEntry
+from app.referrals.models import Partner, Referral
+from tests.web.conftest import Pages
+
+
+@pytest.fixture
+def pages(client, session) -> Pages:
+    return Pages(client, session)
+
+
+def _keys() -> tuple[pyrage.x25519.Identity, str]:
+    verify = base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
+    return pyrage.x25519.Identity.generate(), verify
+
+
+def test_an_admin_adds_a_partner_and_a_mistake_keeps_what_was_typed(pages, factory, session) -> None:
+    admin = factory.account("admin")
+    pages.signed_in(admin)
+    identity, verify = _keys()
+    bad = pages.post("/partners", {"name": "Rainbow", "age_recipient": "age1notakey", "verify_key": verify})
+    assert bad.status_code == 422
+    assert "not an age public key" in bad.text and verify in bad.text and 'value="Rainbow"' in bad.text
+    assert session.scalar(select(Partner).where(Partner.name == "Rainbow")) is None
+    good = pages.post(
+        "/partners", {"name": "Rainbow", "age_recipient": str(identity.to_public()), "verify_key": verify}
+    )
+    assert good.status_code == 303
+    listed = pages.client.get("/partners")
+    assert "Rainbow" in listed.text and str(identity.to_public()) in listed.text
+
+
+def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, factory, session) -> None:
+    from app.referrals import service as referral_service
+
+    identity, verify = _keys()
+    referral_service.add_partner(
+        session=session, actor="test", name="Shelter", age_recipient=str(identity.to_public()), verify_key=verify
+    )
+    worker = factory.account("caseworker")
+    case = factory.case(worker.user, full_name="CANARY-PAGE-NAME", notes="CANARY-PAGE-NOTE")
+    pages.signed_in(worker)
+    assert pages.post("/language", {"locale": "ru", "next": "/referrals"}, from_page="/referrals").status_code == 303
+    page = pages.client.get(f"/cases/{case.id}/referrals")
+    assert page.status_code == 200 and "Записать согласие" in page.text and "Согласий не записано." in page.text
+    url = f"/cases/{case.id}/consents"
+    # No field ticked: the mistake is explained and the typed date stays.
+    missing = pages.post(
+        url, {"partner": "Shelter", "given_on": "2026-01-02", "how": "written"}, from_page=f"/cases/{case.id}/referrals"
+    )
+    assert missing.status_code == 422 and 'value="2026-01-02"' in missing.text
+    done = pages.post(
+        url,
+        {"partner": "Shelter", "given_on": case.opened_on.isoformat(), "how": "written", "fields": ["full_name"]},
+        from_page=f"/cases/{case.id}/referrals",
+    )
+    assert done.status_code == 303, done.text
+    page = pages.client.get(f"/cases/{case.id}/referrals")
+    consent_id = page.text.split('name="consent_id"')[1].split('value="')[1].split('"')[0]
+    refused = pages.post(
+        f"/cases/{case.id}/referrals",
+        {"partner": "Shelter", "consent_id": consent_id, "fields": ["full_name", "case_notes"]},
+        from_page=f"/cases/{case.id}/referrals",
+    )
+    assert refused.status_code == 409 and "case_notes" in refused.text
+    assert session.scalar(select(Referral).where(Referral.case_id == case.id)) is None
+    made = pages.post(
+        f"/cases/{case.id}/referrals",
+        {"partner": "Shelter", "consent_id": consent_id, "fields": ["full_name"]},
+        from_page=f"/cases/{case.id}/referrals",
+    )
+    assert made.status_code == 303
+    referral = session.scalar(select(Referral).where(Referral.case_id == case.id))
+    assert referral is not None
+    case_page = pages.client.get(f"/cases/{case.id}")
+    assert referral.code in case_page.text and "Отправлено" in case_page.text  # on the case's timeline
+    download = pages.post(f"/referrals/{referral.id}/package", from_page=f"/cases/{case.id}/referrals")
+    assert download.status_code == 200 and b"CANARY" not in download.content
+    plain = bytes(pyrage.decrypt(download.content, [identity])).decode()
+    assert "CANARY-PAGE-NAME" in plain and "CANARY-PAGE-NOTE" not in plain
+    assert session.scalar(select(AuditEntry.actor).where(AuditEntry.action == "referral.package")) == worker.username
+    listing = pages.client.get("/referrals")
+    assert listing.status_code == 200 and referral.code in listing.text and "Переданные дела" in listing.text
