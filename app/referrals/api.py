@@ -10,8 +10,9 @@ from fastapi.responses import Response
 
 from app.auth.models import Role, User
 from app.contacts.schemas import ERROR_RESPONSES
-from app.dependencies import CurrentUser, DbSession, role_required
+from app.dependencies import CurrentUser, DbSession, StatsReader, role_required
 from app.referrals import service as referral_service
+from app.referrals import stats as referral_stats
 from app.referrals.schemas import ConsentIn, ConsentOut, PartnerOut, ReferralIn, ReferralOut, StatusIn, WithdrawIn
 
 router = APIRouter(tags=["referrals"])
@@ -66,6 +67,13 @@ def withdraw_consent(
 def create_referral(case_id: uuid.UUID, body: ReferralIn, session: DbSession, user: CurrentUser) -> ReferralOut:
     """Refer chosen fields to a partner under a fresh code; 409 unless a consent covers them."""
     return referral_service.create_referral(session=session, actor=user, case_id=case_id, data=body)
+
+
+@router.get("/stats/referrals", response_model=referral_stats.ReferralStats, responses=ERROR_RESPONSES)
+def stats(session: DbSession, user: StatsReader) -> referral_stats.ReferralStats:
+    """Referrals made and accepted per month by partner: exact for coordinators and admins, disclosure-controlled
+    (closed months, no count from 1 to K-1) for analysts."""
+    return referral_stats.monthly(session=session, actor=user)
 
 
 @router.get("/referrals", response_model=list[ReferralOut], responses=ERROR_RESPONSES)

@@ -20,6 +20,7 @@ from app.cases import service as case_service
 from app.errors import Conflict, Forbidden, HelplineError, Invalid
 from app.referrals import keys, package, receiving
 from app.referrals import service as referral_service
+from app.referrals import stats as referral_stats
 from app.referrals.schemas import ConsentIn, How, ReferralField, ReferralIn, ReferralStatus
 from app.web import forms
 from app.web.i18n import N_
@@ -238,6 +239,7 @@ def _list_page(visit: Visit, *, error: str | None = None, done: str | None = Non
     context = {
         "referrals": referral_service.list_referrals(session=visit.db, actor=user),
         "received": receiving.list_received(session=visit.db) if coordinator else [],
+        "stats": referral_stats.monthly(session=visit.db, actor=user) if coordinator else None,
         "caseworkers": [u.username for u in auth_service.list_users(visit.db) if u.role == Role.caseworker and u.active]
         if coordinator
         else [],

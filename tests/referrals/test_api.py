@@ -128,3 +128,47 @@ def test_status_moves_follow_the_table(client, factory, session, setup) -> None:
     assert client.post(url, json={"to": "completed"}, headers=headers).json()["status"] == "completed"
     assert client.post(url, json={"to": "withdrawn"}, headers=headers).status_code == 409
     assert client.get(f"/api/v1/referrals/{made['id']}/package", headers=headers).status_code == 409
+
+
+def test_monthly_counts_exact_for_coordinators_protected_for_analysts(client, factory, session) -> None:
+    from sqlalchemy import update
+
+    from app.referrals.models import ReferralStep
+
+    _partner(session)
+    _partner(session, "Embassy")
+    worker = factory.user("caseworker")
+    coordinator, analyst = factory.headers(factory.user("coordinator")), factory.headers(factory.user("analyst"))
+    headers = factory.headers(worker)
+    cases = [factory.case(worker) for _ in range(7)]
+    session.commit()
+    made = []
+    for i, case in enumerate(cases):
+        partner = "Embassy" if i == 0 else "Shelter"
+        consent = _consent(client, headers, case.id, partner=partner, fields=("region",)).json()
+        body = {"partner": partner, "fields": ["region"], "consent_id": consent["id"]}
+        made.append(client.post(f"/api/v1/cases/{case.id}/referrals", json=body, headers=headers).json())
+    accept = {"to": "accepted"}
+    assert client.post(f"/api/v1/referrals/{made[1]['id']}/status", json=accept, headers=headers).status_code == 200
+    month = date.today().strftime("%Y-%m")
+
+    exact = client.get("/api/v1/stats/referrals", headers=coordinator).json()
+    assert exact["exact"] and exact["months"] == [month] and exact["partners"] == ["Embassy", "Shelter"]
+    assert exact["made"]["cells"] == [[1, 6]] and exact["accepted"]["cells"] == [[0, 1]]
+    # The month is still open: an analyst sees nothing of it yet.
+    assert client.get("/api/v1/stats/referrals", headers=analyst).json()["months"] == []
+
+    last_month = date.today().replace(day=1) - timedelta(days=1)
+    session.execute(update(Referral).values(sent_on=last_month, status_on=last_month))
+    session.execute(update(ReferralStep).values(on=last_month))
+    session.commit()
+    released = client.get("/api/v1/stats/referrals", headers=analyst).json()
+    assert released["months"] == [last_month.strftime("%Y-%m")] and not released["exact"]
+    assert released["made"]["cells"][0][0] is None and released["accepted"]["cells"][0][1] is None
+    shown = [
+        v
+        for table in (released["made"], released["accepted"])
+        for v in [*sum(table["cells"], []), *table["month_totals"], *table["partner_totals"], table["total"]]
+    ]
+    assert not [v for v in shown if v is not None and 0 < v < 5]
+    assert client.get("/api/v1/stats/referrals", headers=headers).status_code == 403
