@@ -91,3 +91,56 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
     assert session.scalar(select(AuditEntry.actor).where(AuditEntry.action == "referral.package")) == worker.username
     listing = pages.client.get("/referrals")
     assert listing.status_code == 200 and referral.code in listing.text and "Переданные дела" in listing.text
+
+
+def test_a_coordinator_imports_a_package_through_the_upload_page(pages, factory, session, tmp_path) -> None:
+    """The upload page runs the same checks as the command line: a forged package is refused, a real one lands."""
+    from app.crypto import service as crypto
+    from app.referrals import keys, package
+    from app.referrals import service as referral_service
+
+    ours = pyrage.x25519.Identity.generate()
+    sender = Ed25519PrivateKey.generate()
+    sender_key = base64.b64encode(sender.public_key().public_bytes_raw()).decode()
+    referral_service.add_partner(
+        session=session,
+        actor="test",
+        name="Sender",
+        age_recipient=str(pyrage.x25519.Identity.generate().to_public()),
+        verify_key=sender_key,
+    )
+    assert sender_key != keys.verify_key(crypto.keyring_of(session))
+    worker = factory.account("caseworker")
+    coordinator = factory.account("coordinator")
+    body = {
+        "format": package.PACKAGE,
+        "version": 1,
+        "code": "R-ABCD-EF",
+        "from": sender_key,
+        "to": str(ours.to_public()),
+        "sent_on": "2026-11-30",
+        "fields": {"full_name": "CANARY-UPLOADED", "risk": "medium"},
+    }
+    genuine = package.encrypt(package.sign(body, key=sender), recipient=str(ours.to_public()))
+    forged = package.encrypt(package.sign(body, key=Ed25519PrivateKey.generate()), recipient=str(ours.to_public()))
+    pages.signed_in(coordinator)
+    identity = ("identity.txt", f"{ours}\n".encode(), "text/plain")
+
+    def upload(data: bytes):  # type: ignore[no-untyped-def]
+        return pages.client.post(
+            "/referrals/import",
+            data={"csrf_token": pages.token("/referrals"), "assign": worker.username},
+            files={"package": ("p.age", data, "application/octet-stream"), "identity": identity},
+        )
+
+    refused = upload(forged)
+    assert refused.status_code == 422 and "signature does not match Sender" in refused.text
+    done = upload(genuine)
+    assert done.status_code == 200 and "C-" in done.text
+    again = upload(genuine)
+    assert again.status_code == 422 and "already imported" in again.text
+    from app.referrals.models import ReceivedReferral
+
+    (row,) = session.scalars(select(ReceivedReferral)).all()
+    assert row.code == "R-ABCD-EF" and row.imported_by == coordinator.username
+    assert "CANARY-UPLOADED" not in done.text  # a coordinator never sees a protected field
