@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     intake_per_hour: int = Field(default=60, ge=1)
     # Minutes a form posted after its session ended is held sealed, waiting for its author to sign in.
     held_form_minutes: int = Field(default=10, ge=1, le=60)
+    # A referral waits for a coordinator's approval before its package can be downloaded.
+    referral_approval: bool = False
     vault_addr: str | None = None
     vault_token: str | None = Field(default=None, repr=False)
     vault_key_name: str = "helpline"

@@ -50,6 +50,7 @@ HOW_LABELS = {
     "intermediary": N_("Through a trusted intermediary"),
 }
 STATUS_LABELS = {
+    "pending": N_("Awaiting approval"),
     "sent": N_("Sent"),
     "accepted": N_("Accepted"),
     "declined": N_("Declined"),
@@ -150,7 +151,7 @@ def _case_page(
         "partners": referral_service.list_partners(session=visit.db),
         "fields": [f.value for f in ReferralField],
         "hows": [h.value for h in How],
-        "moves": [s.value for s in ReferralStatus if s != ReferralStatus.sent],
+        "moves": [s.value for s in ReferralStatus if s not in (ReferralStatus.sent, ReferralStatus.pending)],
         "values": values or {"given_on": visit.settings.today().isoformat(), "fields": []},
         "error": error,
     }

@@ -37,6 +37,7 @@ class How(StrEnum):
 
 
 class ReferralStatus(StrEnum):
+    pending = "pending"  # waiting for a coordinator's approval (HELPLINE_REFERRAL_APPROVAL)
     sent = "sent"
     accepted = "accepted"
     declined = "declined"
@@ -44,15 +45,18 @@ class ReferralStatus(StrEnum):
     withdrawn = "withdrawn"
 
 
-# sent → accepted / declined → completed, or withdrawn while still open.
+# (pending →) sent → accepted / declined → completed, or withdrawn while still open.
 NEXT: dict[str, frozenset[str]] = {
+    "pending": frozenset({"sent", "withdrawn"}),
     "sent": frozenset({"accepted", "declined", "withdrawn"}),
     "accepted": frozenset({"completed", "withdrawn"}),
     "declined": frozenset(),
     "completed": frozenset(),
     "withdrawn": frozenset(),
 }
-OPEN = frozenset({"sent", "accepted"})
+OPEN = frozenset({"pending", "sent", "accepted"})
+# A package exists only for a referral that has been sent and not ended.
+DELIVERABLE = frozenset({"sent", "accepted"})
 # What a receiving organisation may answer with (withdrawal is the sender's alone).
 ANSWERS = ("accepted", "declined", "completed")
 

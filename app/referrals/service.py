@@ -8,6 +8,7 @@ Who may do what:
 | list partners                       | caseworker, coordinator, admin                            |
 | record a consent, make a referral   | the case's assigned caseworker                            |
 | withdraw a consent, move a referral | the case's assigned caseworker, a coordinator             |
+| approve a referral (pending → sent) | a coordinator, when HELPLINE_REFERRAL_APPROVAL is on      |
 | download a package                  | the assigned caseworker, a coordinator (it is encrypted   |
 |                                     | to the partner: neither can read it; both are audited)    |
 """
@@ -35,6 +36,7 @@ from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.referrals import keys, package
 from app.referrals.models import Consent, Partner, Referral, ReferralStep
 from app.referrals.schemas import (
+    DELIVERABLE,
     NEXT,
     OPEN,
     ConsentIn,
@@ -255,7 +257,9 @@ def create_referral(*, session: Session, actor: User, case_id: uuid.UUID, data: 
     missing = sorted(set(fields) - set(_terms(session, consent).get("fields", [])))
     if missing:
         raise Conflict({"message": "the consent does not cover every field chosen", "not_covered": missing})
-    today = crypto.settings_of(session).today()
+    settings = crypto.settings_of(session)
+    today = settings.today()
+    first = "pending" if settings.referral_approval else "sent"
     referral = Referral(
         case_id=case.id,
         partner_id=partner.id,
@@ -263,14 +267,14 @@ def create_referral(*, session: Session, actor: User, case_id: uuid.UUID, data: 
         recipient=partner.age_recipient,
         partner_verify_key=partner.verify_key,
         fields=",".join(fields),
-        status="sent",
+        status=first,
         sent_on=today,
         status_on=today,
         created_by_id=actor.id,
     )
     # The code is random and drawn for this referral alone: nothing about the case can be read from it.
     contact_service.insert_with_code(session, referral, prefix="R")
-    _step(session, referral, to="sent", on=today, source="created", actor=actor.username)
+    _step(session, referral, to=first, on=today, source="created", actor=actor.username)
     session.flush()
     audit.record(
         session,
@@ -377,7 +381,9 @@ def build_package(*, session: Session, actor: User, referral_id: uuid.UUID) -> t
     referral, case = get_referral_for(session=session, actor=actor, referral_id=referral_id)
     if not permissions.may_transition(actor, case):
         raise Forbidden()
-    if referral.status not in OPEN:
+    if referral.status == "pending":
+        raise Conflict("this referral waits for a coordinator's approval")
+    if referral.status not in DELIVERABLE:
         raise Conflict(f"this referral is {referral.status}; its package can no longer be downloaded")
     if case.shredded_on is not None:
         raise Conflict("the case was shredded; there is nothing left to send")
@@ -408,6 +414,8 @@ def move(*, session: Session, actor: User, referral_id: uuid.UUID, to: str, on: 
     referral, case = get_referral_for(session=session, actor=actor, referral_id=referral_id)
     if not permissions.may_transition(actor, case):
         raise Forbidden()
+    if referral.status == "pending" and to == "sent" and actor.role != Role.coordinator:
+        raise Forbidden("a coordinator approves a referral")
     day = on or crypto.settings_of(session).today()
     apply_status(session, referral, to=to, on=day, source="by_hand", actor=actor.username, case_code=case.code)
     name = session.scalar(select(Partner.name).where(Partner.id == referral.partner_id)) or ""

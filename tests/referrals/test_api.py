@@ -172,3 +172,24 @@ def test_monthly_counts_exact_for_coordinators_protected_for_analysts(client, fa
     ]
     assert not [v for v in shown if v is not None and 0 < v < 5]
     assert client.get("/api/v1/stats/referrals", headers=headers).status_code == 403
+
+
+@pytest.fixture
+def approval(settings, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(settings, "referral_approval", True)
+    return settings
+
+
+def test_with_approval_on_a_coordinator_releases_the_package(client, factory, session, setup, approval) -> None:
+    worker, case = setup
+    headers, coordinator = factory.headers(worker), factory.headers(factory.user("coordinator"))
+    session.commit()
+    consent = _consent(client, headers, case.id).json()
+    body = {"partner": "Shelter", "fields": ["location"], "consent_id": consent["id"]}
+    made = client.post(f"/api/v1/cases/{case.id}/referrals", json=body, headers=headers).json()
+    assert made["status"] == "pending"
+    package, status = f"/api/v1/referrals/{made['id']}/package", f"/api/v1/referrals/{made['id']}/status"
+    assert client.get(package, headers=headers).status_code == 409
+    assert client.post(status, json={"to": "sent"}, headers=headers).status_code == 403  # not their own approval
+    assert client.post(status, json={"to": "sent"}, headers=coordinator).json()["status"] == "sent"
+    assert client.get(package, headers=headers).status_code == 200
