@@ -21,7 +21,7 @@ from app.errors import Conflict, Forbidden, HelplineError, Invalid
 from app.referrals import keys, package, receiving
 from app.referrals import service as referral_service
 from app.referrals import stats as referral_stats
-from app.referrals.schemas import ConsentIn, How, ReferralField, ReferralIn, ReferralStatus
+from app.referrals.schemas import ANSWERS, ConsentIn, How, ReferralField, ReferralIn, ReferralStatus
 from app.web import forms
 from app.web.i18n import N_
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect
@@ -72,6 +72,8 @@ def render(visit: Visit, name: str, context: dict[str, Any], *, status: int = 20
 def _message(visit: Visit, exc: HelplineError) -> str:
     if isinstance(exc, ValidationError | Invalid):
         return "; ".join(forms.translated(visit, forms.field_errors(exc)).values())
+    if isinstance(exc, package.PackageError):
+        return str(exc.detail)
     detail = exc.detail.get("message") if isinstance(exc.detail, dict) else exc.detail
     return visit._("That is not possible now.") + f" ({detail})"
 
@@ -244,6 +246,7 @@ def _list_page(visit: Visit, *, error: str | None = None, done: str | None = Non
         "caseworkers": [u.username for u in auth_service.list_users(visit.db) if u.role == Role.caseworker and u.active]
         if coordinator
         else [],
+        "answers": list(ANSWERS),
         "error": error,
         "done": done,
     }
@@ -259,26 +262,62 @@ def referrals(visit: SignedIn) -> Response:
 UPLOAD_LIMIT = package.MAX_BYTES
 
 
+def _uploads(visit: Visit, form: Any) -> tuple[bytes, Any]:
+    """(file bytes, age identity) of an upload form; PackageError if a file is missing or holds no identity."""
+    upload, identity_file = form.get("package"), form.get("identity")
+    if isinstance(upload, str) or upload is None or isinstance(identity_file, str) or identity_file is None:
+        raise package.PackageError(visit._("Choose the package file and the identity file."))
+    identity = package.identity_from_file(identity_file.file.read(10_000).decode("utf-8", "replace"))
+    return upload.file.read(UPLOAD_LIMIT + 1), identity
+
+
 @router.post("/referrals/import")
 def import_package(visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.coordinator)
-    upload, identity_file = form.get("package"), form.get("identity")
-    if isinstance(upload, str) or upload is None or isinstance(identity_file, str) or identity_file is None:
-        return _list_page(visit, error=visit._("Choose the package file and the identity file."), status=422)
-    data = upload.file.read(UPLOAD_LIMIT + 1)
-    identity_text = identity_file.file.read(10_000).decode("utf-8", "replace")
     try:
-        identity = package.identity_from_file(identity_text)
+        data, identity = _uploads(visit, form)
+        assign = str(form.get("assign", ""))[:64] or None
         with visit.db.begin_nested():
             done = receiving.import_referral(
-                session=visit.db,
-                actor=user.username,
-                data=data,
-                identity=identity,
-                assign=str(form.get("assign", "")) or None,
+                session=visit.db, actor=user.username, data=data, identity=identity, assign=assign
             )
     except (package.PackageError, Invalid) as exc:
-        return _list_page(
-            visit, error=_message(visit, exc) if isinstance(exc, Invalid) else str(exc.detail), status=422
-        )
+        return _list_page(visit, error=_message(visit, exc), status=422)
     return _list_page(visit, done=visit._("Imported as case %(code)s.") % {"code": done.case_code})
+
+
+@router.post("/referrals/answer-import")
+def import_answer(visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.coordinator)
+    try:
+        data, identity = _uploads(visit, form)
+        with visit.db.begin_nested():
+            code, to = receiving.import_answer(session=visit.db, actor=user.username, data=data, identity=identity)
+    except (package.PackageError, Conflict, Invalid) as exc:
+        return _list_page(visit, error=_message(visit, exc), status=exc.status_code)
+    return _list_page(
+        visit,
+        done=visit._("Referral %(code)s is now: %(status)s.") % {"code": code, "status": visit._(STATUS_LABELS[to])},
+    )
+
+
+@router.post("/referrals/received/{code}/answer")
+def answer(code: str, visit: SignedIn, form: CheckedForm) -> Response:
+    """A signed, encrypted status answer for the partner a referral came from, as a file to send them."""
+    user = visit.require(Role.coordinator)
+    try:
+        with visit.db.begin_nested():
+            data = receiving.make_answer(
+                session=visit.db,
+                actor=user.username,
+                code=code[:16],
+                status=str(form.get("status", "")),
+                partner=str(form.get("partner", ""))[:64] or None,
+            )
+    except Invalid as exc:
+        return _list_page(visit, error=_message(visit, exc), status=422)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="answer-{code[:16]}.age"', "Cache-Control": "no-store"},
+    )

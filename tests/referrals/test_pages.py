@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pyrage
 import pytest
@@ -99,14 +100,14 @@ def test_a_coordinator_imports_a_package_through_the_upload_page(pages, factory,
     from app.referrals import keys, package
     from app.referrals import service as referral_service
 
-    ours = pyrage.x25519.Identity.generate()
+    ours, sender_identity = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
     sender = Ed25519PrivateKey.generate()
     sender_key = base64.b64encode(sender.public_key().public_bytes_raw()).decode()
     referral_service.add_partner(
         session=session,
         actor="test",
         name="Sender",
-        age_recipient=str(pyrage.x25519.Identity.generate().to_public()),
+        age_recipient=str(sender_identity.to_public()),
         verify_key=sender_key,
     )
     assert sender_key != keys.verify_key(crypto.keyring_of(session))
@@ -144,3 +145,73 @@ def test_a_coordinator_imports_a_package_through_the_upload_page(pages, factory,
     (row,) = session.scalars(select(ReceivedReferral)).all()
     assert row.code == "R-ABCD-EF" and row.imported_by == coordinator.username
     assert "CANARY-UPLOADED" not in done.text  # a coordinator never sees a protected field
+
+    # The coordinator answers; the file is signed by this installation and readable only by the sender.
+    answer = pages.post(
+        "/referrals/received/R-ABCD-EF/answer", {"status": "accepted", "partner": "Sender"}, from_page="/referrals"
+    )
+    assert answer.status_code == 200
+    doc = json.loads(bytes(pyrage.decrypt(answer.content, [sender_identity])))
+    assert doc["status"] == "accepted" and doc["code"] == "R-ABCD-EF"
+    assert package.signature_valid(doc, verify_key=keys.verify_key(crypto.keyring_of(session)))
+    assert session.scalar(select(ReceivedReferral.status)) == "accepted"
+
+
+def test_a_coordinator_imports_a_partners_answer_through_the_upload_page(pages, factory, session, client) -> None:
+    from app.referrals import package
+    from app.referrals import service as referral_service
+    from app.referrals.schemas import ConsentIn, ReferralIn
+
+    ours, partner_identity = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
+    partner_key = Ed25519PrivateKey.generate()
+    verify = base64.b64encode(partner_key.public_key().public_bytes_raw()).decode()
+    referral_service.add_partner(
+        session=session,
+        actor="test",
+        name="Partner",
+        age_recipient=str(partner_identity.to_public()),
+        verify_key=verify,
+    )
+    worker = factory.account("caseworker")
+    case = factory.case(worker.user)
+    consent = referral_service.record_consent(
+        session=session,
+        actor=worker.user,
+        case_id=case.id,
+        data=ConsentIn(partner="Partner", given_on=case.opened_on, how="spoken", fields=["region"]),
+    )
+    made = referral_service.create_referral(
+        session=session,
+        actor=worker.user,
+        case_id=case.id,
+        data=ReferralIn(partner="Partner", fields=["region"], consent_id=consent.id),
+    )
+    pages.signed_in(factory.account("coordinator"))
+    body = {
+        "format": package.STATUS,
+        "version": 1,
+        "code": made.code,
+        "from": verify,
+        "to": str(ours.to_public()),
+        "status": "accepted",
+        "on": case.opened_on.isoformat(),
+    }
+
+    def upload(key: Ed25519PrivateKey):  # type: ignore[no-untyped-def]
+        data = package.encrypt(package.sign(body, key=key), recipient=str(ours.to_public()))
+        return pages.client.post(
+            "/referrals/answer-import",
+            data={"csrf_token": pages.token("/referrals")},
+            files={
+                "package": ("a.age", data, "application/octet-stream"),
+                "identity": ("i", f"{ours}\n".encode(), "text/plain"),
+            },
+        )
+
+    forged = upload(Ed25519PrivateKey.generate())
+    assert forged.status_code == 422 and "not signed by the partner" in forged.text
+    assert session.get(Referral, made.id).status == "sent"  # type: ignore[union-attr]
+    done = upload(partner_key)
+    assert done.status_code == 200 and made.code in done.text
+    session.expire_all()
+    assert session.get(Referral, made.id).status == "accepted"  # type: ignore[union-attr]
