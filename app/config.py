@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     held_form_minutes: int = Field(default=10, ge=1, le=60)
     # A referral waits for a coordinator's approval before its package can be downloaded.
     referral_approval: bool = False
+    # Direct delivery of partners' packages to POST /api/v1/referrals/inbox: off unless turned on.
+    referral_inbox: bool = False
+    referral_inbox_per_day: int = Field(default=50, ge=1)
     vault_addr: str | None = None
     vault_token: str | None = Field(default=None, repr=False)
     vault_key_name: str = "helpline"

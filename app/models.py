@@ -9,7 +9,7 @@ from app.crypto.models import BlindIndexEntry, DataKey, IndexKey
 from app.db import Base
 from app.lifecycle.models import KeyRotation
 from app.notes.models import FieldCorrection, RecordNote
-from app.referrals.models import Consent, Partner, ReceivedReferral, Referral, ReferralStep
+from app.referrals.models import Consent, InboxPackage, Partner, ReceivedReferral, Referral, ReferralStep
 from app.stats.counters import PeriodCount
 from app.stats.models import StatsBudget, StatsRelease
 from app.web.models import HeldForm
@@ -28,6 +28,7 @@ __all__ = [
     "FieldCorrection",
     "FlaggedHandle",
     "HeldForm",
+    "InboxPackage",
     "IndexKey",
     "KeyRotation",
     "Partner",

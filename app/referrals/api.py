@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from app.auth.models import Role, User
 from app.contacts.schemas import ERROR_RESPONSES
 from app.dependencies import CurrentUser, DbSession, StatsReader, role_required
+from app.referrals import delivery
 from app.referrals import service as referral_service
 from app.referrals import stats as referral_stats
 from app.referrals.schemas import ConsentIn, ConsentOut, PartnerOut, ReferralIn, ReferralOut, StatusIn, WithdrawIn
@@ -107,3 +108,20 @@ def package(referral_id: uuid.UUID, session: DbSession, user: CurrentUser) -> Re
 def move(referral_id: uuid.UUID, body: StatusIn, session: DbSession, user: CurrentUser) -> ReferralOut:
     """Move a referral by hand (withdraw it, or record what the partner said); 409 if the move is illegal."""
     return referral_service.move(session=session, actor=user, referral_id=referral_id, to=body.to.value, on=body.on)
+
+
+@router.post("/referrals/{referral_id}/deliver", responses=ERROR_RESPONSES)
+def deliver(referral_id: uuid.UUID, session: DbSession, user: CurrentUser) -> dict[str, str]:
+    """Send an open referral's package straight to its partner's Helpline inbox (audited); 409 if it has none."""
+    return {"delivered": delivery.deliver(session=session, actor=user, referral_id=referral_id)}
+
+
+@router.post(
+    "/referrals/inbox",
+    status_code=status.HTTP_201_CREATED,
+    response_model=delivery.DeliveryOut,
+    responses=ERROR_RESPONSES,
+)
+def inbox(body: delivery.DeliveryIn, session: DbSession) -> delivery.DeliveryOut:
+    """A partner's direct delivery: no account, authenticated by the partner's signature; off by default (404)."""
+    return delivery.accept(session=session, body=body)

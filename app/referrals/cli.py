@@ -42,6 +42,7 @@ def _cmd_partner_add(args: argparse.Namespace, settings: Settings) -> int:
             age_recipient=args.age_recipient,
             verify_key=args.verify_key,
             replace=args.replace,
+            inbox_url=args.inbox_url,
         )
     print(f"partner {partner.name} {'keys replaced' if args.replace else 'added'}")
     return 0
@@ -115,6 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--age-recipient", required=True, help="the partner's age public key (age1...)")
     p.add_argument("--verify-key", required=True, help="the partner's verify key (its 'helpline keys public')")
     p.add_argument("--replace", action="store_true", help="replace the keys of an existing partner")
+    p.add_argument("--inbox-url", help="the partner's Helpline inbox, for direct delivery (https://…)")
     p.set_defaults(func=_cmd_partner_add)
     partner.add_parser("list", help="the active partners and their keys").set_defaults(func=_cmd_partner_list)
     p = partner.add_parser("remove", help="stop referring to a partner (past referrals keep its name)")

@@ -25,6 +25,8 @@ class Partner(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     age_recipient: Mapped[str] = mapped_column(String(128))
     verify_key: Mapped[str] = mapped_column(String(64), index=True)
+    # Where packages are delivered directly when the partner runs Helpline with its inbox on.
+    inbox_url: Mapped[str | None] = mapped_column(String(256))
     added_on: Mapped[date] = mapped_column(Date)
     # Removal keeps the row: past referrals still name the partner they went to.
     removed_on: Mapped[date | None] = mapped_column(Date)
@@ -95,3 +97,17 @@ class ReceivedReferral(Base):
     imported_by: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     fields: Mapped[str] = mapped_column(Text)
+
+
+class InboxPackage(Base):
+    """A package a partner delivered directly, kept as it came (age-encrypted) until a coordinator imports it."""
+
+    __tablename__ = "referral_inbox"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partner.id"), index=True)
+    # Emptied once imported: the case it became is sealed under this installation's own keys.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    received_on: Mapped[date] = mapped_column(Date, index=True)
+    imported_on: Mapped[date | None] = mapped_column(Date)

@@ -18,7 +18,7 @@ from app.auth import service as auth_service
 from app.auth.models import Role
 from app.cases import service as case_service
 from app.errors import Conflict, Forbidden, HelplineError, Invalid
-from app.referrals import keys, package, receiving
+from app.referrals import delivery, keys, package, receiving
 from app.referrals import service as referral_service
 from app.referrals import stats as referral_stats
 from app.referrals.schemas import ANSWERS, ConsentIn, How, ReferralField, ReferralIn, ReferralStatus
@@ -29,7 +29,7 @@ from app.web.visit import render as render_page
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
-PARTNER_FIELDS = ("name", "age_recipient", "verify_key")
+PARTNER_FIELDS = ("name", "age_recipient", "verify_key", "inbox_url")
 FIELD_LABELS = {
     "full_name": N_("Full name"),
     "handle": N_("Phone number or handle (case)"),
@@ -123,6 +123,7 @@ def add_partner(visit: SignedIn, form: CheckedForm) -> Response:
                 age_recipient=typed["age_recipient"],
                 verify_key=typed["verify_key"],
                 replace=typed["replace"] == "yes",
+                inbox_url=typed["inbox_url"] or None,
             )
     except (Invalid, Conflict, package.PackageError) as exc:
         return _partners_page(visit, values=typed, error=_message(visit, exc), status=exc.status_code)
@@ -151,6 +152,7 @@ def _case_page(
         "consents": referral_service.list_consents(session=visit.db, actor=user, case_id=ident),
         "referrals": referral_service.list_referrals(session=visit.db, actor=user, case_id=ident),
         "partners": referral_service.list_partners(session=visit.db),
+        "inboxes": {p.name for p in referral_service.list_partners(session=visit.db) if p.inbox_url},
         "fields": [f.value for f in ReferralField],
         "hows": [h.value for h in How],
         "moves": [s.value for s in ReferralStatus if s not in (ReferralStatus.sent, ReferralStatus.pending)],
@@ -242,6 +244,7 @@ def _list_page(visit: Visit, *, error: str | None = None, done: str | None = Non
     context = {
         "referrals": referral_service.list_referrals(session=visit.db, actor=user),
         "received": receiving.list_received(session=visit.db) if coordinator else [],
+        "inbox": delivery.waiting(session=visit.db) if coordinator else [],
         "stats": referral_stats.monthly(session=visit.db, actor=user) if coordinator else None,
         "caseworkers": [u.username for u in auth_service.list_users(visit.db) if u.role == Role.caseworker and u.active]
         if coordinator
@@ -321,3 +324,37 @@ def answer(code: str, visit: SignedIn, form: CheckedForm) -> Response:
         media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="answer-{code[:16]}.age"', "Cache-Control": "no-store"},
     )
+
+
+@router.post("/referrals/{referral_id}/deliver")
+def deliver(referral_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker, Role.coordinator)
+    ident = forms.parse_id(referral_id)
+    referral = referral_service.referral_view(session=visit.db, actor=user, referral_id=ident)
+    try:
+        with visit.db.begin_nested():
+            delivery.deliver(session=visit.db, actor=user, referral_id=ident)
+    except (Conflict, delivery.DeliveryFailed) as exc:
+        return _case_page(visit, str(referral.case_id), error=_message(visit, exc), status=exc.status_code)
+    return redirect(visit, f"/cases/{referral.case_id}/referrals")
+
+
+@router.post("/referrals/inbox/{inbox_id}/import")
+def import_delivered(inbox_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.coordinator)
+    identity_file = form.get("identity")
+    try:
+        if isinstance(identity_file, str) or identity_file is None:
+            raise package.PackageError(visit._("Choose the package file and the identity file."))
+        identity = package.identity_from_file(identity_file.file.read(10_000).decode("utf-8", "replace"))
+        with visit.db.begin_nested():
+            done = delivery.import_delivered(
+                session=visit.db,
+                actor=user.username,
+                inbox_id=forms.parse_id(inbox_id),
+                identity=identity,
+                assign=str(form.get("assign", ""))[:64] or None,
+            )
+    except (package.PackageError, Invalid) as exc:
+        return _list_page(visit, error=_message(visit, exc), status=422)
+    return _list_page(visit, done=visit._("Imported as case %(code)s.") % {"code": done.case_code})

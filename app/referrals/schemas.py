@@ -73,6 +73,7 @@ class PartnerOut(BaseModel):
     name: str
     age_recipient: str
     verify_key: str
+    inbox_url: str | None = None
     added_on: date
 
 

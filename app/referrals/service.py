@@ -60,7 +60,9 @@ CONTACT_SEALED = {"alias": "alias", "contact_handle": "handle", "contact_notes":
 
 
 def _partner_out(p: Partner) -> PartnerOut:
-    return PartnerOut(name=p.name, age_recipient=p.age_recipient, verify_key=p.verify_key, added_on=p.added_on)
+    return PartnerOut(
+        name=p.name, age_recipient=p.age_recipient, verify_key=p.verify_key, inbox_url=p.inbox_url, added_on=p.added_on
+    )
 
 
 def require_admin(actor: User) -> None:
@@ -69,9 +71,19 @@ def require_admin(actor: User) -> None:
 
 
 def add_partner(
-    *, session: Session, actor: str, name: str, age_recipient: str, verify_key: str, replace: bool = False
+    *,
+    session: Session,
+    actor: str,
+    name: str,
+    age_recipient: str,
+    verify_key: str,
+    replace: bool = False,
+    inbox_url: str | None = None,
 ) -> PartnerOut:
     """Add a partner, or replace its keys (``replace``); earlier referrals keep the keys they used."""
+    from app.referrals.delivery import valid_inbox_url
+
+    inbox = valid_inbox_url(inbox_url) if inbox_url else None
     recipient = package.valid_recipient(age_recipient)
     verify = package.valid_verify_key(verify_key)
     try:
@@ -85,11 +97,12 @@ def add_partner(
     if partner is not None and partner.removed_on is None and not replace:
         raise Conflict(f"partner {name} exists; replace its keys explicitly to change them")
     if partner is None:
-        partner = Partner(name=name, age_recipient=recipient, verify_key=verify, added_on=today)
+        partner = Partner(name=name, age_recipient=recipient, verify_key=verify, inbox_url=inbox, added_on=today)
         session.add(partner)
         action = "partner.add"
     else:
         partner.age_recipient, partner.verify_key, partner.removed_on = recipient, verify, None
+        partner.inbox_url = inbox
         action = "partner.replace_keys"
     session.flush()
     audit.record(session, actor=actor, action=action, target=name, detail={"age_recipient": recipient})

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(64), nullable=False),
         sa.Column("age_recipient", sa.String(128), nullable=False),
         sa.Column("verify_key", sa.String(64), nullable=False),
+        sa.Column("inbox_url", sa.String(256), nullable=True),
         sa.Column("added_on", sa.Date(), nullable=False),
         sa.Column("removed_on", sa.Date(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_partner")),
@@ -123,7 +124,26 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "referral_inbox",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("partner_id", sa.Uuid(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=True),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("received_on", sa.Date(), nullable=False),
+        sa.Column("imported_on", sa.Date(), nullable=True),
+        sa.ForeignKeyConstraint(["partner_id"], ["partner.id"], name=op.f("fk_referral_inbox_partner_id_partner")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_referral_inbox")),
+        sa.UniqueConstraint("digest", name=op.f("uq_referral_inbox_digest")),
+    )
+    op.create_index(op.f("ix_referral_inbox_partner_id"), "referral_inbox", ["partner_id"])
+    op.create_index(op.f("ix_referral_inbox_received_on"), "referral_inbox", ["received_on"])
+
+
 def downgrade() -> None:
+    op.drop_index(op.f("ix_referral_inbox_received_on"), table_name="referral_inbox")
+    op.drop_index(op.f("ix_referral_inbox_partner_id"), table_name="referral_inbox")
+    op.drop_table("referral_inbox")
     op.drop_table("received_referral")
     op.drop_index(op.f("ix_referral_step_referral_id"), table_name="referral_step")
     op.drop_table("referral_step")

@@ -52,17 +52,22 @@ class Org:
             crypto.bind(db, settings=self.settings, keyring=get_keyring(self.settings))
             yield db
 
-    def cli(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of this installation's processes."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("HELPLINE_")}
         env.update(
             HELPLINE_DATA_DIR=str(self.base),
             HELPLINE_DATABASE_URL=self.settings.database_url,
             HELPLINE_KEY_FILE=str(self.settings.key_file),
             HELPLINE_SECURE_COOKIES="false",
+            **extra,
         )
+        return env
+
+    def cli(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "app", *map(str, args)],
-            env=env,
+            env=self.env(),
             cwd=self.base,
             capture_output=True,
             text=True,

@@ -149,6 +149,13 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {
         "own": (200, 404, 200, 403, 403, 401),
         "missing": (404, 404, 404, 403, 403, 401),
     },
+    # The matrix's partner has no inbox: nothing to deliver to.
+    ("POST", "/referrals/{referral_id}/deliver"): {
+        "own": (409, 404, 409, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    # No account: a partner's signature is the credential. Off by default, so not even there.
+    ("POST", "/referrals/inbox"): {"-": (404, 404, 404, 404, 404, 404)},
 }
 
 
@@ -314,6 +321,7 @@ BODIES: dict[tuple[str, str], Callable[[World, str, dict[str, Any]], Any]] = {
         "consent_id": str(_consent(w, r["case_id"]) if w.session.get(Case, r["case_id"]) else uuid.uuid4()),
     },
     ("POST", "/referrals/{referral_id}/status"): lambda w, a, r: {"to": "withdrawn"},
+    ("POST", "/referrals/inbox"): lambda w, a, r: {"package": "AAAA", "from": "AAAA", "signature": "AAAA"},
 }
 
 
