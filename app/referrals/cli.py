@@ -14,7 +14,7 @@ from app.config import Settings
 from app.crypto.keyring import get_keyring
 from app.referrals import keys, package, receiving
 from app.referrals import service as referral_service
-from app.referrals.schemas import ANSWERS, PARTNER_NAME
+from app.referrals.schemas import ANSWERS
 
 
 def _cmd_keys_public(args: argparse.Namespace, settings: Settings) -> int:
@@ -30,10 +30,6 @@ def add_keys_public(keys_group: argparse._SubParsersAction) -> None:  # type: ig
 
 
 def _cmd_partner_add(args: argparse.Namespace, settings: Settings) -> int:
-    import re
-
-    if not re.match(PARTNER_NAME, args.name):
-        raise CliError("a partner name is 1-64 letters, digits, dots, dashes or underscores")
     with cli_session(settings) as session:
         partner = referral_service.add_partner(
             session=session,

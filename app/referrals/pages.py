@@ -69,11 +69,24 @@ def render(visit: Visit, name: str, context: dict[str, Any], *, status: int = 20
     return render_page(visit, name, {**labels, **context}, status=status)
 
 
+# What the services may say to a form, marked here for the catalog (the services stay free of the web layer).
+SERVICE_MESSAGES = (
+    N_("use 1-64 letters, digits, dots, dashes or underscores"),
+    N_("must be an https:// address"),
+    N_("is this organisation's own key"),
+    N_("the age recipient is not an age public key (age1...)"),
+    N_("the verify key is not an Ed25519 public key (base64 of 32 bytes)"),
+    N_("the identity file holds no age identity (a line starting AGE-SECRET-KEY-1)"),
+    N_("refused: not encrypted to this organisation's identity, or damaged"),
+    N_("refused: signed by an organisation that is not a partner here"),
+)
+
+
 def _message(visit: Visit, exc: HelplineError) -> str:
     if isinstance(exc, ValidationError | Invalid):
         return "; ".join(forms.translated(visit, forms.field_errors(exc)).values())
     if isinstance(exc, package.PackageError):
-        return str(exc.detail)
+        return visit._(str(exc.detail))
     detail = exc.detail.get("message") if isinstance(exc.detail, dict) else exc.detail
     return visit._("That is not possible now.") + f" ({detail})"
 
@@ -113,8 +126,6 @@ def add_partner(visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.admin)
     typed = forms.values(form, *PARTNER_FIELDS, "replace")
     try:
-        if not typed["name"] or len(typed["name"]) > 64:
-            raise Invalid.field("name", N_("Enter the partner's name (up to 64 characters)."))
         with visit.db.begin_nested():
             referral_service.add_partner(
                 session=visit.db,

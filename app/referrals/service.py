@@ -16,6 +16,7 @@ Who may do what:
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable
 from datetime import date
@@ -39,6 +40,7 @@ from app.referrals.schemas import (
     DELIVERABLE,
     NEXT,
     OPEN,
+    PARTNER_NAME,
     ConsentIn,
     ConsentOut,
     PartnerOut,
@@ -83,6 +85,8 @@ def add_partner(
     """Add a partner, or replace its keys (``replace``); earlier referrals keep the keys they used."""
     from app.referrals.delivery import valid_inbox_url
 
+    if not re.fullmatch(PARTNER_NAME, name):
+        raise Invalid.field("name", "use 1-64 letters, digits, dots, dashes or underscores")
     inbox = valid_inbox_url(inbox_url) if inbox_url else None
     recipient = package.valid_recipient(age_recipient)
     verify = package.valid_verify_key(verify_key)

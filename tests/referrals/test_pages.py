@@ -33,6 +33,10 @@ def test_an_admin_adds_a_partner_and_a_mistake_keeps_what_was_typed(pages, facto
     assert bad.status_code == 422
     assert "not an age public key" in bad.text and verify in bad.text and 'value="Rainbow"' in bad.text
     assert session.scalar(select(Partner).where(Partner.name == "Rainbow")) is None
+    spaced = pages.post(
+        "/partners", {"name": "Rainbow Railroad", "age_recipient": str(identity.to_public()), "verify_key": verify}
+    )
+    assert spaced.status_code == 422 and "use 1-64 letters" in spaced.text and 'value="Rainbow Railroad"' in spaced.text
     good = pages.post(
         "/partners", {"name": "Rainbow", "age_recipient": str(identity.to_public()), "verify_key": verify}
     )
