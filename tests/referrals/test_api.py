@@ -193,3 +193,25 @@ def test_with_approval_on_a_coordinator_releases_the_package(client, factory, se
     assert client.post(status, json={"to": "sent"}, headers=headers).status_code == 403  # not their own approval
     assert client.post(status, json={"to": "sent"}, headers=coordinator).json()["status"] == "sent"
     assert client.get(package, headers=headers).status_code == 200
+
+
+def test_the_signing_key_is_never_written_to_the_database(client, factory, session, setup) -> None:
+    from app.crypto import service as crypto
+    from app.db import Base
+    from app.referrals import keys
+
+    worker, case = setup
+    headers = factory.headers(worker)
+    session.commit()
+    consent = _consent(client, headers, case.id).json()
+    body = {"partner": "Shelter", "fields": ["full_name"], "consent_id": consent["id"]}
+    made = client.post(f"/api/v1/cases/{case.id}/referrals", json=body, headers=headers).json()
+    assert client.get(f"/api/v1/referrals/{made['id']}/package", headers=headers).status_code == 200
+    seed = keys.organisation_signing_key(crypto.keyring_of(session)).private_bytes_raw()
+    needles = [seed, seed.hex().encode(), base64.b64encode(seed)]
+    stored = b""
+    for table in Base.metadata.sorted_tables:
+        for row in session.execute(table.select()):
+            stored += b"|".join(v if isinstance(v, bytes) else str(v).encode() for v in row)
+    assert keys.verify_key(crypto.keyring_of(session)).encode() not in stored  # not even the public half
+    assert not [n for n in needles if n in stored]
