@@ -75,13 +75,14 @@ def _text(values: dict[str, Any], name: str) -> str | None:
 def _contact_in(session: Session, values: dict[str, Any], today: date) -> ContactIn:
     settings = crypto.settings_of(session)
     region = values.get("region")
+    language = values.get("language")
     needs = values.get("needs")
     try:
         return ContactIn(
             received_on=today,
             channel="referral",  # type: ignore[arg-type]
             region=region if isinstance(region, str) and region in settings.regions else "unknown",
-            language=_text(values, "language") or "und",
+            language=language if isinstance(language, str) and language in settings.languages else "other",
             risk=_text(values, "risk") or DEFAULT_RISK,  # type: ignore[arg-type]
             needs=needs if isinstance(needs, list) else [],
             **{column: _text(values, name) for name, column in CONTACT_FIELDS.items()},
