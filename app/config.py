@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     # Benchmark-only switch: stores plaintext-free placeholders instead of sealing, so the cost of
     # encryption can be measured against the same endpoint. Refused unless explicitly set.
     bench_disable_crypto: bool = False
+    # Network I/O never happens inside a unit of work: a request body is read whole before the route
+    # runs, within this deadline (408 after it), up to this size (413 past it).
+    body_timeout_seconds: float = 10.0
+    max_body_bytes: int = 1_048_576
+    # Requests one worker runs at once; more wait for a slot, and answer 503 after the wait below.
+    max_in_flight: int = 32
+    in_flight_wait_seconds: float = 10.0
 
     @field_validator("regions", "languages", mode="before")
     @classmethod

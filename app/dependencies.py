@@ -15,12 +15,19 @@ from app.config import Settings
 from app.crypto import service as crypto
 from app.db import unit_of_work
 from app.errors import Forbidden, NotAuthenticated
+from app.web import flow
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work: commits when the route returns, rolls back if it raises."""
+    """The request's unit of work: commits when the route returns, rolls back if it raises.
+
+    The body was read before this runs (``app/web/flow.py``), so no transaction waits on the network.
+    A GET or HEAD starts as a reader: on SQLite it does not take the write gate, and should it write
+    after all (an audited read) and lose the race for the lock, the request is replayed as a writer.
+    """
     state = request.app.state
-    with unit_of_work(state.engine) as session:
+    reader = request.method in ("GET", "HEAD") and not getattr(request.state, flow.REPLAY_AS_WRITER, False)
+    with unit_of_work(state.engine, reader=reader) as session:
         crypto.bind(session, settings=state.settings, keyring=state.keyring)
         yield session
 

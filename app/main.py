@@ -36,7 +36,7 @@ from app.search import pages as search_pages
 from app.stats import api as stats_api
 from app.stats import pages as stats_pages
 from app.web import errors as web_errors
-from app.web import headers
+from app.web import flow, headers
 from app.web import pages as web_pages
 
 log = logging.getLogger("helpline")
@@ -130,5 +130,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     web_errors.install(app)  # HTML error pages outside /api; the JSON handlers above stay for /api
+    app.add_middleware(
+        flow.RequestFlow,
+        body_timeout=settings.body_timeout_seconds,
+        max_body_bytes=settings.max_body_bytes,
+        max_in_flight=settings.max_in_flight,
+        in_flight_wait=settings.in_flight_wait_seconds,
+    )
     app.add_middleware(headers.SecurityHeaders, hsts=settings.secure_cookies)
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -284,9 +285,28 @@ def _rewrap_index_keys(engine: Engine, provider: KeyProvider, target: int) -> in
         return len(rows)
 
 
+@contextmanager
+def _keyring_exclusive(engine: Engine) -> Iterator[Connection]:
+    """Wait until no writer is in a transaction that may wrap under the old primary, and keep it so.
+
+    Writers hold ``crypto.KEYRING_LOCK`` shared from before they read the primary KEK until they end
+    (PostgreSQL); on SQLite, BEGIN IMMEDIATE waits for the one writer and holds the others off.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": crypto.KEYRING_LOCK})
+        yield conn
+
+
 def _retire_unused(engine: Engine, provider: KeyProvider, target: int, result: RotationResult) -> None:
-    with engine.connect() as conn:
+    # Counted and retired with the keyring held exclusively: no uncommitted data key can be wrapped
+    # under a KEK counted as unused here (every writer since the switch wraps under ``target``).
+    with _keyring_exclusive(engine) as conn:
         used = uses_by_kek(conn)
+        _retire(provider, target, used, result)
+
+
+def _retire(provider: KeyProvider, target: int, used: dict[int, tuple[int, int]], result: RotationResult) -> None:
     for kek_id in provider.kek_ids():
         if kek_id == target:
             continue
@@ -324,6 +344,9 @@ def rotate(
     resumed = run is not None or pending > 0
     # The new KEK is stored by the provider (key file written and fsynced) before any data key moves.
     target = provider.primary_kek_id() if resumed else provider.add_primary_kek()
+    # The switch: writers that read the old primary end before this returns; later ones read ``target``.
+    with _keyring_exclusive(engine):
+        pass
     with engine.begin() as conn:
         if run is None:
             run_id = int(
@@ -375,6 +398,10 @@ def check_sealed_tables() -> None:
 
 def _reseal_batch(session: Session, subjects: list[uuid.UUID]) -> int:
     """New data key for each subject, every sealed value of theirs re-sealed, old data keys deleted."""
+    # The subjects' data keys are locked first (writers sealing under them hold them shared), so every
+    # ciphertext they sealed is committed before the rows are read below, and none is added until the
+    # old keys are gone.
+    session.execute(select(DataKey.subject_id).where(DataKey.subject_id.in_(subjects)).with_for_update())
     # Loading the rows puts them in the identity map, so opening each field costs no query.
     old = [(k.subject_id, k.key_id) for k in session.scalars(select(DataKey).where(DataKey.subject_id.in_(subjects)))]
     new_keys = {s: crypto.create_subject_key(session, subject_id=s) for s in subjects}
