@@ -114,6 +114,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from app.logs import configure_logging, uvicorn_log_config
     from app.main import create_app
+    from app.web.flow import HeaderDeadlineProtocol
 
     configure_logging()
     create_app(settings)  # fail fast, with one clear line, before uvicorn starts workers
@@ -127,6 +128,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_config=uvicorn_log_config(),
         proxy_headers=False,
         server_header=False,
+        http=HeaderDeadlineProtocol,  # slow headers answer 408 (bodies: app/web/flow.py)
+        timeout_keep_alive=5,
     )
     return 0
 

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     # Network I/O never happens inside a unit of work: a request body is read whole before the route
     # runs, within this deadline (408 after it), up to this size (413 past it).
     body_timeout_seconds: float = 10.0
+    header_timeout_seconds: float = 10.0
     max_body_bytes: int = 1_048_576
     # Requests one worker runs at once; more wait for a slot, and answer 503 after the wait below.
     max_in_flight: int = 32
