@@ -122,12 +122,13 @@ class RequestFlow:
                     message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
                 await send(message)
 
+            attempt_scope = {**scope, "state": state}
             try:
-                await self.app({**scope, "state": state}, receive_once, tracked_send)
+                await self.app(attempt_scope, receive_once, tracked_send)
                 return
             except Exception as exc:
                 if started:
-                    _log_failure(scope, request_id, exc, "after the answer began")
+                    _log_failure(attempt_scope, request_id, exc, "after the answer began")
                     raise
                 race = db.is_unique_race(exc)
                 if (db.is_retryable(exc) or race) and attempt < db.ATTEMPTS:
@@ -149,7 +150,7 @@ class RequestFlow:
                     log.warning("request %s gave up after %d attempts: %s", request_id, attempt, db.failure_name(exc))
                     await _answer(send, 503, "the server is busy; try again", request_id)
                     return
-                _log_failure(scope, request_id, exc, "")
+                _log_failure(attempt_scope, request_id, exc, "")
                 await _answer(send, 500, f"internal error (request {request_id})", request_id)
                 return
 

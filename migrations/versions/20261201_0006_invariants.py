@@ -11,6 +11,9 @@ apart by the database, not by a Python check that both pass before either commit
 One verification and one assignment per case need no constraint of their own: each is one column of
 the case row (``verified_by_id``, ``assigned_to_id``), written under the case's row lock.
 
+It also adds ``idempotency_key``: the API's remembered answers (``app/idempotency``), claimed in the
+same transaction as the write they remember.
+
 Rows that already break them:
 - a case's history with two entries at one position is renumbered, every entry kept, in its recorded
   order (position, then day, then id), so nothing of the history is lost;
@@ -75,8 +78,25 @@ def upgrade() -> None:
     _renumber_duplicate_positions(conn)
     op.create_index("uq_evacuation_case_contact_id", "evacuation_case", ["contact_id"], unique=True)
     op.create_index("uq_case_transition_case_id_position", "case_transition", ["case_id", "position"], unique=True)
+    op.create_table(
+        "idempotency_key",
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("key_hash", sa.String(64), nullable=False),
+        sa.Column("request_hash", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=True),
+        sa.Column("answer_id", sa.String(64), nullable=True),
+        sa.Column("answer_code", sa.String(32), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["user_account.id"], name="fk_idempotency_key_user_id_user_account", ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", "key_hash", name="pk_idempotency_key"),
+    )
+    op.create_index("ix_idempotency_key_created_at", "idempotency_key", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_idempotency_key_created_at", table_name="idempotency_key")
+    op.drop_table("idempotency_key")
     op.drop_index("uq_case_transition_case_id_position", table_name="case_transition")
     op.drop_index("uq_evacuation_case_contact_id", table_name="evacuation_case")

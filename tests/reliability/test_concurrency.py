@@ -50,18 +50,23 @@ def _client(live: LiveServer, token: str) -> httpx.Client:
 
 def _at_once(live: LiveServer, token: str, send: Callable[[httpx.Client], httpx.Response]) -> list[int]:
     """Send the same request on two connections released together; their statuses, sorted."""
+    return sorted(r.status_code for r in _both(live, token, send))
+
+
+def _both(live: LiveServer, token: str, send: Callable[[httpx.Client], httpx.Response]) -> list[httpx.Response]:
+    """The two answers to one request sent on two connections released together."""
     barrier = threading.Barrier(2)
     clients = [_client(live, token), _client(live, token)]
     for c in clients:
         c.get("/api/v1/health")  # connections open before the barrier, so both requests leave together
 
-    def go(c: httpx.Client) -> int:
+    def go(c: httpx.Client) -> httpx.Response:
         barrier.wait()
-        return send(c).status_code
+        return send(c)
 
     try:
         with ThreadPoolExecutor(2) as pool:
-            return sorted(pool.map(go, clients))
+            return list(pool.map(go, clients))
     finally:
         for c in clients:
             c.close()
@@ -74,6 +79,23 @@ def test_each_write_sent_twice_at_once_takes_effect_once(live: LiveServer) -> No
     token, coord = live.issue_token(worker), live.issue_token(coordinator)
     today = date.today().isoformat()
     outcomes: Counter[str] = Counter()
+    # The same contact sent twice at once under one Idempotency-Key: one record, the same answer twice.
+    keyed: list[uuid.UUID] = []
+    for n in range(TWICE):
+        answers = _both(
+            live,
+            token,
+            lambda c, n=n: c.post(
+                "/api/v1/contacts", json=contact_body(1, n), headers={"Idempotency-Key": f"intake-{n}"}
+            ),
+        )
+        assert [r.status_code for r in answers] == [201, 201]
+        assert answers[0].json()["id"] == answers[1].json()["id"]
+        keyed.append(uuid.UUID(answers[0].json()["id"]))
+    with live.session() as db:
+        handles = db.scalar(select(func.count()).select_from(Contact).where(Contact.id.in_(keyed)))  # type: ignore[attr-defined]
+        assert handles == TWICE
+        assert db.scalar(select(func.count()).select_from(Contact)) == TWICE  # type: ignore[attr-defined]
     with _client(live, token) as http:
         contacts = [
             uuid.UUID(http.post("/api/v1/contacts", json=contact_body(0, n)).json()["id"]) for n in range(TWICE)

@@ -1,0 +1,91 @@
+"""Idempotency-Key: the same key from the same user within 24 h gets the first answer, not a second write.
+
+The key is claimed by inserting its row in the request's own unit of work, before the route does its
+work, and the answer (status, id, record code) is written to that row before the same commit: the
+write and the memory of it exist together or not at all. A second request with the same key while the
+first is still running waits on the row's primary key; when the first commits, the second's insert
+fails, the request is replayed (``app/web/flow.py``) and finds the answer. A failed request (4xx, 5xx)
+rolls its claim back, so retrying it runs it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from app.errors import Invalid
+from app.idempotency.models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+WINDOW = timedelta(hours=24)
+MAX_KEY = 255
+_CLAIM = "idempotency_claim"
+
+
+class Replayed(Exception):
+    """The first answer to this key, to be sent again instead of acting twice."""
+
+    def __init__(self, status: int, answer_id: str | None, answer_code: str | None) -> None:
+        super().__init__("replayed")
+        self.status, self.answer_id, self.answer_code = status, answer_id, answer_code
+
+    def body(self) -> dict[str, object]:
+        return {"id": self.answer_id, "code": self.answer_code, "replayed": True}
+
+
+def _hash(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def request_hash(method: str, path: str, body: bytes) -> str:
+    return _hash(method.encode(), path.encode(), body)
+
+
+def claim(session: Session, *, user_id: uuid.UUID, key: str, fingerprint: str) -> None:
+    """Claim ``key`` for this request, or raise ``Replayed`` with the first answer to it."""
+    if not 1 <= len(key) <= MAX_KEY or not key.isascii() or not key.isprintable():
+        raise Invalid(
+            [{"loc": ["header", HEADER], "msg": "use 1-255 printable ASCII characters", "type": "value_error"}]
+        )
+    key_hash = _hash(user_id.bytes, key.encode())
+    now = datetime.now(UTC)
+    row = session.get(IdempotencyKey, (user_id, key_hash))
+    if row is not None:
+        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        if created >= now - WINDOW:
+            if row.request_hash != fingerprint:
+                raise Invalid(
+                    [{"loc": ["header", HEADER], "msg": "already used for a different request", "type": "value_error"}]
+                )
+            raise Replayed(row.status or 200, row.answer_id, row.answer_code)
+        session.delete(row)  # older than the window: the key is free again
+        session.flush()
+    row = IdempotencyKey(user_id=user_id, key_hash=key_hash, request_hash=fingerprint, created_at=now)
+    session.add(row)
+    session.flush()  # a rival holding the same key waits here until it commits, then this fails and replays
+    session.info[_CLAIM] = row
+
+
+def remember(session: Session, *, status: int, body: bytes) -> None:
+    """Write the answer to the request's claimed key, if it claimed one (before the commit)."""
+    row = session.info.pop(_CLAIM, None)
+    if row is None:
+        return
+    answer: object = None
+    try:
+        answer = json.loads(body) if body else None
+    except ValueError:
+        answer = None
+    row.status = status
+    if isinstance(answer, dict):
+        row.answer_id = str(answer["id"])[:64] if answer.get("id") is not None else None
+        row.answer_code = str(answer["code"])[:32] if answer.get("code") is not None else None
+    session.flush()
