@@ -7,7 +7,7 @@ from app.cases.models import Case, CaseTransition
 from app.contacts.models import Contact, FlaggedHandle
 from app.crypto.models import BlindIndexEntry, DataKey, IndexKey
 from app.db import Base
-from app.idempotency.models import IdempotencyKey
+from app.idempotency.models import FormToken, IdempotencyKey
 from app.lifecycle.models import KeyRotation
 from app.notes.models import FieldCorrection, RecordNote
 from app.referrals.models import Consent, InboxPackage, Partner, ReceivedReferral, Referral, ReferralStep
@@ -28,6 +28,7 @@ __all__ = [
     "DataKey",
     "FieldCorrection",
     "FlaggedHandle",
+    "FormToken",
     "HeldForm",
     "IdempotencyKey",
     "InboxPackage",

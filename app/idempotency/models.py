@@ -27,3 +27,12 @@ class IdempotencyKey(Base):
     status: Mapped[int | None] = mapped_column(Integer)
     answer_id: Mapped[str | None] = mapped_column(String(64))
     answer_code: Mapped[str | None] = mapped_column(String(32))
+
+
+class FormToken(Base):
+    """A web form's one-time token, spent by its first submission (a hash: the token is in the page)."""
+
+    __tablename__ = "form_token"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

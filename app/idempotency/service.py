@@ -1,4 +1,6 @@
-"""Idempotency-Key: the same key from the same user within 24 h gets the first answer, not a second write.
+"""A write sent twice acts once: the API's Idempotency-Key and the web forms' one-time tokens.
+
+Idempotency-Key: the same key from the same user within 24 h gets the first answer, not a second write.
 
 The key is claimed by inserting its row in the request's own unit of work, before the route does its
 work, and the answer (status, id, record code) is written to that row before the same commit: the
@@ -12,13 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from app.errors import Invalid
-from app.idempotency.models import IdempotencyKey
+from app.errors import Conflict, Invalid
+from app.idempotency.models import FormToken, IdempotencyKey
 
 HEADER = "Idempotency-Key"
 WINDOW = timedelta(hours=24)
@@ -88,4 +92,43 @@ def remember(session: Session, *, status: int, body: bytes) -> None:
     if isinstance(answer, dict):
         row.answer_id = str(answer["id"])[:64] if answer.get("id") is not None else None
         row.answer_code = str(answer["code"])[:32] if answer.get("code") is not None else None
+    session.flush()
+
+
+# --- web forms -------------------------------------------------------------------------------------
+
+FORM_FIELD = "form_once"
+FORM_TOKEN_DAYS = 2  # spent tokens are forgotten after this; a page kept open longer may be sent again
+
+
+class AlreadySubmitted(Conflict):
+    """The form was sent before (a double click, a reload of a POST): its first submission stands."""
+
+    @classmethod
+    def default_detail(cls) -> str:
+        return "this form was already sent"
+
+
+def new_form_token() -> str:
+    """A token for one rendering of a form (random; nothing is written until it is spent)."""
+    return secrets.token_urlsafe(18)
+
+
+def spend_form_token(session: Session, token: str | None) -> None:
+    """Spend a form's one-time token in the request's unit of work; 409 if it was spent before.
+
+    Two submissions at once both insert the same key: the second waits for the first to commit, fails,
+    is replayed (``app/web/flow.py``) and finds the token spent. A form without the field (a page from
+    before this guard) is let through.
+    """
+    if not token:
+        return
+    if len(token) > 64:
+        raise Invalid.field(FORM_FIELD, "invalid form token")
+    token_hash = _hash(b"form", token.encode())
+    if session.get(FormToken, token_hash) is not None:
+        raise AlreadySubmitted()
+    now = datetime.now(UTC)
+    session.execute(delete(FormToken).where(FormToken.spent_at < now - timedelta(days=FORM_TOKEN_DAYS)))
+    session.add(FormToken(token_hash=token_hash, spent_at=now))
     session.flush()

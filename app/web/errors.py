@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.auth import sessions
 from app.dependencies import get_session
 from app.errors import HelplineError
+from app.idempotency import service as idempotency
 from app.web import held, i18n, templating
 from app.web.i18n import N_
 from app.web.visit import LANG_COOKIE, CsrfRefused, LoginRequired, Who, cookie
@@ -35,6 +36,7 @@ EXPLANATIONS = {
     404: N_("There is nothing here, or it is not yours to see."),
     409: N_("The record changed or the step is not allowed from its current state."),
 }
+ALREADY_SENT = N_("This form was already sent; it counts once. Open the list to see what it recorded.")
 CSRF_EXPLANATION = N_("This form has expired or did not come from Helpline. Go back, reload the page and try again.")
 
 
@@ -120,6 +122,8 @@ def install(app: FastAPI) -> None:
                 )
             return response
         message = CSRF_EXPLANATION if isinstance(exc, CsrfRefused) else None
+        if isinstance(exc, idempotency.AlreadySubmitted):
+            message = ALREADY_SENT
         return error_page(request, exc.status_code, message=message)
 
     @app.exception_handler(RequestValidationError)

@@ -11,8 +11,9 @@ apart by the database, not by a Python check that both pass before either commit
 One verification and one assignment per case need no constraint of their own: each is one column of
 the case row (``verified_by_id``, ``assigned_to_id``), written under the case's row lock.
 
-It also adds ``idempotency_key``: the API's remembered answers (``app/idempotency``), claimed in the
-same transaction as the write they remember.
+It also adds ``idempotency_key`` (the API's remembered answers) and ``form_token`` (the web forms'
+spent one-time tokens), both written in the same transaction as the write they guard
+(``app/idempotency``).
 
 Rows that already break them:
 - a case's history with two entries at one position is renumbered, every entry kept, in its recorded
@@ -93,9 +94,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "key_hash", name="pk_idempotency_key"),
     )
     op.create_index("ix_idempotency_key_created_at", "idempotency_key", ["created_at"])
+    op.create_table(
+        "form_token",
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        sa.Column("spent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("token_hash", name="pk_form_token"),
+    )
+    op.create_index("ix_form_token_spent_at", "form_token", ["spent_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_form_token_spent_at", table_name="form_token")
+    op.drop_table("form_token")
     op.drop_index("ix_idempotency_key_created_at", table_name="idempotency_key")
     op.drop_table("idempotency_key")
     op.drop_index("uq_case_transition_case_id_position", table_name="case_transition")
