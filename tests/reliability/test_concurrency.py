@@ -27,6 +27,7 @@ from app.cases.models import Case, CaseTransition
 from app.contacts.models import Contact
 from app.crypto import service as crypto
 from tests.reliability.load import contact_body
+from tests.security import figures
 from tests.support.live_server import LiveServer, unique_name
 
 WORKERS = {"sqlite": 2, "postgresql": 4}
@@ -117,6 +118,8 @@ def test_each_write_sent_twice_at_once_takes_effect_once(live: LiveServer) -> No
         outcomes[f"move {moved}"] += 1
         verified = _at_once(live, coord, lambda c, i=case_id: c.post(f"/api/v1/cases/{i}/verify", json={}))
         outcomes[f"verify {verified}"] += 1
+    figures.count("double_submits", 4 * TWICE)
+    figures.count("double_submit_extra_effects", sum(n for k, n in outcomes.items() if "409" not in k))
     assert outcomes == {"open [201, 409]": TWICE, "move [200, 409]": TWICE, "verify [200, 409]": TWICE}
     with live.session() as db:
         assert len(case_ids) == TWICE
@@ -141,8 +144,11 @@ def _assert_consistent(live: LiveServer) -> None:
     verify = live.cli("audit", "verify", check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     log = live.server_log.read_text(errors="replace")
+    figures.count("request_replays", log.count(" replayed (attempt"))
     assert "Traceback" not in log
     assert " failed" not in log  # no request answered 500
+    # The lock order holds: the server never met a deadlock (a replay may follow a rival's unique key).
+    assert "40P01" not in log
 
 
 class MixedLoad:
@@ -224,6 +230,9 @@ def test_mixed_load_with_key_rotation_loses_nothing_and_answers_no_500(live: Liv
         reencrypted = live.cli("keys", "rotate", "--reencrypt", check=False)
         time.sleep(LOAD_SECONDS / 3)
         rotated_again = live.cli("keys", "rotate", check=False)
+    figures.count("key_changes_under_load", 3)
+    figures.count("mixed_load_answers", sum(load.statuses.values()))
+    figures.count("mixed_load_server_errors", len(load.server_errors))
     assert rotated.returncode == 0, rotated.stderr
     assert reencrypted.returncode == 0, reencrypted.stderr
     assert rotated_again.returncode == 0, rotated_again.stderr
