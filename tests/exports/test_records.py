@@ -86,7 +86,7 @@ def test_each_contact_is_one_row_and_a_second_case_is_refused_by_the_schema(sess
     ids = _contacts(session, user_id, 10)
     for i, cid in enumerate(ids[:4]):
         _case(session, user_id, cid, "new", f"C-{i:06d}")
-    # One case per contact is a constraint (migration 0010), so the export never meets two.
+    # One case per contact is a constraint (migration 0011), so the export never meets two.
     with pytest.raises(IntegrityError), session.begin_nested():
         _case(session, user_id, ids[0], "closed", "C-extra")
     counts = records.count_fine(session)

@@ -1,4 +1,4 @@
-"""Migration 0010 on rows that already break its invariants: a history is renumbered, nothing lost;
+"""Migration 0011 on rows that already break its invariants: a history is renumbered, nothing lost;
 two cases of one contact stop the upgrade, naming them, with nothing changed."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def install(request, database_url_factory, tmp_path):
         factory = Factory(s)
         worker = factory.user("caseworker")
         case = factory.case(worker, status="verifying", verifier=factory.user("coordinator"))
-    bootstrap.downgrade(engine, "0009")
+    bootstrap.downgrade(engine, "0010")
     yield engine, case
     engine.dispose()
 
@@ -83,5 +83,5 @@ def test_two_cases_of_one_contact_stop_the_upgrade_naming_them(install) -> None:
         bootstrap.upgrade(engine)
     assert "C-TWIN-00" in str(refused.value)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0009"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0010"
         assert conn.execute(text("SELECT count(*) FROM evacuation_case")).scalar_one() == 2
