@@ -24,7 +24,14 @@ from app.db import get_engine, unit_of_work
 from app.errors import HelplineError
 
 # Each module adds its subcommands with ``register(subparsers)``; kept apart so domains own them.
-COMMAND_MODULES = ("app.auth.cli", "app.contacts.cli", "app.exports.cli", "app.lifecycle.cli", "app.stats.cli")
+COMMAND_MODULES = (
+    "app.auth.cli",
+    "app.contacts.cli",
+    "app.exports.cli",
+    "app.lifecycle.cli",
+    "app.stats.cli",
+    "app.referrals.cli",
+)
 
 
 class CliError(Exception):
@@ -157,6 +164,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.crypto.keyring import describe_source
     from app.logs import configure_logging, uvicorn_log_config
     from app.main import create_app
+    from app.web.flow import HeaderDeadlineProtocol
 
     configure_logging()
     _port_free(args.host, args.port)
@@ -173,6 +181,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_config=uvicorn_log_config(),
         proxy_headers=False,
         server_header=False,
+        http=HeaderDeadlineProtocol,  # slow headers answer 408 (bodies: app/web/flow.py)
+        timeout_keep_alive=5,
     )
     return 0
 

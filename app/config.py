@@ -80,12 +80,25 @@ class Settings(BaseSettings):
     # after this many minutes without one (see app.audit.service).
     audit_checkpoint_every: int = Field(default=1000, ge=1)
     audit_checkpoint_minutes: int = Field(default=10, ge=1)
+    # A referral waits for a coordinator's approval before its package can be downloaded.
+    referral_approval: bool = False
+    # Direct delivery of partners' packages to POST /api/v1/referrals/inbox: off unless turned on.
+    referral_inbox: bool = False
+    referral_inbox_per_day: int = Field(default=50, ge=1)
     vault_addr: str | None = None
     vault_token: str | None = Field(default=None, repr=False)
     vault_key_name: str = "helpline"
     # Benchmark-only switch: stores plaintext-free placeholders instead of sealing, so the cost of
     # encryption can be measured against the same endpoint. Refused unless explicitly set.
     bench_disable_crypto: bool = False
+    # Network I/O never happens inside a unit of work: a request body is read whole before the route
+    # runs, within this deadline (408 after it), up to this size (413 past it).
+    body_timeout_seconds: float = 10.0
+    header_timeout_seconds: float = 10.0
+    max_body_bytes: int = 1_048_576
+    # Requests one worker runs at once; more wait for a slot, and answer 503 after the wait below.
+    max_in_flight: int = 32
+    in_flight_wait_seconds: float = 10.0
 
     @field_validator("regions", "languages", mode="before")
     @classmethod

@@ -1,16 +1,41 @@
-"""Engine, session factory and the unit of work: the one place that commits."""
+"""Engine, session factory and the unit of work: the one place that commits.
+
+The lock order
+--------------
+Every writing transaction takes its locks in this order, and the unit of work is what makes it so:
+
+1. **domain rows** — the case or contact being changed is locked when it is loaded for a change
+   (``SELECT … FOR UPDATE`` in the loading dependency or service), new rows are inserted, unique keys
+   are claimed; all before anything below;
+2. **the audit chain** — its tail lock (a PostgreSQL advisory lock; on SQLite the write lock of
+   ``BEGIN IMMEDIATE`` covers everything) is taken by the transaction's first audit entry and held to
+   commit;
+3. **counters** — services only note counter deltas in the session; the unit of work applies them at
+   commit (``commit_step`` below, ``COUNTERS_STAGE``), summed and in sorted key order, so they are the
+   last locks a writer takes and no two writers can wait on each other through them.
+
+A writer that holds a lock of one stage only ever waits for a lock of a later stage, so the waits
+cannot form a cycle. Whatever still slips through (two rows of stage 1 taken in different orders by
+two requests) is a PostgreSQL deadlock or serialization failure (SQLSTATE 40P01, 40001) or SQLite
+busy: ``is_retryable`` names them, and the request is replayed whole, bounded and logged
+(``app/web/flow.py``; ``run_unit_of_work`` for the command line).
+"""
 
 from __future__ import annotations
 
 import functools
+import logging
+import random
 import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -66,12 +91,19 @@ class WriteGate:
     """
 
     KEY = "helpline_write_gate"
+    # Execution option of a connection whose transaction starts as a reader: BEGIN DEFERRED, no gate.
+    READER = "helpline_reader"
 
     def __init__(self, timeout: float = 30.0) -> None:
         self._lock = threading.Lock()
         self.timeout = timeout
 
     def begin(self, conn: Any) -> None:
+        if conn.get_execution_options().get(self.READER):
+            # A reader never queues behind writers. Should it write after all, SQLite's own lock
+            # decides, and a lost race is a retryable "database is locked" (see is_retryable).
+            conn.exec_driver_sql("BEGIN")
+            return
         if not self._lock.acquire(timeout=self.timeout):
             raise sqlite3.OperationalError("database is locked: another writer held it for too long")
         conn.info[self.KEY] = True
@@ -149,9 +181,14 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def unit_of_work(engine: Engine) -> Iterator[Session]:
-    """A session that commits if the block succeeds and rolls back if it raises."""
+def unit_of_work(engine: Engine, *, reader: bool = False) -> Iterator[Session]:
+    """A session that commits if the block succeeds and rolls back if it raises.
+
+    ``reader`` (a GET) starts the SQLite transaction deferred and outside the write gate.
+    """
     session = session_factory(engine)()
+    if reader and engine.dialect.name == "sqlite":
+        session.connection(execution_options={WriteGate.READER: True})
     try:
         yield session
         session.commit()
@@ -166,6 +203,91 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# --- commit steps: how the unit of work enforces the lock order -----------------------------------
+
+COUNTERS_STAGE = 30  # stage 3 of the lock order; stages 1 and 2 happen while the services run
+
+_COMMIT_STEPS: list[tuple[int, Callable[[Session], None]]] = []
+
+
+def commit_step(stage: int) -> Callable[[Callable[[Session], None]], Callable[[Session], None]]:
+    """Register work that every unit of work does at commit, in ``stage`` order (see the lock order)."""
+
+    def register(fn: Callable[[Session], None]) -> Callable[[Session], None]:
+        _COMMIT_STEPS.append((stage, fn))
+        _COMMIT_STEPS.sort(key=lambda step: step[0])
+        return fn
+
+    return register
+
+
+@event.listens_for(Session, "before_commit")
+def _run_commit_steps(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a released savepoint is not the commit; its work waits for the root transaction
+    for _stage, step in _COMMIT_STEPS:
+        step(session)
+
+
+# --- replaying a unit of work ---------------------------------------------------------------------
+
+log = logging.getLogger("helpline")
+
+ATTEMPTS = 4
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+UNIQUE_SQLSTATE = "23505"
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A failure that replaying the whole unit of work may cure: deadlock, serialization, SQLite busy."""
+    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return True
+    return isinstance(orig, sqlite3.OperationalError) and ("locked" in str(orig) or "busy" in str(orig))
+
+
+def is_unique_race(exc: BaseException) -> bool:
+    """A unique key another transaction claimed first: a replay sees its row and answers as the service does."""
+    if not isinstance(exc, IntegrityError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == UNIQUE_SQLSTATE:
+        return True
+    return isinstance(orig, sqlite3.IntegrityError) and "UNIQUE" in str(orig)
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before replay ``attempt`` (1-based): short, growing, jittered so rivals part."""
+    return random.uniform(0, 0.02 * 2**attempt)  # noqa: S311 - timing jitter, not a secret
+
+
+T = TypeVar("T")
+
+
+def run_unit_of_work(engine: Engine, work: Callable[[Session], T], *, what: str = "unit of work") -> T:
+    """Run ``work`` in a unit of work, replaying it whole (bounded, logged) on a retryable failure."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with unit_of_work(engine) as session:
+                return work(session)
+        except DBAPIError as exc:
+            if attempt == ATTEMPTS or not (is_retryable(exc) or is_unique_race(exc)):
+                raise
+            log.warning("%s replayed (attempt %d of %d): %s", what, attempt + 1, ATTEMPTS, failure_name(exc))
+            time.sleep(backoff(attempt))
+    raise AssertionError("unreachable")
+
+
+def failure_name(exc: BaseException) -> str:
+    """What failed, for a log line: the error class and SQLSTATE, never a statement or a value."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    name = type(orig).__name__ if orig is not None else type(exc).__name__
+    return f"{name} {state}" if state else name
 
 
 def is_sqlite(session: Session) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -15,12 +16,20 @@ from app.config import Settings
 from app.crypto import service as crypto
 from app.db import unit_of_work
 from app.errors import Forbidden, NotAuthenticated
+from app.idempotency import service as idempotency
+from app.web import flow
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work: commits when the route returns, rolls back if it raises."""
+    """The request's unit of work: commits when the route returns, rolls back if it raises.
+
+    The body was read before this runs (``app/web/flow.py``), so no transaction waits on the network.
+    A GET or HEAD starts as a reader: on SQLite it does not take the write gate, and should it write
+    after all (an audited read) and lose the race for the lock, the request is replayed as a writer.
+    """
     state = request.app.state
-    with unit_of_work(state.engine) as session:
+    reader = request.method in ("GET", "HEAD") and not getattr(request.state, flow.REPLAY_AS_WRITER, False)
+    with unit_of_work(state.engine, reader=reader) as session:
         crypto.bind(session, settings=state.settings, keyring=state.keyring)
         yield session
 
@@ -46,6 +55,22 @@ def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def claim_idempotency_key(request: Request, session: DbSession) -> None:
+    """On an API POST with an ``Idempotency-Key``: claim it, or answer with the first answer to it."""
+    key = request.headers.get(idempotency.HEADER)
+    auth = request.headers.get("authorization", "")
+    if key is None or request.method != "POST" or not auth.lower().startswith("bearer "):
+        return  # no key, or no caller yet (the route itself answers 401)
+    fingerprint = idempotency.request_hash(request.method, request.url.path, await request.body())
+
+    def work() -> None:
+        user = auth_service.user_for_token(session, token=auth[7:].strip())
+        idempotency.claim(session, user_id=user.id, key=key, fingerprint=fingerprint)
+
+    await run_in_threadpool(work)
+    request.state.idempotency_session = session
 
 
 def role_required(*roles: Role):  # type: ignore[no-untyped-def]

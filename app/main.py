@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 
@@ -26,15 +28,19 @@ from app.contacts import known_bad_pages
 from app.contacts import pages as contacts_pages
 from app.crypto.keyring import get_keyring
 from app.db import get_engine
+from app.dependencies import claim_idempotency_key
 from app.errors import HelplineError, Invalid
 from app.exports import api as exports_api
 from app.exports import pages as exports_pages
+from app.idempotency import service as idempotency
+from app.referrals import api as referrals_api
+from app.referrals import pages as referrals_pages
 from app.search import api as search_api
 from app.search import pages as search_pages
 from app.stats import api as stats_api
 from app.stats import pages as stats_pages
 from app.web import errors as web_errors
-from app.web import headers
+from app.web import flow, headers
 from app.web import pages as web_pages
 
 log = logging.getLogger("helpline")
@@ -46,6 +52,32 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 def _clean_errors(errors: list[dict]) -> list[dict]:
     # A validation error must never echo the submitted value back: it may be a name or a phone.
     return [{k: v for k, v in err.items() if k in ("loc", "msg", "type")} for err in errors]
+
+
+def remember_answers(router: APIRouter) -> None:
+    """Every POST of ``router`` writes its answer to the Idempotency-Key it claimed, before its commit.
+
+    FastAPI builds an included route's handler from ``get_route_handler`` when the route is first
+    matched; wrapping that method wraps every handler it builds.
+    """
+    for route in router.routes:
+        if isinstance(route, APIRoute) and "POST" in (route.methods or ()) and not hasattr(route, "_remembers"):
+            build = route.get_route_handler
+            route.get_route_handler = lambda build=build: _remembering(build())  # type: ignore[method-assign,assignment,misc]
+            route._remembers = True  # type: ignore[attr-defined]  # routers outlive apps (tests make many)
+
+
+def _remembering(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        response = await handler(request)  # the unit of work is still open: its commit comes after this
+        session = getattr(request.state, "idempotency_session", None)
+        if session is not None:
+            await run_in_threadpool(
+                idempotency.remember, session, status=response.status_code, body=bytes(response.body)
+            )
+        return response
+
+    return handle
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -91,6 +123,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def helpline_error(request: Request, exc: HelplineError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
+    @app.exception_handler(idempotency.Replayed)
+    async def replayed(request: Request, exc: idempotency.Replayed) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers={"Idempotent-Replayed": "true"})
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _clean_errors(list(exc.errors()))}, status_code=422)
@@ -108,8 +144,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (auth_api, contacts_api, cases_api, attention_api, search_api, stats_api, exports_api):
-        api.include_router(module.router)
+    api.include_router(auth_api.router)  # a token request is not a record: no Idempotency-Key
+    for module in (contacts_api, cases_api, attention_api, search_api, stats_api, exports_api, referrals_api):
+        remember_answers(module.router)
+        api.include_router(module.router, dependencies=[Depends(claim_idempotency_key)])
     app.include_router(api)
     app.include_router(web_pages.router)
     # HTML pages: same services as the API, server-rendered, usable without JavaScript.
@@ -123,9 +161,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         search_pages,
         stats_pages,
         exports_pages,
+        referrals_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     web_errors.install(app)  # HTML error pages outside /api; the JSON handlers above stay for /api
+    app.add_middleware(
+        flow.RequestFlow,
+        body_timeout=settings.body_timeout_seconds,
+        max_body_bytes=settings.max_body_bytes,
+        max_in_flight=settings.max_in_flight,
+        in_flight_wait=settings.in_flight_wait_seconds,
+    )
     app.add_middleware(headers.SecurityHeaders, hsts=settings.secure_cookies)
     return app

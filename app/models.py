@@ -8,8 +8,10 @@ from app.cases.models import Case, CaseTransition
 from app.contacts.models import Contact, FlaggedHandle
 from app.crypto.models import BlindIndexEntry, DataKey, IndexKey
 from app.db import Base
+from app.idempotency.models import FormToken, IdempotencyKey
 from app.lifecycle.models import KeyRotation
 from app.notes.models import FieldCorrection, RecordNote
+from app.referrals.models import Consent, InboxPackage, Partner, ReceivedReferral, Referral, ReferralStep
 from app.stats.counters import PeriodCount
 from app.stats.models import StatsBudget, StatsRelease
 from app.web.models import HeldForm
@@ -22,15 +24,23 @@ __all__ = [
     "BlindIndexEntry",
     "Case",
     "CaseTransition",
+    "Consent",
     "Contact",
     "DataKey",
     "FieldCorrection",
     "FlaggedHandle",
+    "FormToken",
     "HeldForm",
+    "IdempotencyKey",
+    "InboxPackage",
     "IndexKey",
     "KeyRotation",
+    "Partner",
     "PeriodCount",
     "RecordNote",
+    "ReceivedReferral",
+    "Referral",
+    "ReferralStep",
     "StatsBudget",
     "StatsRelease",
     "User",

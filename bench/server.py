@@ -19,11 +19,11 @@ LUA = Path(__file__).resolve().parent / "lua"
 
 
 @contextlib.contextmanager
-def serving(install: Install, **env: str) -> Iterator[LiveServer]:
+def serving(install: Install, *, workers: int = 1, **env: str) -> Iterator[LiveServer]:
     """The install served on a free loopback port until the block ends (graceful stop)."""
     extra = {k: v for k, v in install.env().items() if k.startswith("HELPLINE_")}
     extra.update(env)
-    live = LiveServer(install.root, database_url=install.database_url, env=extra, init=False)
+    live = LiveServer(install.root, database_url=install.database_url, env=extra, init=False, workers=workers)
     live.start()
     try:
         yield live

@@ -16,6 +16,8 @@ class Case(Base):
     __table_args__ = (
         Index("ix_evacuation_case_assigned_to_status", "assigned_to_id", "status"),
         Index("ix_evacuation_case_contact_status", "contact_id", "status"),  # the record-level export's join
+        # Invariants (migration 0011): one case per contact.
+        Index("uq_evacuation_case_contact_id", "contact_id", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -48,6 +50,8 @@ class CaseTransition(Base):
     """One step of a case's history: from, to, the day, who. Its note is sealed under the case's key."""
 
     __tablename__ = "case_transition"
+    # Invariant (migration 0011): one entry per position; two moves decided on one read cannot both land.
+    __table_args__ = (Index("uq_case_transition_case_id_position", "case_id", "position", unique=True),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("evacuation_case.id", ondelete="CASCADE"), index=True)

@@ -18,6 +18,7 @@ from app.cases.workflow import CaseStatus
 from app.contacts import pages as contact_pages
 from app.errors import Conflict, Forbidden, Invalid
 from app.notes.schemas import CaseCorrectionIn, NoteIn
+from app.referrals import pages as referral_pages
 from app.web import forms
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect, render
 
@@ -142,6 +143,7 @@ def _case_page(
         "caseworkers": caseworkers,
         "today": visit.settings.today().isoformat(),
         "edit_errors": {},
+        "referral_steps": referral_pages.timeline(visit, case_id=ident),
     }
     context.update(extra or {})
     return render(visit, "case.html", context, status=status)

@@ -6,8 +6,9 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.attention import service as attention
 from app.attention.models import AttentionItem
@@ -34,11 +35,16 @@ INDEX_COLUMN = "case.handle"
 # --- loading ---------------------------------------------------------------------------------
 
 
-def get_case_for(*, session: Session, actor: User, case_id: uuid.UUID) -> Case:
-    """The case if ``actor`` may see it; 403 for roles without cases, 404 for the rest."""
+def get_case_for(*, session: Session, actor: User, case_id: uuid.UUID, for_update: bool = False) -> Case:
+    """The case if ``actor`` may see it; 403 for roles without cases, 404 for the rest.
+
+    ``for_update`` locks the row for the rest of the transaction (stage 1 of the lock order in
+    ``app/db.py``): services that change a case load it so, before their first audit entry, and two
+    changes of one case run one after the other, the second seeing the first.
+    """
     permissions.require_case_access(actor)
     # By primary key, so a case already in the session costs no query (the workflow touches it often).
-    case = session.get(Case, case_id)
+    case = session.get(Case, case_id, with_for_update=True if for_update else None)
     if case is None or not permissions.can_see_case(actor, case):
         raise NotFound()
     return case
@@ -84,6 +90,18 @@ def _move(session: Session, *, actor: User, case: Case, to: str, on: date, note:
             session, note, key=key, table="case_transition", column="note", row_id=transition_id
         )
     old = case.status if position > 0 else None
+    if old is not None:
+        # Compare-and-set on the status the move was checked against: a move decided on a stale
+        # read changes nothing and answers 409 (the unique (case, position) is the schema's guard).
+        moved = session.execute(
+            update(Case)
+            .where(Case.id == case.id, Case.status == old)
+            .values(status=to)
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("the case moved meanwhile; reload it")
+        set_committed_value(case, "status", to)
     session.add(
         CaseTransition(
             id=transition_id,
@@ -121,6 +139,9 @@ def open_case(
         raise Forbidden()
     data = data or CaseFields()
     contact = contact_service.get_contact_for(session=session, actor=actor, contact_id=contact_id)
+    # Stage 1 of the lock order: the contact this changes (its outcome) is locked before the audit
+    # chain; two opens from one contact queue here, and the second sees the first's case below.
+    session.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
     if contact.shredded_on is not None:
         raise Conflict("this contact was shredded")
     if session.scalar(select(Case.id).where(Case.contact_id == contact.id)) is not None:
@@ -167,7 +188,7 @@ def transition(
     *, session: Session, actor: User, case_id: uuid.UUID, to: str, on: date, note: str | None = None
 ) -> CaseSummary:
     """Move a case along the workflow table; 409 listing the allowed moves if this one is not."""
-    case = get_case_for(session=session, actor=actor, case_id=case_id)
+    case = get_case_for(session=session, actor=actor, case_id=case_id, for_update=True)
     if not permissions.may_transition(actor, case):
         raise Forbidden()
     target = CaseStatus(to).value
@@ -201,7 +222,7 @@ def transition(
 
 def assign(*, session: Session, actor: User, case_id: uuid.UUID, username: str) -> CaseSummary:
     """Hand a case to an active caseworker (coordinators only); 422 if the name is not one."""
-    case = get_case_for(session=session, actor=actor, case_id=case_id)
+    case = get_case_for(session=session, actor=actor, case_id=case_id, for_update=True)
     if actor.role != Role.coordinator:
         raise Forbidden()
     assignee = session.scalar(
@@ -219,7 +240,7 @@ def assign(*, session: Session, actor: User, case_id: uuid.UUID, username: str) 
 
 def verify(*, session: Session, actor: User, case_id: uuid.UUID, on: date | None = None) -> CaseSummary:
     """Record the second person's verification: a coordinator, or an assigned caseworker who did not open it."""
-    case = get_case_for(session=session, actor=actor, case_id=case_id)
+    case = get_case_for(session=session, actor=actor, case_id=case_id, for_update=True)
     if not permissions.may_verify(actor, case):
         raise Forbidden("the caseworker who opened a case cannot verify it; a second person must")
     if case.status in workflow.TERMINAL:

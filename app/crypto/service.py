@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -61,12 +61,31 @@ def _crypto_off(session: Session) -> bool:
     return settings_of(session).bench_disable_crypto
 
 
+# Keys under live writers. A transaction that wraps a new data key holds this lock shared until it
+# ends, and reads the primary KEK only after taking it; ``keys rotate`` takes it exclusively after
+# switching the primary and again to retire, so no KEK is retired while an uncommitted data key may
+# still be wrapped under it. On SQLite the write lock every writer holds plays the same part.
+KEYRING_LOCK = 0x4B455953  # "KEYS"
+_KEYRING_HELD = "keyring_lock_held"
+
+
+def hold_keyring(session: Session) -> None:
+    """Hold the keyring generation shared for the rest of this transaction (PostgreSQL; SQLite needs none)."""
+    root = session.get_transaction()
+    if session.info.get(_KEYRING_HELD) is root and root is not None:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": KEYRING_LOCK})
+    session.info[_KEYRING_HELD] = session.get_transaction()
+
+
 def create_subject_key(session: Session, *, subject_id: uuid.UUID) -> SubjectKey:
     """A fresh random data key for a subject, stored wrapped under the primary KEK."""
     key_id = secrets.randbits(31) or 1
     dek = cipher.new_key()
     if _crypto_off(session):
         return SubjectKey(subject_id, key_id, dek)
+    hold_keyring(session)  # before the primary is read: see KEYRING_LOCK
     keyring = keyring_of(session)
     kek_id, wrapped = keyring.wrap_dek(dek, subject_id=subject_id, key_id=key_id)
     session.add(DataKey(subject_id=subject_id, key_id=key_id, kek_id=kek_id, wrapped=wrapped, created_on=date.today()))
@@ -85,10 +104,22 @@ def _dek(session: Session, *, subject_id: uuid.UUID, key_id: int) -> bytes:
 
 
 def current_subject_key(session: Session, *, subject_id: uuid.UUID) -> SubjectKey:
-    """The newest data key of a subject, or ShreddedError if it has none left."""
-    row = session.scalars(
-        select(DataKey).where(DataKey.subject_id == subject_id).order_by(DataKey.created_on.desc(), DataKey.key_id)
-    ).first()
+    """The newest data key of a subject, or ShreddedError if it has none left.
+
+    The key's row is held shared until the transaction ends (FOR SHARE on PostgreSQL; SQLite's write
+    lock on SQLite), so re-encryption, which locks it exclusively before it reads what a key sealed,
+    can never delete a key that gains a ciphertext after its sweep read the rows.
+    """
+    query = (
+        select(DataKey)
+        .where(DataKey.subject_id == subject_id)
+        .order_by(DataKey.created_on.desc(), DataKey.key_id)
+        .with_for_update(read=True)
+    )
+    row = session.scalars(query).first()
+    if row is None and session.get_bind().dialect.name == "postgresql":
+        # Re-encryption replaced the key while this waited for it: a fresh statement sees the new one.
+        row = session.scalars(query.execution_options(populate_existing=True)).first()
     if row is None:
         raise ShreddedError("this record's data key was destroyed; its protected fields cannot be read")
     dek = keyring_of(session).unwrap_dek(row.wrapped, subject_id=subject_id, key_id=row.key_id, kek_id=row.kek_id)

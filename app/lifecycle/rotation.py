@@ -9,13 +9,16 @@ in the same transaction as each batch. Field ciphertexts are untouched by re-wra
 from __future__ import annotations
 
 import struct
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.crypto import cipher
@@ -23,7 +26,7 @@ from app.crypto import service as crypto
 from app.crypto.errors import CryptoError
 from app.crypto.keyring import KeyProvider, Keyring, get_keyring
 from app.crypto.models import DataKey, IndexKey
-from app.db import Base, session_factory
+from app.db import Base, backoff, is_retryable, session_factory
 from app.lifecycle.models import KeyRotation
 
 Progress = Callable[[int, int], None]
@@ -284,9 +287,28 @@ def _rewrap_index_keys(engine: Engine, provider: KeyProvider, target: int) -> in
         return len(rows)
 
 
+@contextmanager
+def _keyring_exclusive(engine: Engine) -> Iterator[Connection]:
+    """Wait until no writer is in a transaction that may wrap under the old primary, and keep it so.
+
+    Writers hold ``crypto.KEYRING_LOCK`` shared from before they read the primary KEK until they end
+    (PostgreSQL); on SQLite, BEGIN IMMEDIATE waits for the one writer and holds the others off.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": crypto.KEYRING_LOCK})
+        yield conn
+
+
 def _retire_unused(engine: Engine, provider: KeyProvider, target: int, result: RotationResult) -> None:
-    with engine.connect() as conn:
+    # Counted and retired with the keyring held exclusively: no uncommitted data key can be wrapped
+    # under a KEK counted as unused here (every writer since the switch wraps under ``target``).
+    with _keyring_exclusive(engine) as conn:
         used = uses_by_kek(conn)
+        _retire(provider, target, used, result)
+
+
+def _retire(provider: KeyProvider, target: int, used: dict[int, tuple[int, int]], result: RotationResult) -> None:
     for kek_id in provider.kek_ids():
         if kek_id == target:
             continue
@@ -324,6 +346,9 @@ def rotate(
     resumed = run is not None or pending > 0
     # The new KEK is stored by the provider (key file written and fsynced) before any data key moves.
     target = provider.primary_kek_id() if resumed else provider.add_primary_kek()
+    # The switch: writers that read the old primary end before this returns; later ones read ``target``.
+    with _keyring_exclusive(engine):
+        pass
     with engine.begin() as conn:
         if run is None:
             run_id = int(
@@ -375,6 +400,25 @@ def check_sealed_tables() -> None:
 
 def _reseal_batch(session: Session, subjects: list[uuid.UUID]) -> int:
     """New data key for each subject, every sealed value of theirs re-sealed, old data keys deleted."""
+    # Locks in the writers' order (app/db.py, stage 1: a record's row before its data key): the
+    # subjects' own rows, then their data keys, which writers sealing under them hold shared. So every
+    # ciphertext they sealed is committed before the rows are read below, and none is added until the
+    # old keys are gone.
+    for spec in SEALED_TABLES:
+        if spec.row == spec.subject:
+            table = Base.metadata.tables[spec.table]
+            session.execute(
+                select(table.c[spec.row])
+                .where(table.c[spec.row].in_(subjects))
+                .order_by(table.c[spec.row])
+                .with_for_update()
+            )
+    session.execute(
+        select(DataKey.subject_id)
+        .where(DataKey.subject_id.in_(subjects))
+        .order_by(DataKey.subject_id, DataKey.key_id)
+        .with_for_update()
+    )
     # Loading the rows puts them in the identity map, so opening each field costs no query.
     old = [(k.subject_id, k.key_id) for k in session.scalars(select(DataKey).where(DataKey.subject_id.in_(subjects)))]
     new_keys = {s: crypto.create_subject_key(session, subject_id=s) for s in subjects}
@@ -416,6 +460,37 @@ def _reseal_batch(session: Session, subjects: list[uuid.UUID]) -> int:
     return fields
 
 
+REPLAYS = 10
+
+
+def _reencrypt_batch(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    keyring: Keyring,
+    run_id: int,
+    cursor: uuid.UUID | None,
+    done: int,
+    batch_size: int,
+) -> tuple[list[uuid.UUID], int]:
+    """One batch in one transaction: the subjects after ``cursor`` re-sealed, progress stored."""
+    with factory() as session, session.begin():
+        crypto.bind(session, settings=settings, keyring=keyring)
+        query = select(DataKey.subject_id).distinct().order_by(DataKey.subject_id).limit(batch_size)
+        if cursor is not None:
+            query = query.where(DataKey.subject_id > cursor)
+        subjects = list(session.scalars(query))
+        if not subjects:
+            session.execute(update(KeyRotation).where(KeyRotation.id == run_id).values(finished_at=_now()))
+            return [], 0
+        fields = _reseal_batch(session, subjects)
+        session.execute(
+            update(KeyRotation)
+            .where(KeyRotation.id == run_id)
+            .values(cursor=str(subjects[-1]), done=done + len(subjects))
+        )
+    return subjects, fields
+
+
 def reencrypt(
     *,
     engine: Engine,
@@ -451,19 +526,21 @@ def reencrypt(
     result = ReencryptResult(resumed=run is not None)
     factory = session_factory(engine)
     while True:
-        with factory() as session, session.begin():
-            crypto.bind(session, settings=settings, keyring=keyring)
-            query = select(DataKey.subject_id).distinct().order_by(DataKey.subject_id).limit(batch_size)
-            if cursor is not None:
-                query = query.where(DataKey.subject_id > cursor)
-            subjects = list(session.scalars(query))
-            if not subjects:
-                session.execute(update(KeyRotation).where(KeyRotation.id == run_id).values(finished_at=_now()))
+        for attempt in range(1, REPLAYS + 1):
+            try:
+                subjects, fields = _reencrypt_batch(factory, settings, keyring, run_id, cursor, done, batch_size)
                 break
-            result.fields += _reseal_batch(session, subjects)
-            cursor = subjects[-1]
-            done += len(subjects)
-            session.execute(update(KeyRotation).where(KeyRotation.id == run_id).values(cursor=str(cursor), done=done))
+            except DBAPIError as exc:
+                # A writer locked a row of this batch in the other order: replay the batch (its work
+                # was rolled back, the cursor did not move).
+                if attempt == REPLAYS or not is_retryable(exc):
+                    raise
+                time.sleep(backoff(attempt))
+        if not subjects:
+            break
+        result.fields += fields
+        cursor = subjects[-1]
+        done += len(subjects)
         keyring.evict_many(set(subjects))
         result.subjects += len(subjects)
         if progress is not None:

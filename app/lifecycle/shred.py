@@ -22,6 +22,7 @@ from app.contacts.models import Contact
 from app.crypto import service as crypto
 from app.errors import Conflict
 from app.notes import service as notes_service
+from app.referrals.models import Consent
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ TOUCHED_TABLES = (
     "case_transition",
     "record_note",
     "field_correction",
+    "referral_consent",
 )
 
 
@@ -77,6 +79,8 @@ def shred_case_record(session: Session, *, actor: str, case: Case, reason: str) 
     """Shred one loaded case in the caller's transaction (its transition notes too); audited."""
     _shred_record(session, kind="case", record=case, columns=CASE_SEALED, actor=actor, reason=reason)
     session.execute(update(CaseTransition).where(CaseTransition.case_id == case.id).values(note_ct=None))
+    # Consent terms are sealed with the case; its referrals keep only their unsealed facts.
+    session.execute(update(Consent).where(Consent.case_id == case.id).values(terms_ct=None))
 
 
 def shred_contact_record(session: Session, *, actor: str, contact: Contact, reason: str) -> None:

@@ -1,8 +1,10 @@
-"""``helpline stats release --month YYYY-MM`` and ``helpline stats releases``: the release ledger."""
+"""``helpline stats release --month YYYY-MM`` and ``helpline stats releases``: the release ledger;
+``helpline stats check [--repair]``: the counters against a recount of the rows."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from app.config import Settings
 
@@ -17,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--noise", action="store_true", help="add differential-privacy noise (drawn once, stored)")
     p.set_defaults(func=_cmd_release)
     stats.add_parser("releases", help="list the frozen releases").set_defaults(func=_cmd_releases)
+    p = stats.add_parser("check", help="recount every counter from the rows; exit 1 naming any drift")
+    p.add_argument("--repair", action="store_true", help="rebuild the counters from the rows")
+    p.set_defaults(func=_cmd_check)
 
 
 def _cmd_release(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,4 +50,29 @@ def _cmd_releases(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"{it.period:<8} {it.kind:<8} {it.first_day} to {it.last_day}  {noise:<12} {it.created_at:%Y-%m-%d %H:%M} {it.id}"
         )
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from app.audit import service as audit
+    from app.cli import cli_session
+    from app.stats import counters
+
+    with cli_session(settings) as session:
+        drifted = counters.drift(session)
+        if drifted and args.repair:
+            counters.rebuild_counters(session)
+            audit.record(session, actor=audit.SYSTEM, action="stats.repair", detail={"drifted": len(drifted)})
+    out = sys.stdout if args.repair else sys.stderr
+    for item in drifted[:50]:
+        print(f"drift: {item.describe()}", file=out)
+    if len(drifted) > 50:
+        print(f"drift: ... and {len(drifted) - 50} more", file=out)
+    if drifted and not args.repair:
+        print(
+            f"helpline: {len(drifted)} counter(s) differ from the rows; helpline stats check --repair rebuilds them",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"repaired: {len(drifted)} counter(s) rebuilt from the rows" if drifted else "counters agree with the rows")
     return 0

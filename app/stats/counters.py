@@ -2,24 +2,31 @@
 
 The contacts and cases services call the four hooks below. Each hook adds to one row per (grain, period,
 measure, dimension, value) for both grains, weeks (ISO, Monday start) and calendar months, with an
-upsert-increment, so a summary reads a few rows per period however many records there are.
-``rebuild_counters`` recounts everything from the base tables (after bulk loads, and to prove that the
-incremental counts are right).
+upsert-increment (``count = count + n`` in SQL, never a value computed in Python), so a summary reads a
+few rows per period however many records there are.
+
+The hooks only note their deltas in the session. The unit of work applies them all at commit, summed and
+in sorted key order, after every domain row and audit entry of the transaction: counter rows are the last
+locks a writer takes (see the lock order in ``app/db.py``), so two writers can never wait on each other
+through them. A query that reads counters in the same transaction sees the pending deltas applied first.
+``rebuild_counters`` recounts everything from the base tables; ``drift`` compares the two (``helpline
+stats check``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import Date, Integer, String, Table, and_, delete, func, select
+from sqlalchemy import Date, Integer, String, Table, and_, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction, mapped_column
 
 from app.cases.models import Case, CaseTransition
 from app.contacts.models import Contact
-from app.db import Base
+from app.db import COUNTERS_STAGE, Base, commit_step
 
 WEEK, MONTH = "week", "month"
 GRAINS = (WEEK, MONTH)
@@ -90,6 +97,53 @@ def _add(deltas: dict[Key, int], day: date, measure: str, dim: str = "", value: 
         deltas[(grain, period_start(grain, day), measure, dim, value)] += n
 
 
+_PENDING = "period_count_pending"
+
+
+def _note(session: Session, deltas: dict[Key, int]) -> None:
+    """Keep ``deltas`` for the commit of the session's root transaction (see ``apply_pending``)."""
+    root = session.get_transaction()
+    held = session.info.get(_PENDING)
+    if held is None or held[0] is not root:
+        fresh: defaultdict[Key, int] = defaultdict(int)
+        held = (root, fresh)
+        session.info[_PENDING] = held
+    for key, n in deltas.items():
+        held[1][key] += n
+
+
+@commit_step(COUNTERS_STAGE)
+def apply_pending(session: Session) -> None:
+    """Apply the transaction's counter deltas (the unit of work calls this at commit)."""
+    held = session.info.pop(_PENDING, None)
+    if held is not None and held[0] is session.get_transaction():
+        _apply(session, held[1])
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    # A released or rolled-back savepoint leaves the root transaction's deltas alone (no hook runs
+    # inside a savepoint); a rollback of the root drops them with everything else.
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _pending_before_reading(state: ORMExecuteState) -> None:
+    # A read of the counters inside a writing transaction (a test, a bulk load that reports as it
+    # goes) must see what the transaction counted so far.
+    if state.is_select and _PENDING in state.session.info and _reads_counters(state.statement):
+        apply_pending(state.session)
+
+
+def _reads_counters(statement: object) -> bool:
+    froms = getattr(statement, "get_final_froms", None)
+    if froms is None:
+        return False
+    table = PeriodCount.__table__
+    return any(f.is_derived_from(table) for f in froms())
+
+
 def _apply(session: Session, deltas: dict[Key, int]) -> None:
     rows = [
         {"grain": g, "period": p, "measure": m, "dim": d, "value": v, "count": n}
@@ -126,7 +180,7 @@ def contact_recorded(session: Session, *, contact: Contact) -> None:
     """Count a new contact on its received day (by channel, region, risk, flags)."""
     deltas: dict[Key, int] = defaultdict(int)
     _contact_keys(deltas, contact, 1)
-    _apply(session, deltas)
+    _note(session, deltas)
 
 
 def contact_outcome_changed(session: Session, *, contact: Contact, old: str | None, new: str | None) -> None:
@@ -138,7 +192,7 @@ def contact_outcome_changed(session: Session, *, contact: Contact, old: str | No
         _add(deltas, contact.received_on, OUTCOME, "outcome", old, -1)
     if new:
         _add(deltas, contact.received_on, OUTCOME, "outcome", new, 1)
-    _apply(session, deltas)
+    _note(session, deltas)
 
 
 def case_opened(session: Session, *, case: Case) -> None:
@@ -147,7 +201,7 @@ def case_opened(session: Session, *, case: Case) -> None:
     _add(deltas, case.opened_on, CASES_OPENED)
     _add(deltas, case.opened_on, CASES_OPENED, "region", case.region)
     _add(deltas, case.opened_on, STATUS, "status", case.status)
-    _apply(session, deltas)
+    _note(session, deltas)
 
 
 def case_moved(session: Session, *, case: Case, from_status: str | None, to_status: str, on: date) -> None:
@@ -164,7 +218,7 @@ def case_moved(session: Session, *, case: Case, from_status: str | None, to_stat
         _add(deltas, on, DAYS, "days", str(days_bin((on - case.first_contact_on).days)))
     if to_status == RESETTLED and case.resettled_on in (None, on):
         _add(deltas, on, RESETTLED)
-    _apply(session, deltas)
+    _note(session, deltas)
 
 
 # --- recounting ------------------------------------------------------------------------------------
@@ -173,7 +227,56 @@ def case_moved(session: Session, *, case: Case, from_status: str | None, to_stat
 def rebuild_counters(session: Session) -> int:
     """Recount every counter from the base tables; returns how many counter rows now exist."""
     session.flush()
+    session.info.pop(_PENDING, None)  # the base rows already hold what the pending deltas would add
+    deltas = _expected(session)
     session.execute(delete(PeriodCount))
+    _apply(session, deltas)
+    return session.execute(select(func.count()).select_from(PeriodCount)).scalar_one()
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One counter whose stored value is not what the rows say."""
+
+    key: Key
+    stored: int
+    expected: int
+
+    def describe(self) -> str:
+        grain, period, measure, dim, value = self.key
+        split = f" {dim}={value}" if dim else ""
+        return f"{grain} {period.isoformat()} {measure}{split}: stored {self.stored}, rows say {self.expected}"
+
+
+def drift(session: Session) -> list[Drift]:
+    """Every counter that differs from a recount of the rows, in key order (empty when all agree)."""
+    session.flush()
+    apply_pending(session)
+    expected = {key: n for key, n in _expected(session).items() if n}
+    stored = stored_counts(session)
+    return [
+        Drift(key, stored.get(key, 0), expected.get(key, 0))
+        for key in sorted(expected.keys() | stored.keys())
+        if stored.get(key, 0) != expected.get(key, 0)
+    ]
+
+
+def stored_counts(session: Session) -> dict[Key, int]:
+    """The counters as stored, zero rows left out."""
+    rows = session.execute(
+        select(
+            PeriodCount.grain,
+            PeriodCount.period,
+            PeriodCount.measure,
+            PeriodCount.dim,
+            PeriodCount.value,
+            PeriodCount.count,
+        )
+    )
+    return {(g, p, m, d, v): n for g, p, m, d, v, n in rows if n}
+
+
+def _expected(session: Session) -> dict[Key, int]:
     deltas: dict[Key, int] = defaultdict(int)
     for day, n in _grouped(session, select(Contact.received_on, func.count()).group_by(Contact.received_on)):
         _add(deltas, day, CONTACTS, n=n)
@@ -189,8 +292,7 @@ def rebuild_counters(session: Session) -> int:
     for day, value, n in _grouped(session, outcomes.group_by(Contact.received_on, Contact.outcome)):
         _add(deltas, day, OUTCOME, "outcome", value, n)
     _recount_cases(session, deltas)
-    _apply(session, deltas)
-    return session.execute(select(func.count()).select_from(PeriodCount)).scalar_one()
+    return deltas
 
 
 def _recount_cases(session: Session, deltas: dict[Key, int]) -> None:

@@ -17,6 +17,7 @@ from app.audit.seals import SealBroken
 from app.auth import sessions
 from app.dependencies import get_session
 from app.errors import HelplineError
+from app.idempotency import service as idempotency
 from app.web import held, i18n, templating
 from app.web.i18n import N_
 from app.web.visit import LANG_COOKIE, CsrfRefused, LoginRequired, Who, cookie
@@ -40,6 +41,7 @@ SEAL_EXPLANATION = N_(
     "This record failed its integrity check: it was changed outside Helpline. It is refused, and an "
     "administrator has been alerted."
 )
+ALREADY_SENT = N_("This form was already sent; it counts once. Open the list to see what it recorded.")
 CSRF_EXPLANATION = N_("This form has expired or did not come from Helpline. Go back, reload the page and try again.")
 
 
@@ -131,6 +133,8 @@ def install(app: FastAPI) -> None:
             if isinstance(exc, SealBroken)
             else None
         )
+        if isinstance(exc, idempotency.AlreadySubmitted):
+            message = ALREADY_SENT
         return error_page(request, exc.status_code, message=message)
 
     @app.exception_handler(RequestValidationError)

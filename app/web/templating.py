@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from app.idempotency import service as idempotency
 from app.web import i18n, labels
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -29,6 +30,7 @@ def environment(locale: str) -> Environment:
     env.globals["locale"] = locale
     env.globals["label"] = lambda kind, code: catalog.gettext(labels.label(kind, code)) if code else ""
     env.globals["labels"] = labels.ALL
+    env.globals["form_once"] = idempotency.new_form_token  # one-time token of each rendered form
     env.filters["day"] = _day
     return env
 

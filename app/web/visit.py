@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -23,6 +24,7 @@ from app.auth.models import Role, User, WebSession
 from app.config import Settings
 from app.dependencies import DbSession
 from app.errors import Forbidden, HelplineError
+from app.idempotency import service as idempotency
 from app.web import i18n, templating
 
 PRE_COOKIE = "helpline_pre"  # a pre-sign-in CSRF token (double submit) for the login and language forms
@@ -148,6 +150,8 @@ async def get_checked_form(request: Request, visit: Annotated[Visit, Depends(get
     form = await request.form()
     if not visit.csrf_ok(form.get("csrf_token")):
         raise CsrfRefused()
+    once = form.get(idempotency.FORM_FIELD)
+    await run_in_threadpool(idempotency.spend_form_token, visit.db, once if isinstance(once, str) else None)
     return form
 
 

@@ -108,6 +108,19 @@ def _expected_routes():
         ("POST", f"{API}/cases/{{case_id}}/notes"): {"text": "B was here"},
         ("PATCH", f"{API}/cases/{{case_id}}"): {"location": "B was here"},
         ("POST", f"{API}/cases/{{case_id}}/verification-request"): None,
+        ("POST", f"{API}/cases/{{case_id}}/consents"): {
+            "partner": "Shelter",
+            "given_on": date.today().isoformat(),
+            "how": "spoken",
+            "fields": ["region"],
+        },
+        ("GET", f"{API}/cases/{{case_id}}/consents"): None,
+        ("POST", f"{API}/cases/{{case_id}}/consents/{{consent_id}}/withdraw"): None,
+        ("POST", f"{API}/cases/{{case_id}}/referrals"): {
+            "partner": "Shelter",
+            "fields": ["region"],
+            "consent_id": str(uuid.uuid4()),
+        },
     }
 
 
@@ -145,6 +158,7 @@ def test_caseworker_b_gets_404_for_a_s_contact_and_case_on_every_route(client, f
         if body == "collection":
             continue
         url = path.replace("{contact_id}", contact["id"]).replace("{case_id}", case["id"])
+        url = url.replace("{consent_id}", str(uuid.uuid4()))
         if isinstance(body, dict) and body.get("user") == "__B__":
             body = {"user": b.username}
         response = client.request(method, url, json=body, headers=hb)

@@ -13,17 +13,21 @@ changes) or an existing known-bad entry; ``missing`` is a random id.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import pyrage
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.orm import Session
 
 from app.attention import service as attention_service
+from app.cases.models import Case
 from app.contacts import flagged
 from app.contacts.schemas import FlaggedHandleIn
 from tests.security import figures
@@ -111,6 +115,47 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {
     ("GET", "/exports/aggregate.csv"): {"-": (403, 403, 403, 200, 200, 401)},
     ("GET", "/exports/aggregate.json"): {"-": (403, 403, 403, 200, 200, 401)},
     ("GET", "/exports/records.csv"): {"-": (403, 403, 403, 200, 200, 401)},
+    # Referrals: the partner list is no secret to staff who refer; consents and referrals follow the case.
+    ("GET", "/partners"): {"-": (200, 200, 200, 403, 200, 401)},
+    ("GET", "/stats/referrals"): {"-": (403, 403, 200, 200, 200, 401)},
+    ("GET", "/referrals"): {"-": (200, 200, 200, 403, 403, 401)},
+    # Only the assigned caseworker records a consent or refers: a coordinator sees the case but may not.
+    ("POST", "/cases/{case_id}/consents"): {
+        "own": (201, 404, 403, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    ("GET", "/cases/{case_id}/consents"): {
+        "own": (200, 404, 200, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    ("POST", "/cases/{case_id}/referrals"): {
+        "own": (201, 404, 403, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    ("POST", "/cases/{case_id}/consents/{consent_id}/withdraw"): {
+        "own": (200, 404, 200, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    ("GET", "/referrals/{referral_id}"): {
+        "own": (200, 404, 200, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    # Encrypted to the partner: the coordinator who downloads it cannot read it either (audited).
+    ("GET", "/referrals/{referral_id}/package"): {
+        "own": (200, 404, 200, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    ("POST", "/referrals/{referral_id}/status"): {
+        "own": (200, 404, 200, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    # The matrix's partner has no inbox: nothing to deliver to.
+    ("POST", "/referrals/{referral_id}/deliver"): {
+        "own": (409, 404, 409, 403, 403, 401),
+        "missing": (404, 404, 404, 403, 403, 401),
+    },
+    # No account: a partner's signature is the credential. Off by default, so not even there.
+    ("POST", "/referrals/inbox"): {"-": (404, 404, 404, 404, 404, 404)},
 }
 
 
@@ -180,10 +225,52 @@ def _contact_body() -> dict[str, Any]:
     }
 
 
+def _partner(world: World) -> str:
+    """The partner referrals in the matrix go to (added once, kept by a commit)."""
+    from app.referrals import service as referral_service
+
+    if not referral_service.list_partners(session=world.session):
+        verify = base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
+        recipient = str(pyrage.x25519.Identity.generate().to_public())
+        referral_service.add_partner(
+            session=world.session, actor="matrix", name="Shelter", age_recipient=recipient, verify_key=verify
+        )
+        world.session.commit()
+    return "Shelter"
+
+
+def _consent(world: World, case_id: uuid.UUID) -> uuid.UUID:
+    from app.referrals import service as referral_service
+    from app.referrals.schemas import ConsentIn
+
+    data = ConsentIn(partner=_partner(world), given_on=date.today(), how="spoken", fields=["region"])  # type: ignore[arg-type]
+    return referral_service.record_consent(
+        session=world.session, actor=world.user("owner"), case_id=case_id, data=data
+    ).id
+
+
+def _referral(world: World) -> uuid.UUID:
+    from app.referrals import service as referral_service
+    from app.referrals.schemas import ReferralIn
+
+    case_id = world.factory.case(world.user("owner")).id
+    data = ReferralIn(partner=_partner(world), fields=["region"], consent_id=_consent(world, case_id))  # type: ignore[list-item]
+    return referral_service.create_referral(
+        session=world.session, actor=world.user("owner"), case_id=case_id, data=data
+    ).id
+
+
 def _record(world: World, method: str, path: str, record: str) -> dict[str, Any]:
     """A fresh record for one cell and the path parameters (and body) that point at it."""
     missing = uuid.uuid4()
     owner = world.user("owner")
+    if "{referral_id}" in path:
+        return {"referral_id": _referral(world) if record == "own" else missing}
+    if "{consent_id}" in path:
+        if record == "missing":
+            return {"case_id": missing, "consent_id": missing}
+        case_id = world.factory.case(owner).id
+        return {"case_id": case_id, "consent_id": _consent(world, case_id)}
     if "{contact_id}" in path:
         return {"contact_id": world.factory.contact(owner).id if record == "own" else missing}
     if "{case_id}" in path:
@@ -222,6 +309,19 @@ BODIES: dict[tuple[str, str], Callable[[World, str, dict[str, Any]], Any]] = {
     ("PATCH", "/contacts/{contact_id}"): lambda w, a, r: {"alias": "matrix correction"},
     ("POST", "/cases/{case_id}/notes"): lambda w, a, r: {"text": "matrix note"},
     ("PATCH", "/cases/{case_id}"): lambda w, a, r: {"location": "matrix correction"},
+    ("POST", "/cases/{case_id}/consents"): lambda w, a, r: {
+        "partner": _partner(w),
+        "given_on": date.today().isoformat(),
+        "how": "written",
+        "fields": ["region"],
+    },
+    ("POST", "/cases/{case_id}/referrals"): lambda w, a, r: {
+        "partner": _partner(w),
+        "fields": ["region"],
+        "consent_id": str(_consent(w, r["case_id"]) if w.session.get(Case, r["case_id"]) else uuid.uuid4()),
+    },
+    ("POST", "/referrals/{referral_id}/status"): lambda w, a, r: {"to": "withdrawn"},
+    ("POST", "/referrals/inbox"): lambda w, a, r: {"package": "AAAA", "from": "AAAA", "signature": "AAAA"},
 }
 
 

@@ -54,6 +54,8 @@ DOORS: dict[tuple[str, str], str] = {
     # normalising): sealed under the subject's key, so the raw sweep of the stored data covers it;
     # its opening is checked by tests/lifecycle/test_index_width.py.
     ("blind_index_entry", "value"): "",
+    # Nothing typed: a consent's terms are codes (field names, how, the day), sealed with the case.
+    ("referral_consent", "terms"): "",
 }
 
 

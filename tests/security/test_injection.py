@@ -66,6 +66,7 @@ ROLE_FOR = {
     "/attention": "coordinator",
     "/stats": "analyst",
     "/exports": "analyst",
+    "/referrals": "coordinator",
 }
 
 

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import select
-
 from app.contacts import service as contact_service
 from app.stats import counters
-from app.stats.counters import PeriodCount, days_bin, next_period, period_start
+from app.stats.counters import days_bin, next_period, period_start
 from tests.stats.conftest import build_field_month
 
 
 def _counts(session) -> dict[tuple, int]:
-    rows = session.execute(
-        select(
-            PeriodCount.grain,
-            PeriodCount.period,
-            PeriodCount.measure,
-            PeriodCount.dim,
-            PeriodCount.value,
-            PeriodCount.count,
-        )
-    )
-    return {tuple(row[:5]): row[5] for row in rows if row[5] != 0}
+    return counters.stored_counts(session)
 
 
 def test_incremental_counts_equal_a_recount(session, factory) -> None:

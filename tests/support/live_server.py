@@ -101,6 +101,7 @@ class LiveServer:
         workers: int = 1,
     ) -> None:
         self.base_dir = Path(base_dir)
+        self.workers = workers
         self.data_dir = self.base_dir / "data"
         self.log_dir = self.base_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)

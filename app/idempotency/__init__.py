@@ -1,0 +1,1 @@
+"""A write sent twice acts once: the API's Idempotency-Key."""

@@ -1,0 +1,1 @@
+"""Referrals to partner organisations: partners, consents, signed and encrypted packages, status answers."""

@@ -1,0 +1,130 @@
+"""The two documents that cross between organisations: a referral package and a status answer.
+
+Both are one JSON object, signed, then age-encrypted (``pyrage``, X25519) to the receiving organisation:
+
+    {"format": "helpline-referral" | "helpline-referral-status", "version": 1,
+     "code": referral code, "from": sender's verify key, "to": receiver's age recipient,
+     ...document fields..., "signature": base64(Ed25519 signature)}
+
+The signature covers ``"helpline-sig-v1" | len(context) (2 bytes, big-endian) | context | canonical body``,
+where the body is the object without ``signature`` as sorted-key, separator-tight UTF-8 JSON and the
+context is the format name — so a status answer can never be passed off as a package, nor either as a
+signature made for another use (a backup). ``to`` is inside what is signed: a partner who decrypts a
+package cannot re-encrypt it to a third organisation without the mismatch being seen on import.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from typing import Any
+
+import pyrage
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from app.errors import HelplineError
+
+PACKAGE = "helpline-referral"
+STATUS = "helpline-referral-status"
+VERSION = 1
+PREFIX = b"helpline-sig-v1"
+# A package holds a handful of short fields; anything far bigger is not one of ours.
+MAX_BYTES = 1_000_000
+
+
+class PackageError(HelplineError):
+    """A package or answer that cannot be accepted; the message says why in one line."""
+
+    status_code = 422
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def signed_bytes(context: str, message: bytes) -> bytes:
+    """What is actually signed: the message bound to the use it was signed for."""
+    label = context.encode("ascii")
+    return PREFIX + struct.pack(">H", len(label)) + label + message
+
+
+def sign(body: dict[str, Any], *, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The body with its ``signature`` added (Ed25519 is deterministic: same key and body, same bytes)."""
+    if "signature" in body:
+        raise ValueError("the body is already signed")
+    signature = key.sign(signed_bytes(str(body["format"]), canonical(body)))
+    return {**body, "signature": base64.b64encode(signature).decode("ascii")}
+
+
+def signature_valid(doc: dict[str, Any], *, verify_key: str) -> bool:
+    """True only if ``doc`` carries ``verify_key``'s signature over everything else in it."""
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    try:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(verify_key, validate=True))
+        signature = base64.b64decode(str(doc.get("signature", "")), validate=True)
+        public.verify(signature, signed_bytes(str(body.get("format")), canonical(body)))
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True
+
+
+def valid_verify_key(value: str) -> str:
+    """A verify key as given by ``helpline keys public`` (base64 of 32 bytes), or PackageError."""
+    value = value.strip()
+    try:
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(value, validate=True))
+    except (ValueError, binascii.Error):
+        raise PackageError("the verify key is not an Ed25519 public key (base64 of 32 bytes)") from None
+    return value
+
+
+def valid_recipient(value: str) -> str:
+    """An age public key (``age1…``), or PackageError."""
+    value = value.strip()
+    try:
+        pyrage.x25519.Recipient.from_str(value)
+    except Exception:
+        raise PackageError("the age recipient is not an age public key (age1...)") from None
+    return value
+
+
+def encrypt(doc: dict[str, Any], *, recipient: str) -> bytes:
+    """The signed document, age-encrypted to one recipient."""
+    return bytes(pyrage.encrypt(canonical(doc), [pyrage.x25519.Recipient.from_str(recipient)]))
+
+
+def identity_from_file(text: str) -> Any:
+    """The first age identity (``AGE-SECRET-KEY-1…``) in an identity file's text, or PackageError."""
+    for line in text.splitlines():
+        if line.strip().startswith("AGE-SECRET-KEY-1"):
+            try:
+                return pyrage.x25519.Identity.from_str(line.strip())
+            except Exception:
+                break
+    raise PackageError("the identity file holds no age identity (a line starting AGE-SECRET-KEY-1)")
+
+
+def decrypt(data: bytes, *, identity: Any, expect: str) -> dict[str, Any]:
+    """Decrypt with this organisation's identity and parse; the signature is still unchecked."""
+    if len(data) > MAX_BYTES:
+        raise PackageError("refused: far too large to be a referral package")
+    try:
+        plain = pyrage.decrypt(data, [identity])
+    except Exception:
+        raise PackageError("refused: not encrypted to this organisation's identity, or damaged") from None
+    try:
+        doc = json.loads(bytes(plain).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise PackageError("refused: the content is not a referral document") from None
+    if not isinstance(doc, dict) or doc.get("format") != expect or doc.get("version") != VERSION:
+        raise PackageError(f"refused: not a {expect} document of version {VERSION}")
+    for name in ("code", "from", "to", "signature"):
+        if not isinstance(doc.get(name), str):
+            raise PackageError(f"refused: the document has no {name}")
+    recipient = str(identity.to_public())
+    if doc["to"] != recipient:
+        raise PackageError("refused: the document was signed for another organisation and re-encrypted")
+    return doc

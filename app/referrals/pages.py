@@ -1,0 +1,371 @@
+"""Pages for partners and referrals: the partner list (admins edit it), a case's consents and referrals,
+the referrals list, and a coordinator's import of a partner's package.
+
+Same services as the API; every form is CSRF-checked and comes back with its mistake explained and what
+was typed still in it. A package is downloaded by a POST, so a link cannot make a browser fetch one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from app.auth import service as auth_service
+from app.auth.models import Role
+from app.cases import service as case_service
+from app.errors import Conflict, Forbidden, HelplineError, Invalid
+from app.referrals import delivery, keys, package, receiving
+from app.referrals import service as referral_service
+from app.referrals import stats as referral_stats
+from app.referrals.schemas import ANSWERS, ConsentIn, How, ReferralField, ReferralIn, ReferralStatus
+from app.web import forms
+from app.web.i18n import N_
+from app.web.visit import CheckedForm, SignedIn, Visit, redirect
+from app.web.visit import render as render_page
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+PARTNER_FIELDS = ("name", "age_recipient", "verify_key", "inbox_url")
+FIELD_LABELS = {
+    "full_name": N_("Full name"),
+    "handle": N_("Phone number or handle (case)"),
+    "location": N_("Location"),
+    "family_situation": N_("Family situation"),
+    "case_notes": N_("Case notes"),
+    "alias": N_("Alias"),
+    "contact_handle": N_("Phone number or handle (contact)"),
+    "contact_notes": N_("Contact notes"),
+    "region": N_("Region"),
+    "language": N_("Language"),
+    "risk": N_("Risk"),
+    "needs": N_("Needs"),
+}
+HOW_LABELS = {
+    "spoken": N_("Spoken on the phone"),
+    "written": N_("Written"),
+    "intermediary": N_("Through a trusted intermediary"),
+}
+STATUS_LABELS = {
+    "pending": N_("Awaiting approval"),
+    "sent": N_("Sent"),
+    "accepted": N_("Accepted"),
+    "declined": N_("Declined"),
+    "completed": N_("Completed"),
+    "withdrawn": N_("Withdrawn"),
+}
+
+
+def render(visit: Visit, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
+    """A page with this domain's labels in the visitor's language."""
+    labels = {
+        "field_labels": {k: visit._(v) for k, v in FIELD_LABELS.items()},
+        "how_labels": {k: visit._(v) for k, v in HOW_LABELS.items()},
+        "status_labels": {k: visit._(v) for k, v in STATUS_LABELS.items()},
+    }
+    return render_page(visit, name, {**labels, **context}, status=status)
+
+
+# What the services may say to a form, marked here for the catalog (the services stay free of the web layer).
+SERVICE_MESSAGES = (
+    N_("use 1-64 letters, digits, dots, dashes or underscores"),
+    N_("must be an https:// address"),
+    N_("is this organisation's own key"),
+    N_("the age recipient is not an age public key (age1...)"),
+    N_("the verify key is not an Ed25519 public key (base64 of 32 bytes)"),
+    N_("the identity file holds no age identity (a line starting AGE-SECRET-KEY-1)"),
+    N_("refused: not encrypted to this organisation's identity, or damaged"),
+    N_("refused: signed by an organisation that is not a partner here"),
+)
+
+
+def _message(visit: Visit, exc: HelplineError) -> str:
+    if isinstance(exc, ValidationError | Invalid):
+        return "; ".join(forms.translated(visit, forms.field_errors(exc)).values())
+    if isinstance(exc, package.PackageError):
+        return visit._(str(exc.detail))
+    detail = exc.detail.get("message") if isinstance(exc.detail, dict) else exc.detail
+    return visit._("That is not possible now.") + f" ({detail})"
+
+
+def timeline(visit: Visit, *, case_id: uuid.UUID) -> list[dict[str, Any]]:
+    """A case's referral steps, oldest first, labelled in the visitor's language (for the case's page)."""
+    assert visit.user is not None
+    steps = [
+        {"on": s.on, "status": visit._(STATUS_LABELS[s.status]), "code": r.code, "partner": r.partner, "actor": s.actor}
+        for r in referral_service.list_referrals(session=visit.db, actor=visit.user, case_id=case_id)
+        for s in r.steps
+    ]
+    return sorted(steps, key=lambda s: s["on"])
+
+
+# --- partners --------------------------------------------------------------------------------
+
+
+def _partners_page(visit: Visit, *, values: dict[str, Any] | None = None, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    visit.require(Role.caseworker, Role.coordinator, Role.admin)
+    context = {
+        "partners": referral_service.list_partners(session=visit.db),
+        "own_key": keys.verify_key(visit.request.app.state.keyring),
+        "values": values or dict.fromkeys(PARTNER_FIELDS, ""),
+        "error": error,
+    }
+    return render(visit, "partners.html", context, status=status)
+
+
+@router.get("/partners")
+def partners(visit: SignedIn) -> Response:
+    return _partners_page(visit)
+
+
+@router.post("/partners")
+def add_partner(visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.admin)
+    typed = forms.values(form, *PARTNER_FIELDS, "replace")
+    try:
+        with visit.db.begin_nested():
+            referral_service.add_partner(
+                session=visit.db,
+                actor=user.username,
+                name=typed["name"],
+                age_recipient=typed["age_recipient"],
+                verify_key=typed["verify_key"],
+                replace=typed["replace"] == "yes",
+                inbox_url=typed["inbox_url"] or None,
+            )
+    except (Invalid, Conflict, package.PackageError) as exc:
+        return _partners_page(visit, values=typed, error=_message(visit, exc), status=exc.status_code)
+    return redirect(visit, "/partners")
+
+
+@router.post("/partners/{name}/remove")
+def remove_partner(name: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.admin)
+    referral_service.remove_partner(session=visit.db, actor=user.username, name=name[:64])
+    return redirect(visit, "/partners")
+
+
+# --- a case's consents and referrals ---------------------------------------------------------
+
+
+def _case_page(
+    visit: Visit, case_id: str, *, error: str | None = None, values: dict[str, Any] | None = None, status: int = 200
+):  # type: ignore[no-untyped-def]
+    user = visit.require(Role.caseworker, Role.coordinator)
+    ident = forms.parse_id(case_id)
+    case = case_service.case_view(session=visit.db, actor=user, case_id=ident)
+    context = {
+        "case": case,
+        "may_refer": user.role == Role.caseworker and case.assigned_to == user.username and not case.shredded,
+        "consents": referral_service.list_consents(session=visit.db, actor=user, case_id=ident),
+        "referrals": referral_service.list_referrals(session=visit.db, actor=user, case_id=ident),
+        "partners": referral_service.list_partners(session=visit.db),
+        "inboxes": {p.name for p in referral_service.list_partners(session=visit.db) if p.inbox_url},
+        "fields": [f.value for f in ReferralField],
+        "hows": [h.value for h in How],
+        "moves": [s.value for s in ReferralStatus if s not in (ReferralStatus.sent, ReferralStatus.pending)],
+        "values": values or {"given_on": visit.settings.today().isoformat(), "fields": []},
+        "error": error,
+    }
+    return render(visit, "case_referrals.html", context, status=status)
+
+
+@router.get("/cases/{case_id}/referrals")
+def case_referrals(case_id: str, visit: SignedIn) -> Response:
+    return _case_page(visit, case_id)
+
+
+@router.post("/cases/{case_id}/consents")
+def record_consent(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker)
+    typed = forms.values(form, "partner", "given_on", "how", lists=("fields",))
+    try:
+        data = ConsentIn.model_validate(typed)
+        with visit.db.begin_nested():
+            referral_service.record_consent(session=visit.db, actor=user, case_id=forms.parse_id(case_id), data=data)
+    except (ValidationError, Invalid, Conflict) as exc:
+        status = exc.status_code if isinstance(exc, HelplineError) else 422
+        return _case_page(visit, case_id, error=_message(visit, exc), values=typed, status=status)  # type: ignore[arg-type]
+    return redirect(visit, f"/cases/{case_id}/referrals")
+
+
+@router.post("/cases/{case_id}/consents/{consent_id}/withdraw")
+def withdraw_consent(case_id: str, consent_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker, Role.coordinator)
+    try:
+        with visit.db.begin_nested():
+            referral_service.withdraw_consent(
+                session=visit.db, actor=user, case_id=forms.parse_id(case_id), consent_id=forms.parse_id(consent_id)
+            )
+    except Conflict as exc:
+        return _case_page(visit, case_id, error=_message(visit, exc), status=409)
+    return redirect(visit, f"/cases/{case_id}/referrals")
+
+
+@router.post("/cases/{case_id}/referrals")
+def create_referral(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker)
+    typed = forms.values(form, "partner", "consent_id", lists=("fields",))
+    try:
+        data = ReferralIn.model_validate({**typed, "consent_id": typed["consent_id"] or None})
+        with visit.db.begin_nested():
+            referral_service.create_referral(session=visit.db, actor=user, case_id=forms.parse_id(case_id), data=data)
+    except (ValidationError, Invalid, Conflict, Forbidden) as exc:
+        status = exc.status_code if isinstance(exc, HelplineError) else 422
+        return _case_page(visit, case_id, error=_message(visit, exc), values=typed, status=status)  # type: ignore[arg-type]
+    return redirect(visit, f"/cases/{case_id}/referrals")
+
+
+@router.post("/referrals/{referral_id}/package")
+def download(referral_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker, Role.coordinator)
+    code, data = referral_service.build_package(session=visit.db, actor=user, referral_id=forms.parse_id(referral_id))
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="referral-{code}.age"', "Cache-Control": "no-store"},
+    )
+
+
+@router.post("/referrals/{referral_id}/status")
+def move(referral_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker, Role.coordinator)
+    ident = forms.parse_id(referral_id)
+    referral = referral_service.referral_view(session=visit.db, actor=user, referral_id=ident)
+    try:
+        to = ReferralStatus(str(form.get("to", ""))).value
+        with visit.db.begin_nested():
+            referral_service.move(session=visit.db, actor=user, referral_id=ident, to=to)
+    except ValueError:
+        return _case_page(visit, str(referral.case_id), error=visit._("Choose one of the options."), status=422)
+    except (Conflict, Invalid) as exc:
+        return _case_page(visit, str(referral.case_id), error=_message(visit, exc), status=exc.status_code)
+    return redirect(visit, f"/cases/{referral.case_id}/referrals")
+
+
+# --- all referrals, and importing a partner's package -----------------------------------------
+
+
+def _list_page(visit: Visit, *, error: str | None = None, done: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    user = visit.require(Role.caseworker, Role.coordinator)
+    coordinator = user.role == Role.coordinator
+    context = {
+        "referrals": referral_service.list_referrals(session=visit.db, actor=user),
+        "received": receiving.list_received(session=visit.db) if coordinator else [],
+        "inbox": delivery.waiting(session=visit.db) if coordinator else [],
+        "stats": referral_stats.monthly(session=visit.db, actor=user) if coordinator else None,
+        "caseworkers": [u.username for u in auth_service.list_users(visit.db) if u.role == Role.caseworker and u.active]
+        if coordinator
+        else [],
+        "answers": list(ANSWERS),
+        "error": error,
+        "done": done,
+    }
+    return render(visit, "referrals.html", context, status=status)
+
+
+@router.get("/referrals")
+def referrals(visit: SignedIn) -> Response:
+    return _list_page(visit)
+
+
+# A package is a few kilobytes; an identity file one line. Anything larger is refused before reading on.
+UPLOAD_LIMIT = package.MAX_BYTES
+
+
+def _uploads(visit: Visit, form: Any) -> tuple[bytes, Any]:
+    """(file bytes, age identity) of an upload form; PackageError if a file is missing or holds no identity."""
+    upload, identity_file = form.get("package"), form.get("identity")
+    if isinstance(upload, str) or upload is None or isinstance(identity_file, str) or identity_file is None:
+        raise package.PackageError(visit._("Choose the package file and the identity file."))
+    identity = package.identity_from_file(identity_file.file.read(10_000).decode("utf-8", "replace"))
+    return upload.file.read(UPLOAD_LIMIT + 1), identity
+
+
+@router.post("/referrals/import")
+def import_package(visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.coordinator)
+    try:
+        data, identity = _uploads(visit, form)
+        assign = str(form.get("assign", ""))[:64] or None
+        with visit.db.begin_nested():
+            done = receiving.import_referral(
+                session=visit.db, actor=user.username, data=data, identity=identity, assign=assign
+            )
+    except (package.PackageError, Invalid) as exc:
+        return _list_page(visit, error=_message(visit, exc), status=422)
+    return _list_page(visit, done=visit._("Imported as case %(code)s.") % {"code": done.case_code})
+
+
+@router.post("/referrals/answer-import")
+def import_answer(visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.coordinator)
+    try:
+        data, identity = _uploads(visit, form)
+        with visit.db.begin_nested():
+            code, to = receiving.import_answer(session=visit.db, actor=user.username, data=data, identity=identity)
+    except (package.PackageError, Conflict, Invalid) as exc:
+        return _list_page(visit, error=_message(visit, exc), status=exc.status_code)
+    return _list_page(
+        visit,
+        done=visit._("Referral %(code)s is now: %(status)s.") % {"code": code, "status": visit._(STATUS_LABELS[to])},
+    )
+
+
+@router.post("/referrals/received/{code}/answer")
+def answer(code: str, visit: SignedIn, form: CheckedForm) -> Response:
+    """A signed, encrypted status answer for the partner a referral came from, as a file to send them."""
+    user = visit.require(Role.coordinator)
+    try:
+        with visit.db.begin_nested():
+            data = receiving.make_answer(
+                session=visit.db,
+                actor=user.username,
+                code=code[:16],
+                status=str(form.get("status", "")),
+                partner=str(form.get("partner", ""))[:64] or None,
+            )
+    except Invalid as exc:
+        return _list_page(visit, error=_message(visit, exc), status=422)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="answer-{code[:16]}.age"', "Cache-Control": "no-store"},
+    )
+
+
+@router.post("/referrals/{referral_id}/deliver")
+def deliver(referral_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.caseworker, Role.coordinator)
+    ident = forms.parse_id(referral_id)
+    referral = referral_service.referral_view(session=visit.db, actor=user, referral_id=ident)
+    try:
+        with visit.db.begin_nested():
+            delivery.deliver(session=visit.db, actor=user, referral_id=ident)
+    except (Conflict, delivery.DeliveryFailed) as exc:
+        return _case_page(visit, str(referral.case_id), error=_message(visit, exc), status=exc.status_code)
+    return redirect(visit, f"/cases/{referral.case_id}/referrals")
+
+
+@router.post("/referrals/inbox/{inbox_id}/import")
+def import_delivered(inbox_id: str, visit: SignedIn, form: CheckedForm) -> Response:
+    user = visit.require(Role.coordinator)
+    identity_file = form.get("identity")
+    try:
+        if isinstance(identity_file, str) or identity_file is None:
+            raise package.PackageError(visit._("Choose the package file and the identity file."))
+        identity = package.identity_from_file(identity_file.file.read(10_000).decode("utf-8", "replace"))
+        with visit.db.begin_nested():
+            done = delivery.import_delivered(
+                session=visit.db,
+                actor=user.username,
+                inbox_id=forms.parse_id(inbox_id),
+                identity=identity,
+                assign=str(form.get("assign", ""))[:64] or None,
+            )
+    except (package.PackageError, Invalid) as exc:
+        return _list_page(visit, error=_message(visit, exc), status=422)
+    return _list_page(visit, done=visit._("Imported as case %(code)s.") % {"code": done.case_code})
