@@ -11,8 +11,7 @@ from pathlib import Path
 
 from app.cli import CliError, cli_session
 from app.config import Settings
-from app.crypto.keyring import get_keyring
-from app.referrals import keys, package, receiving
+from app.referrals import package, receiving
 from app.referrals import service as referral_service
 from app.referrals.schemas import ANSWERS
 
