@@ -74,7 +74,7 @@ def run(ctx: Any, outcome: Outcome) -> None:
         outcome.add(
             f"records.kept share @{n:,}",
             result["kept_share"],
-            "",
+            "share of rows",
             target=target,
             note=(
                 f"k=5; {result['dropped']} rows dropped, {result['suppressed_values']} values blanked, "

@@ -27,20 +27,42 @@ def signed_bytes(context: str, message: bytes) -> bytes:
     return PREFIX + struct.pack(">H", len(label)) + label + message
 
 
-def private_key(keyring: Keyring) -> Ed25519PrivateKey:
+# Other domains name the key type through this module, so only app/crypto touches the primitives.
+SigningKey = Ed25519PrivateKey
+
+
+def private_key(keyring: Keyring) -> SigningKey:
     _, seed = purpose_key(keyring, SIGNING)
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
+def public_key_of(key: SigningKey) -> str:
+    """A signing key's public half, base64 of its 32 raw bytes."""
+    return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
+
+
 def public_key(keyring: Keyring) -> str:
     """The public half, base64 (32 raw bytes): what others check this installation's signatures with."""
-    raw = private_key(keyring).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return base64.b64encode(raw).decode("ascii")
+    return public_key_of(private_key(keyring))
+
+
+def is_public_key(value: str) -> bool:
+    """True if ``value`` is base64 of an Ed25519 public key."""
+    try:
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(value, validate=True))
+    except ValueError:
+        return False
+    return True
+
+
+def sign_with(key: SigningKey, *, context: str, message: bytes) -> bytes:
+    """An Ed25519 signature by ``key`` over ``message`` for ``context``."""
+    return key.sign(signed_bytes(context, message))
 
 
 def sign(keyring: Keyring, *, context: str, message: bytes) -> bytes:
     """An Ed25519 signature by this installation over ``message`` for ``context``."""
-    return private_key(keyring).sign(signed_bytes(context, message))
+    return sign_with(private_key(keyring), context=context, message=message)
 
 
 def verify(public: str, *, context: str, message: bytes, signature: bytes) -> bool:

@@ -58,6 +58,7 @@ SEALED_TABLES: tuple[SealedTable, ...] = (
     SealedTable("held_form", "id", ("payload",)),
     SealedTable("flagged_handle", "id", ("handle", "reason")),
     SealedTable("user_account", "id", ("totp_secret",)),
+    SealedTable("referral_consent", "case_id", ("terms",)),
     # A subject's entries in every epoch hold the same value, sealed to the subject (row = subject).
     SealedTable("blind_index_entry", "subject_id", ("value",), row="subject_id"),
 )

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from app.audit import service as audit
 from app.auth.models import User
 from app.crypto import service as crypto
+from app.crypto import signing as crypto_signing
 from app.errors import Conflict, Forbidden, HelplineError, Invalid, NotFound, TooManyRequests
 from app.referrals import keys, package, receiving
 from app.referrals import service as referral_service
@@ -66,7 +67,7 @@ def valid_inbox_url(url: str) -> str:
 def envelope(data: bytes, *, session: Session) -> dict[str, str]:
     """The delivery body for a package: the package, this organisation's verify key, the signature."""
     signing = keys.organisation_signing_key(crypto.keyring_of(session))
-    signature = signing.sign(package.signed_bytes(DELIVERY, hashlib.sha256(data).digest()))
+    signature = crypto_signing.sign_with(signing, context=DELIVERY, message=hashlib.sha256(data).digest())
     return {
         "package": base64.b64encode(data).decode("ascii"),
         "from": keys.verify_key(crypto.keyring_of(session)),
@@ -137,16 +138,7 @@ def accept(*, session: Session, body: DeliveryIn) -> DeliveryOut:
 
 
 def _signature_ok(verify_key: str, signature: bytes, digest: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    try:
-        Ed25519PublicKey.from_public_bytes(base64.b64decode(verify_key)).verify(
-            signature, package.signed_bytes(DELIVERY, digest)
-        )
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    return crypto_signing.verify(verify_key, context=DELIVERY, message=digest, signature=signature)
 
 
 def waiting(*, session: Session) -> list[dict[str, Any]]:

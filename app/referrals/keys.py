@@ -7,20 +7,13 @@ key from the key provider (``app.crypto.signing``, derived from the provider's i
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 from app.crypto import signing
 from app.crypto.keyring import Keyring
 
 
-def organisation_signing_key(keyring: Keyring) -> Ed25519PrivateKey:
+def organisation_signing_key(keyring: Keyring) -> signing.SigningKey:
     """The organisation's Ed25519 signing key (the same one its backups are signed with)."""
     return signing.private_key(keyring)
-
-
-def public_bytes(key: Ed25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def verify_key(keyring: Keyring) -> str:

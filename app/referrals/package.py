@@ -18,19 +18,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import struct
 from typing import Any
 
 import pyrage
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from app.crypto import signing
 from app.errors import HelplineError
 
 PACKAGE = "helpline-referral"
 STATUS = "helpline-referral-status"
 VERSION = 1
-PREFIX = b"helpline-sig-v1"
 # A package holds a handful of short fields; anything far bigger is not one of ours.
 MAX_BYTES = 1_000_000
 
@@ -45,17 +42,15 @@ def canonical(body: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def signed_bytes(context: str, message: bytes) -> bytes:
-    """What is actually signed: the message bound to the use it was signed for."""
-    label = context.encode("ascii")
-    return PREFIX + struct.pack(">H", len(label)) + label + message
+# What is actually signed: the message bound to the use it was signed for (the organisation's one format).
+signed_bytes = signing.signed_bytes
 
 
-def sign(body: dict[str, Any], *, key: Ed25519PrivateKey) -> dict[str, Any]:
+def sign(body: dict[str, Any], *, key: signing.SigningKey) -> dict[str, Any]:
     """The body with its ``signature`` added (Ed25519 is deterministic: same key and body, same bytes)."""
     if "signature" in body:
         raise ValueError("the body is already signed")
-    signature = key.sign(signed_bytes(str(body["format"]), canonical(body)))
+    signature = signing.sign_with(key, context=str(body["format"]), message=canonical(body))
     return {**body, "signature": base64.b64encode(signature).decode("ascii")}
 
 
@@ -63,20 +58,16 @@ def signature_valid(doc: dict[str, Any], *, verify_key: str) -> bool:
     """True only if ``doc`` carries ``verify_key``'s signature over everything else in it."""
     body = {k: v for k, v in doc.items() if k != "signature"}
     try:
-        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(verify_key, validate=True))
         signature = base64.b64decode(str(doc.get("signature", "")), validate=True)
-        public.verify(signature, signed_bytes(str(body.get("format")), canonical(body)))
-    except (InvalidSignature, ValueError, binascii.Error):
+    except (ValueError, binascii.Error):
         return False
-    return True
+    return signing.verify(verify_key, context=str(body.get("format")), message=canonical(body), signature=signature)
 
 
 def valid_verify_key(value: str) -> str:
     """A verify key as given by ``helpline keys public`` (base64 of 32 bytes), or PackageError."""
     value = value.strip()
-    try:
-        Ed25519PublicKey.from_public_bytes(base64.b64decode(value, validate=True))
-    except (ValueError, binascii.Error):
+    if not signing.is_public_key(value):
         raise PackageError("the verify key is not an Ed25519 public key (base64 of 32 bytes)") from None
     return value
 

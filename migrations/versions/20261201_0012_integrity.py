@@ -38,7 +38,8 @@ def downgrade() -> None:
     conn = op.get_bind()
     entry = sa.table(
         "audit_entry",
-        *(sa.column(c) for c in ("seq", "at", "actor", "action", "target", "detail", "prev_hash", "hash")),
+        sa.column("at", sa.DateTime(timezone=True)),
+        *(sa.column(c) for c in ("seq", "actor", "action", "target", "detail", "prev_hash", "hash")),
     )
     prev = GENESIS
     rows = conn.execute(

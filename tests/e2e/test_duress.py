@@ -24,7 +24,8 @@ pytestmark = pytest.mark.e2e
 DURESS = "the kettle is on the stove"
 PAGES = ("/contacts/new", "/contacts", "/cases", "/account")
 # Headers that differ between any two responses whatever the session (clock, body length, cookies).
-VARYING = {"date", "content-length", "set-cookie"}
+# Headers that differ between any two answers (the request id is new for every request).
+VARYING = {"date", "content-length", "set-cookie", "x-request-id"}
 OUTLINE = """() => Array.from(document.querySelectorAll('body *')).map(e =>
     [e.tagName, e.id, e.className, e.getAttribute('name') || '', e.getAttribute('href') || ''].join('|'))"""
 
