@@ -27,6 +27,8 @@ pytestmark = pytest.mark.e2e
 FIRST_HALF = "Called at night from a borrowed phone; brother detained on Tuesday. "
 SECOND_HALF = "Second half typed after the session ended: needs a safe flat in Nalchik."
 PHONE = {"width": 390, "height": 844}
+CONFIRM_TEXT = {"en": "Nothing has changed yet.", "ru": "Пока ничего не изменено."}
+WARNING_TEXT = {"en": "about a minute", "ru": "Примерно через минуту"}
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +81,16 @@ def _signed_in_context(live: LiveServer, browser: Browser, username: str, **kwar
     context = new_context(browser, javascript=True, base_url=live.base_url, **kwargs)
     context.add_cookies([{"name": "helpline_session", "value": token, "url": live.base_url}])
     return context.new_page()
+
+
+def _overflowing(page: Page) -> list[str]:
+    """Elements reaching past the viewport's right edge (what makes a phone scroll sideways)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+            .map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '') + ' ' +
+                 Math.round(e.getBoundingClientRect().right))"""
+    )
 
 
 def _fill_intake(page: Page, handle: str = "+7 928 555 77 11") -> None:
@@ -287,8 +299,25 @@ def test_screenshots_of_the_new_pages(live, browser, locale):
                 if path == "/cases" and page.locator("table.list a").count():
                     page.click("table.list a[href^='/cases/']")
                     shot(page, f"case-next-step-{locale}{suffix}")
+                    # A terminal move asks first, in the page's language.
+                    page.click(".moves button.danger >> nth=0")
+                    expect(page.locator("#confirm")).to_contain_text(CONFIRM_TEXT[locale])
+                    shot(page, f"case-confirm-terminal-{locale}{suffix}")
+                if viewport is PHONE:
+                    assert _overflowing(page) == [], f"{path} ({locale}) is wider than 390px"
             page.context.close()
     assert (ARTIFACTS / f"attention-{locale}.png").is_file()
+    # The warning before the idle limit, in the page's language.
+    page = _signed_in_context(live, browser, "leila", locale=locale)
+    page.clock.install()
+    page.goto("/")
+    if locale == "ru":
+        page.click("form.lang button[value=ru]")
+    page.goto("/contacts/new")
+    page.clock.fast_forward("00:50")
+    expect(page.locator("#session-warning")).to_contain_text(WARNING_TEXT[locale])
+    shot(page, f"session-warning-{locale}")
+    page.context.close()
 
 
 def test_lock_now_keeps_the_form_being_typed(live, browser):
