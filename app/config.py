@@ -76,10 +76,11 @@ class Settings(BaseSettings):
     intake_per_hour: int = Field(default=60, ge=1)
     # Minutes a form posted after its session ended is held sealed, waiting for its author to sign in.
     held_form_minutes: int = Field(default=10, ge=1, le=60)
-    # The audit chain's head goes to the server log every this many entries, and at the first entry
-    # after this many minutes without one (see app.audit.service).
+    # The audit chain's head goes to the server log every this many entries, and every this many
+    # minutes if it moved: at the next entry, or by each server worker's timer (app.audit.checkpoints).
+    # Minutes may be a fraction (0.5: every 30 s).
     audit_checkpoint_every: int = Field(default=1000, ge=1)
-    audit_checkpoint_minutes: int = Field(default=10, ge=1)
+    audit_checkpoint_minutes: float = Field(default=10, gt=0)
     # A referral waits for a coordinator's approval before its package can be downloaded.
     referral_approval: bool = False
     # Direct delivery of partners' packages to POST /api/v1/referrals/inbox: off unless turned on.

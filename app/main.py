@@ -99,9 +99,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 interval=settings.index_autowidth_seconds,
             )
             widener.start()
+        # The audit head goes to the log on time even when no entry is written (app/audit/checkpoints.py).
+        from app.audit.checkpoints import CheckpointTimer
+
+        checkpoints = CheckpointTimer(engine=app.state.engine, interval=settings.audit_checkpoint_minutes * 60)
+        checkpoints.start()
         try:
             yield
         finally:
+            checkpoints.stop()
             if widener is not None:
                 widener.stop()
 

@@ -3,8 +3,8 @@
 A seal is ``KID:HEX``, HEX being HMAC-SHA256 under the provider's seal key (``app.crypto.purpose``) of
 ``"helpline-seal-v1\\n" | table | "\\n" | canonical JSON of the row id and its sealed columns``:
 
-- ``user_account``: username, role, active, password_hash, totp_secret_ct, totp_enrolled,
-  must_change_password;
+- ``user_account``: username, role, active, password_hash, duress_hash, totp_secret_ct, totp_enrolled,
+  must_change_password (a planted duress password would be a second way in, so it is sealed too);
 - ``evacuation_case``: contact, opener, assignee, verifier and verification day.
 
 Computed in one place — a ``before_flush`` hook — so every ORM writer of those columns reseals the row
@@ -38,7 +38,16 @@ from app.errors import Conflict, HelplineError
 
 PREFIX = b"helpline-seal-v1\n"
 SEALED: dict[type[Any], tuple[str, ...]] = {
-    User: ("username", "role", "active", "password_hash", "totp_secret_ct", "totp_enrolled", "must_change_password"),
+    User: (
+        "username",
+        "role",
+        "active",
+        "password_hash",
+        "duress_hash",
+        "totp_secret_ct",
+        "totp_enrolled",
+        "must_change_password",
+    ),
     Case: ("contact_id", "opened_by_id", "assigned_to_id", "verified_by_id", "verified_on"),
 }
 # Column defaults applied before sealing, so the seal covers the value the INSERT will store.
@@ -126,6 +135,12 @@ def _reseal(session: Session, _flush: UOWTransaction, _instances: object) -> Non
         for name, default in _DEFAULTS.items():
             if name in columns and getattr(obj, name) is None:
                 setattr(obj, name, default)
+        if state.pending:
+            # Every sealed column set explicitly (None if never given): the INSERT stores exactly what the
+            # seal covers, and the object holds it afterwards, so a later reseal can compare it as loaded.
+            for name in columns:
+                if name not in state.dict:
+                    setattr(obj, name, None)
         obj.seal = compute(keyring, type(obj).__tablename__, obj.id, _values(obj, columns))
 
 

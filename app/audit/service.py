@@ -4,7 +4,8 @@ Each entry stores an HMAC-SHA256 link over a canonical encoding of itself and th
 link (format: ``app.audit.link``), under an audit key from the key provider that never reaches the
 database: editing, inserting or deleting any row breaks the chain at that row, and nobody without the
 key can recompute it. A checkpoint of the head (``seq-link``) goes to the server log every
-``audit_checkpoint_every`` entries or ``audit_checkpoint_minutes``; kept outside the database, it shows
+``audit_checkpoint_every`` entries, and every ``audit_checkpoint_minutes`` the head moved (at the next
+entry, or by the server's timer in ``app.audit.checkpoints``); kept outside the database, it shows
 when a tail was cut off or rewritten. Entries share the transaction of the change they record:
 neither exists without the other.
 """
@@ -116,7 +117,7 @@ def _forget_tail_on_rollback(session: Session, previous_transaction: object) -> 
 # -- checkpoints: the head, written outside the database ---------------------------------------
 
 _PENDING_CHECKPOINT = "audit_checkpoint"
-_last_checkpoint = {"at": 0.0}
+_last_checkpoint: dict[str, float | int] = {"at": 0.0, "seq": 0}
 _checkpoint_lock = threading.Lock()
 CHECKPOINT_RE = re.compile(r"(?<![0-9a-f-])([0-9]+)-([0-9a-f]{64})(?![0-9a-f])")
 
@@ -148,7 +149,17 @@ def log_checkpoint(seq: int, mac: str) -> None:
     """Write the head to the server log; keep these lines (or ``audit head``) outside the database."""
     with _checkpoint_lock:
         _last_checkpoint["at"] = time.monotonic()
+        _last_checkpoint["seq"] = max(seq, int(_last_checkpoint["seq"]))
     log.info("audit checkpoint %s", checkpoint_value(seq, mac))
+
+
+def log_checkpoint_if_moved(seq: int, mac: str) -> bool:
+    """Log the head unless this process already logged it or a later one (the timer's rule)."""
+    with _checkpoint_lock:
+        if seq <= int(_last_checkpoint["seq"]):
+            return False
+    log_checkpoint(seq, mac)
+    return True
 
 
 def head(session: Session) -> tuple[int, str] | None:

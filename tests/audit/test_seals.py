@@ -14,7 +14,7 @@ from sqlalchemy import select, text, update
 from app import bootstrap
 from app.audit import link, seals
 from app.audit.models import AuditEntry
-from app.auth import passwords
+from app.auth import duress, passwords
 from app.auth import service as auth_service
 from app.auth.models import User
 from app.cases import service as case_service
@@ -34,19 +34,20 @@ def test_seal_format_known_answer() -> None:
         "role": "caseworker",
         "active": True,
         "password_hash": "$argon2id$x",
+        "duress_hash": None,
         "totp_secret_ct": b"\x01\x02",
         "totp_enrolled": True,
         "must_change_password": False,
     }
     row = uuid.UUID(int=1)
     assert seals.message("user_account", row, values) == (
-        b'helpline-seal-v1\nuser_account\n{"active":true,"id":"00000000000000000000000000000001",'
+        b'helpline-seal-v1\nuser_account\n{"active":true,"duress_hash":null,"id":"00000000000000000000000000000001",'
         b'"must_change_password":false,"password_hash":"$argon2id$x","role":"caseworker",'
         b'"totp_enrolled":true,"totp_secret_ct":"0102","username":"amina"}'
     )
     assert (
         seals.mac(bytes(range(32)), 7, "user_account", row, values)
-        == "7:0bed4597b19fc143b4083f37c8bd2cfd6b41f848cafdfe5f5cceb993832f0528"
+        == "7:64310d0d0f254014b29eb2c8e0384b3d83a545940b1d9f79c52b6f3ac3e06214"
     )
 
 
@@ -100,6 +101,22 @@ def test_a_swapped_password_hash_signs_nobody_in(client, factory, session) -> No
     assert _alarms(session, name)
 
 
+def test_a_duress_password_planted_by_sql_signs_nobody_in_under_duress(client, factory, session, keyring) -> None:
+    account = factory.account("caseworker")
+    name = account.username
+    assert account.user.duress_hash is None
+    planted = passwords.hash_password("the attacker's duress password")
+    _forge(session, "UPDATE user_account SET duress_hash = :h WHERE username = :n", h=planted, n=name)
+    answer = _sign_in(client, name, account, password="the attacker's duress password")
+    assert answer.status_code == 403 and "access_token" not in answer.json()
+    assert _sign_in(client, name, account).status_code == 403  # nor with the real password
+    assert _alarms(session, name)
+    assert f"user {name}" in list(seals.broken_rows(session, keyring))
+    duress_entries = session.scalars(select(AuditEntry).where(AuditEntry.action == duress.ALARM_ACTION))
+    assert list(duress_entries) == []  # no duress sign-in happened: no stand-in, no held account
+    assert session.scalar(select(User.locked_until).where(User.username == name)) is None
+
+
 def test_an_enrolment_reset_by_sql_shows_no_secret_and_signs_nobody_in(client, factory, session) -> None:
     account = factory.account("caseworker")
     name = account.username
@@ -151,6 +168,7 @@ def test_writers_through_the_orm_stay_correct_without_calling_anything(session, 
     case = factory.case(user)
     user.role = "coordinator"  # a plain attribute change, as any service would make
     auth_service.set_password(session, actor="test", user=other, password="a fresh long password")
+    auth_service.set_duress(session, actor="test", user=other, password="a different long duress password")
     case_service.assign(session=session, actor=coordinator, case_id=case.id, username=other.username)
     session.flush()
     session.expire_all()
