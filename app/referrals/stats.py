@@ -1,27 +1,28 @@
-"""Referrals made and accepted per month, by partner, under the same disclosure rules as other statistics.
+"""Referrals made and accepted per month, by partner: exact for operations, frozen releases for analysts.
 
-Coordinators and admins get the exact operational counts. Analysts get closed months only, each measure
-released as a month × partner table through ``app.stats.disclosure.protect_table``: no count from 1 to K-1
-is shown or can be worked out from the totals. A referral counts as made in the month it was sent and as
-accepted in the month its partner accepted it (a referral accepted and later withdrawn still counts once).
+Coordinators and admins get the exact operational counts, live. Analysts get only what the release ledger
+froze (``app.stats.ledger``): each released month's made and accepted series by partner, suppressed there
+(no count from 1 to K-1 shown or worked out) and never recomputed, so a late acceptance or a second
+question cannot change or difference a published month. A sum over months or partners is shown only when
+every figure in it is shown, so it says nothing the frozen months did not. Counting rules:
+``app.referrals.counts``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from datetime import date
+import json
 
-from pydantic import BaseModel
-from sqlalchemy import select
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from app.auth.models import Role, User
 from app.crypto import service as crypto
 from app.errors import Forbidden
-from app.referrals.models import Partner, Referral, ReferralStep
-from app.stats import disclosure
+from app.referrals import counts
+from app.stats import ledger, published
+from app.stats.schemas import ReleaseRef
 
-MEASURES = ("made", "accepted")
+MEASURES = counts.MEASURES
 
 
 class MeasureTable(BaseModel):
@@ -40,10 +41,9 @@ class ReferralStats(BaseModel):
     accepted: MeasureTable
     exact: bool
     k: int
-
-
-def _month(day: date) -> str:
-    return day.strftime("%Y-%m")
+    releases: list[ReleaseRef] = Field(
+        default_factory=list, description="analysts: the frozen monthly releases these figures are from, in order"
+    )
 
 
 def _exact(cells: list[list[int]]) -> MeasureTable:
@@ -55,43 +55,60 @@ def _exact(cells: list[list[int]]) -> MeasureTable:
     )
 
 
-def _protected(cells: list[list[int]], k: int) -> MeasureTable:
-    released = disclosure.protect_table(cells, k=k)
-    return MeasureTable(
-        cells=released.cells,
-        month_totals=released.row_totals,
-        partner_totals=released.col_totals,
-        total=released.grand_total,
+def _sum(values: list[int | None]) -> int | None:
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
+def _released(session: Session) -> ReferralStats:
+    """The analysts' view: released months only, each exactly as frozen."""
+    ledger.ensure_previous_month(session)
+    rows = [
+        (row, json.loads(row.published)[ledger.REFERRALS])
+        for row in ledger.list_releases(session)
+        if row.kind == "month" and json.loads(row.published).get(ledger.REFERRALS)
+    ]
+    partners = sorted({p for _, frozen in rows for p in frozen["partners"]})
+    tables = {}
+    for m in MEASURES:
+        cells: list[list[int | None]] = []
+        month_totals: list[int | None] = []
+        for _, frozen in rows:
+            shown = dict(zip(frozen["partners"], frozen[m]["cells"], strict=True))
+            # A partner outside a month's grid did not exist then: it had no referral that month.
+            cells.append([shown.get(p, 0) for p in partners])
+            month_totals.append(frozen[m]["total"])
+        tables[m] = MeasureTable(
+            cells=cells,
+            month_totals=month_totals,
+            partner_totals=[_sum([row[j] for row in cells]) for j in range(len(partners))],
+            total=_sum(month_totals),
+        )
+    return ReferralStats(
+        months=[row.period for row, _ in rows],
+        partners=partners,
+        exact=False,
+        k=rows[-1][0].k if rows else crypto.settings_of(session).suppression_k,
+        releases=[published.ref(row) for row, _ in rows],
+        **tables,
     )
 
 
 def monthly(*, session: Session, actor: User) -> ReferralStats:
-    """Referrals made and accepted per month and partner: exact for coordinators/admins, protected for analysts."""
+    """Referrals made and accepted per month and partner: exact and live for coordinators/admins, from the
+    frozen releases for analysts."""
     if actor.role not in (Role.coordinator, Role.admin, Role.analyst):
         raise Forbidden()
-    settings = crypto.settings_of(session)
-    exact = actor.role != Role.analyst
-    this_month = _month(settings.today())
-    made: Counter[tuple[str, str]] = Counter()
-    for sent_on, name in session.execute(
-        select(Referral.sent_on, Partner.name).join(Partner, Partner.id == Referral.partner_id)
-    ):
-        made[(_month(sent_on), name)] += 1
-    accepted: Counter[tuple[str, str]] = Counter()
-    for on, name in session.execute(
-        select(ReferralStep.on, Partner.name)
-        .join(Referral, Referral.id == ReferralStep.referral_id)
-        .join(Partner, Partner.id == Referral.partner_id)
-        .where(ReferralStep.status == "accepted")
-    ):
-        accepted[(_month(on), name)] += 1
-    keys = set(made) | set(accepted)
-    if not exact:  # an open month is still moving: analysts see closed months only
-        keys = {key for key in keys if key[0] < this_month}
+    if actor.role == Role.analyst:
+        return _released(session)
+    found = counts.made_and_accepted(session)
+    keys = set(found["made"]) | set(found["accepted"])
     months = sorted({m for m, _ in keys})
     partners = sorted({p for _, p in keys})
-    tables = {}
-    for measure, counts in (("made", made), ("accepted", accepted)):
-        cells = [[counts.get((m, p), 0) for p in partners] for m in months]
-        tables[measure] = _exact(cells) if exact or not cells else _protected(cells, settings.suppression_k)
-    return ReferralStats(months=months, partners=partners, exact=exact, k=settings.suppression_k, **tables)
+    tables = {m: _exact([[found[m].get((mo, p), 0) for p in partners] for mo in months]) for m in MEASURES}
+    return ReferralStats(
+        months=[ledger.month_label(mo) for mo in months],
+        partners=partners,
+        exact=True,
+        k=crypto.settings_of(session).suppression_k,
+        **tables,
+    )

@@ -31,6 +31,7 @@ from app.cases.workflow import CaseStatus
 from app.contacts.models import Contact
 from app.crypto import service as crypto
 from app.errors import Conflict, Invalid, NotFound
+from app.referrals import counts as referral_counts
 from app.stats import counters as c
 from app.stats import disclosure, joint
 from app.stats.joint import month_label, parse_month  # noqa: F401 - part of this module's surface
@@ -51,6 +52,7 @@ PIPELINE: tuple[str, ...] = tuple(
     )
 )
 OPEN_AT_END = "open_at_end"
+REFERRALS = "referrals"
 MECHANISM = "discrete Laplace (OpenDP), counts clamped at zero, threshold applied after noise"
 AUTO_ACTOR = "system:release"
 
@@ -125,6 +127,7 @@ def _freeze(
     status: dict[str, int] | None,
     epsilon: float | None,
     now: datetime,
+    referrals: tuple[list[str], dict[str, list[int]]] | None = None,
 ) -> StatsRelease:
     frozen = {p: _tables_of(row) for p, row in year.items()}
     for m in TABLE_MEASURES:
@@ -142,6 +145,8 @@ def _freeze(
         shown, total = disclosure.protect_series(values, k=k)
         published[OPEN_AT_END] = {"cells": dict(zip(PIPELINE, shown, strict=True)), "total": total}
         basis[OPEN_AT_END] = dict(zip(PIPELINE, values, strict=True))
+    if referrals is not None:
+        published[REFERRALS], basis[REFERRALS] = _referral_tables(*referrals, k=k)
     first, last = joint.span(period)
     row = StatsRelease(
         period=period,
@@ -158,6 +163,18 @@ def _freeze(
     session.flush()
     year[period] = row
     return row
+
+
+def _referral_tables(
+    partners: list[str], counts: dict[str, list[int]], *, k: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A month's referrals made and accepted by partner, each a series with its total, suppressed (K and
+    complementary) on its own: analysts only ever get these frozen figures and sums of shown ones."""
+    published: dict[str, Any] = {"partners": partners}
+    for m in referral_counts.MEASURES:
+        shown, total = disclosure.protect_series(counts[m], k=k)
+        published[m] = {"cells": shown, "total": total}
+    return published, {"partners": partners, **counts}
 
 
 def _regions(session: Session, counts: dict[str, dict[str, int]], year: dict[str, StatsRelease]) -> list[str]:
@@ -208,6 +225,8 @@ def release_month(
     now = datetime.now(UTC)
     k = settings.suppression_k
     tables = {m: joint.Table(cells={r: counts[m].get(r, 0) for r in regions}) for m in TABLE_MEASURES}
+    # Referral counts carry no noise, so a noisy release leaves them out rather than publish them exact.
+    referrals = None if noise else referral_counts.month_grid(session, month, c.next_period(c.MONTH, month))
     written = [
         _freeze(
             session,
@@ -220,6 +239,7 @@ def release_month(
             status=counts[OPEN_AT_END],
             epsilon=epsilon,
             now=now,
+            referrals=referrals,
         )
     ]
     q = joint.quarter(month.month)

@@ -134,6 +134,7 @@ def test_monthly_counts_exact_for_coordinators_protected_for_analysts(client, fa
     from sqlalchemy import update
 
     from app.referrals.models import ReferralStep
+    from app.stats import ledger
 
     _partner(session)
     _partner(session, "Embassy")
@@ -155,15 +156,17 @@ def test_monthly_counts_exact_for_coordinators_protected_for_analysts(client, fa
     exact = client.get("/api/v1/stats/referrals", headers=coordinator).json()
     assert exact["exact"] and exact["months"] == [month] and exact["partners"] == ["Embassy", "Shelter"]
     assert exact["made"]["cells"] == [[1, 6]] and exact["accepted"]["cells"] == [[0, 1]]
-    # The month is still open: an analyst sees nothing of it yet.
-    assert client.get("/api/v1/stats/referrals", headers=analyst).json()["months"] == []
-
+    # The month is still open: an analyst sees nothing of it yet (asking releases last month, empty).
     last_month = date.today().replace(day=1) - timedelta(days=1)
-    session.execute(update(Referral).values(sent_on=last_month, status_on=last_month))
-    session.execute(update(ReferralStep).values(on=last_month))
+    assert client.get("/api/v1/stats/referrals", headers=analyst).json()["months"] == [last_month.strftime("%Y-%m")]
+
+    earlier = last_month.replace(day=1) - timedelta(days=1)
+    session.execute(update(Referral).values(sent_on=earlier, status_on=earlier))
+    session.execute(update(ReferralStep).values(on=earlier))
+    ledger.release_month(session, month=earlier, actor="test")
     session.commit()
     released = client.get("/api/v1/stats/referrals", headers=analyst).json()
-    assert released["months"] == [last_month.strftime("%Y-%m")] and not released["exact"]
+    assert released["months"] == [earlier.strftime("%Y-%m"), last_month.strftime("%Y-%m")] and not released["exact"]
     assert released["made"]["cells"][0][0] is None and released["accepted"]["cells"][0][1] is None
     shown = [
         v
