@@ -91,15 +91,9 @@ def may_transition(user: User, case: Case) -> bool:
 
 
 def may_verify(user: User, case: Case) -> bool:
-    """Two-person rule: a coordinator, or an assigned caseworker who did not open the case.
-
-    A case nobody here opened (a received referral) has no first person here: its assignee would be the
-    only one who ever worked it, so only a coordinator verifies it.
-    """
+    """Two-person rule: a coordinator, or an assigned caseworker who did not open the case."""
     if user.role == Role.coordinator:
         return True
-    if case.opened_by_id is None:
-        return False
     return user.role == Role.caseworker and case.assigned_to_id == user.id and case.opened_by_id != user.id
 
 
