@@ -21,14 +21,7 @@ from app.crypto import service as crypto
 from app.errors import Forbidden, NotFound
 
 # Every kind of entry; pages show each by its name in app/web/labels.py (ATTENTION).
-KINDS = (
-    "verification_request",
-    "immediate_danger",
-    "known_bad",
-    "duplicate",
-    "duress",
-    "referral_unassigned",
-)
+KINDS = ("verification_request", "immediate_danger", "known_bad", "duplicate", "duress")
 
 
 def _require_coordinator(user: User) -> None:

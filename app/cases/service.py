@@ -80,9 +80,7 @@ def _check_day(session: Session, case: Case, on: date, *, field: str = "on") -> 
         raise Invalid.field(field, "must not be before the case's last status change")
 
 
-def _move(
-    session: Session, *, actor: User | None, case: Case, to: str, on: date, note: str | None, position: int
-) -> None:
+def _move(session: Session, *, actor: User, case: Case, to: str, on: date, note: str | None, position: int) -> None:
     """Write one step of the history and the dates it implies; the caller has checked it is allowed."""
     transition_id = crypto.new_subject_id()
     note_ct = None
@@ -112,7 +110,7 @@ def _move(
             from_status=old,
             to_status=to,
             on=on,
-            actor_id=actor.id if actor is not None else None,
+            actor_id=actor.id,
             note_ct=note_ct,
         )
     )
@@ -131,28 +129,16 @@ def _move(
 def open_case(
     *,
     session: Session,
-    actor: User | None,
+    actor: User,
     contact_id: uuid.UUID,
     data: CaseFields | None = None,
     on: date | None = None,
-    by: str | None = None,
 ) -> CaseSummary:
-    """Open a case from a contact the caseworker can see; it starts ``new`` and assigned to them.
-
-    ``actor=None`` opens an unassigned case from a contact nobody owns (a received referral, authorised by
-    the caller, audited as ``by``); a coordinator assigns it. Nobody here opened it, so whoever verifies
-    it is someone other than its opener.
-    """
-    if actor is not None and actor.role != Role.caseworker:
+    """Open a case from a contact the caseworker can see; it starts ``new`` and assigned to them."""
+    if actor.role != Role.caseworker:
         raise Forbidden()
-    name = actor.username if actor is not None else (by or audit.SYSTEM)
     data = data or CaseFields()
-    if actor is None:
-        contact = session.get(Contact, contact_id)
-        if contact is None or contact.recorded_by_id is not None:
-            raise NotFound()
-    else:
-        contact = contact_service.get_contact_for(session=session, actor=actor, contact_id=contact_id)
+    contact = contact_service.get_contact_for(session=session, actor=actor, contact_id=contact_id)
     # Stage 1 of the lock order: the contact this changes (its outcome) is locked before the audit
     # chain; two opens from one contact queue here, and the second sees the first's case below.
     session.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
@@ -177,8 +163,8 @@ def open_case(
         status=CaseStatus.new.value,
         region=contact.region,
         opened_on=opened_on,
-        opened_by_id=actor.id if actor is not None else None,
-        assigned_to_id=actor.id if actor is not None else None,
+        opened_by_id=actor.id,
+        assigned_to_id=actor.id,
         first_contact_on=contact.received_on,
         status_on=opened_on,
         **sealed,
@@ -187,17 +173,15 @@ def open_case(
     crypto.add_index_entry(session, subject_id=case_id, column=INDEX_COLUMN, value=data.handle)
     audit.record(
         session,
-        actor=name,
+        actor=actor.username,
         action="case.open",
         target=case.code,
         detail={"contact": contact.code, "on": opened_on.isoformat()},
     )
     counters.case_opened(session, case=case)
     _move(session, actor=actor, case=case, to=CaseStatus.new.value, on=opened_on, note=None, position=0)
-    contact_service.change_outcome(
-        session, actor=actor or name, contact=contact, outcome=Outcome.case_opened, on=opened_on
-    )
-    return _summary(case, assigned_to=actor.username if actor is not None else None)
+    contact_service.change_outcome(session, actor=actor, contact=contact, outcome=Outcome.case_opened, on=opened_on)
+    return _summary(case, assigned_to=actor.username)
 
 
 def transition(
@@ -248,8 +232,6 @@ def assign(*, session: Session, actor: User, case_id: uuid.UUID, username: str) 
         raise Invalid.field("user", "must be the name of an active caseworker")
     case.assigned_to_id = assignee.id
     session.flush()
-    # A received referral waited in the coordinators' queue for exactly this.
-    attention.resolve_for_case(session, case_id=case.id, kind="referral_unassigned", by=actor.username)
     audit.record(
         session, actor=actor.username, action="case.assign", target=case.code, detail={"to": assignee.username}
     )

@@ -32,7 +32,7 @@ class Contact(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
     flagged_handle: Mapped[bool] = mapped_column(Boolean, default=False)
-    recorded_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_account.id"))
+    recorded_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id"))
     alias_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     handle_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     notes_ct: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -7,7 +7,7 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, false, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -78,9 +78,7 @@ def _not_future(session: Session, day: date, *, field: str) -> None:
         raise Invalid.field(field, "must not be in the future")
 
 
-def record_contact(
-    *, session: Session, actor: User | None, data: ContactIn, rate_limited: bool = True, by: str | None = None
-) -> ContactSummary:
+def record_contact(*, session: Session, actor: User, data: ContactIn, rate_limited: bool = True) -> ContactSummary:
     """Record a hotline contact, sealed under its own key; flags a repeat caller or a known-bad handle.
 
     No membership oracle: ``possible_duplicate`` and ``duplicate_of`` speak only of records the caseworker
@@ -89,14 +87,10 @@ def record_contact(
     Every candidate the check decrypts is audited and counted against the bulk-read alarm, and intake
     itself is rate-limited per caseworker. A known-bad hit is shown (it protects the caseworker) and
     always alerts the coordinators. ``rate_limited=False`` is for synthetic demo data only.
-
-    ``actor=None`` records a contact nobody here owns (a received referral awaiting assignment, authorised
-    by the caller, audited as ``by``): no caseworker sees it, so every match goes to the coordinators.
     """
-    if actor is not None and actor.role != Role.caseworker:
+    if actor.role != Role.caseworker:
         raise Forbidden()
-    name = actor.username if actor is not None else (by or audit.SYSTEM)
-    if rate_limited and actor is not None:
+    if rate_limited:
         permissions.check_intake_rate(session, user=actor)
     validate_region(session, data.region)
     validate_language(session, data.language)
@@ -111,13 +105,13 @@ def record_contact(
             table="contact",
             column=INDEX_COLUMN,
             value=data.handle,
-            reader=actor if rate_limited and actor is not None else None,
+            reader=actor if rate_limited else None,
         )
         hits = flagged.flagged_entries_for(session, handle=data.handle)
     seen: list[tuple[uuid.UUID, str]] = []
     others: list[str] = []
     if matches:
-        visible = permissions.contacts_visible_to(actor) if actor is not None else false()
+        visible = permissions.contacts_visible_to(actor)
         for row_id, code, readable in session.execute(
             select(Contact.id, Contact.code, visible).where(Contact.id.in_(matches)).order_by(Contact.code)
         ):
@@ -140,7 +134,7 @@ def record_contact(
         outcome=None,
         possible_duplicate=bool(seen),
         flagged_handle=bool(hits),
-        recorded_by_id=actor.id if actor is not None else None,
+        recorded_by_id=actor.id,
         last_activity_on=data.received_on,
         **sealed,
     )
@@ -148,7 +142,7 @@ def record_contact(
     crypto.add_index_entry(session, subject_id=contact_id, column=INDEX_COLUMN, value=data.handle)
     audit.record(
         session,
-        actor=name,
+        actor=actor.username,
         action="contact.record",
         target=contact.code,
         detail={"channel": contact.channel, "region": contact.region, "risk": contact.risk},
@@ -156,18 +150,20 @@ def record_contact(
     if hits:
         audit.record(
             session,
-            actor=name,
+            actor=actor.username,
             action="contact.flagged_handle",
             target=contact.code,
             detail={"entries": [h.hex for h in hits]},
         )
-        attention.raise_item(session, kind="known_bad", raised_by=name, record_code=contact.code)
+        attention.raise_item(session, kind="known_bad", raised_by=actor.username, record_code=contact.code)
     for code in others:
-        attention.raise_item(session, kind="duplicate", raised_by=name, record_code=contact.code, other_code=code)
+        attention.raise_item(
+            session, kind="duplicate", raised_by=actor.username, record_code=contact.code, other_code=code
+        )
     if contact.risk == Risk.immediate:
-        attention.raise_item(session, kind="immediate_danger", raised_by=name, record_code=contact.code)
+        attention.raise_item(session, kind="immediate_danger", raised_by=actor.username, record_code=contact.code)
     counters.contact_recorded(session, contact=contact)
-    summary = _summary(contact, recorded_by=actor.username if actor is not None else None, case_id=None)
+    summary = _summary(contact, recorded_by=actor.username, case_id=None)
     summary.duplicate_of = [DuplicateRef(id=i, code=c) for i, c in seen]
     return summary
 
@@ -362,9 +358,7 @@ def set_outcome(*, session: Session, actor: User, contact_id: uuid.UUID, outcome
     return _summary(contact, recorded_by=actor.username, case_id=None)
 
 
-def change_outcome(
-    session: Session, *, actor: User | str, contact: Contact, outcome: str, on: date | None = None
-) -> None:
+def change_outcome(session: Session, *, actor: User, contact: Contact, outcome: str, on: date | None = None) -> None:
     """Set the outcome, keeping the stats hooks and the audit log in step (used by case opening too)."""
     old = contact.outcome
     if old == outcome:
@@ -374,7 +368,7 @@ def change_outcome(
     # No flush of its own: audit.record flushes this change together with its entry.
     audit.record(
         session,
-        actor=actor if isinstance(actor, str) else actor.username,
+        actor=actor.username,
         action="contact.outcome",
         target=contact.code,
         detail={"from": old, "to": outcome},

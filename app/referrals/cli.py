@@ -62,11 +62,7 @@ def _cmd_referral_import(args: argparse.Namespace, settings: Settings) -> int:
     data = _read(args.path, "package")
     with cli_session(settings) as session:
         done = receiving.import_referral(session=session, actor="cli", data=data, identity=identity, assign=args.assign)
-    waiting = "" if args.assign else "; unassigned, waiting in the coordinators' Needs attention queue"
-    print(
-        f"imported referral {done.code} from {done.partner} as case {done.case_code} (contact {done.contact_code})"
-        + waiting
-    )
+    print(f"imported referral {done.code} from {done.partner} as case {done.case_code} (contact {done.contact_code})")
     return 0
 
 
@@ -116,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = referral.add_parser("import", help="import a partner's referral package as a new contact and case")
     p.add_argument("path", type=Path)
     p.add_argument("--identity", type=Path, required=True, help="this organisation's age identity file")
-    p.add_argument("--assign", help="the caseworker who takes the case (default: nobody yet; a coordinator assigns it)")
+    p.add_argument("--assign", help="the caseworker who takes the case (default: the only active one)")
     p.set_defaults(func=_cmd_referral_import)
     p = referral.add_parser("answer", help="write a signed, encrypted status answer for a referral received")
     p.add_argument("code")

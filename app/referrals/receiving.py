@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.attention import service as attention
 from app.audit import service as audit
 from app.auth.models import Role, User
 from app.cases import service as case_service
@@ -54,16 +53,18 @@ def _partner_by_key(session: Session, verify_key: str) -> Partner | None:
     return session.scalar(select(Partner).where(Partner.verify_key == verify_key, Partner.removed_on.is_(None)))
 
 
-def _owner(session: Session, assign: str | None) -> User | None:
-    """The caseworker named to take the imported case; None leaves it for a coordinator to assign."""
-    if assign is None:
-        return None
-    owner = session.scalar(
-        select(User).where(User.role == Role.caseworker.value, User.active.is_(True), User.username == assign)
-    )
-    if owner is None:
-        raise Invalid.field("assign", f"{assign} is not an active caseworker")
-    return owner
+def _owner(session: Session, assign: str | None) -> User:
+    """The caseworker who takes the imported case: the one named, or the only active one."""
+    query = select(User).where(User.role == Role.caseworker.value, User.active.is_(True))
+    if assign is not None:
+        owner = session.scalar(query.where(User.username == assign))
+        if owner is None:
+            raise Invalid.field("assign", f"{assign} is not an active caseworker")
+        return owner
+    found = session.scalars(query.limit(2)).all()
+    if len(found) != 1:
+        raise Invalid.field("assign", "name the caseworker who takes the case (there is not exactly one)")
+    return found[0]
 
 
 def _text(values: dict[str, Any], name: str) -> str | None:
@@ -117,20 +118,12 @@ def import_referral(*, session: Session, actor: str, data: bytes, identity: Any,
         )
     owner = _owner(session, assign)
     today = crypto.settings_of(session).today()
-    contact = contact_service.record_contact(
-        session=session, actor=owner, data=_contact_in(session, values, today), by=actor
-    )
+    contact = contact_service.record_contact(session=session, actor=owner, data=_contact_in(session, values, today))
     try:
         case_fields = CaseFields(**{column: _text(values, name) for name, column in CASE_FIELDS.items()})
     except ValidationError:
         raise PackageError("refused: a case field in the package is longer than Helpline accepts") from None
-    case = case_service.open_case(
-        session=session, actor=owner, contact_id=contact.id, data=case_fields, on=today, by=actor
-    )
-    if owner is None:
-        attention.raise_item(
-            session, kind="referral_unassigned", raised_by=actor, record_code=case.code, case_id=case.id
-        )
+    case = case_service.open_case(session=session, actor=owner, contact_id=contact.id, data=case_fields, on=today)
     fields = sorted(values)
     session.add(
         ReceivedReferral(
@@ -150,12 +143,7 @@ def import_referral(*, session: Session, actor: str, data: bytes, identity: Any,
         actor=actor,
         action="referral.import",
         target=case.code,
-        detail={
-            "referral": code,
-            "partner": partner.name,
-            "fields": fields,
-            "assigned_to": owner.username if owner else None,
-        },
+        detail={"referral": code, "partner": partner.name, "fields": fields, "assigned_to": owner.username},
     )
     return Imported(code, partner.name, case.id, case.code, contact.code, fields)
 

@@ -102,7 +102,6 @@ ATTENTION = {
     "known_bad": N_("Handle on the known-bad list"),
     "duplicate": N_("Possible duplicate to reconcile"),
     "duress": N_("Signed in with the duress password"),
-    "referral_unassigned": N_("Received referral awaiting assignment"),
 }
 # Names of sealed fields, for the history of corrections.
 FIELDS = {

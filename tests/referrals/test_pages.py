@@ -98,8 +98,10 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
     assert listing.status_code == 200 and referral.code in listing.text and "Переданные дела" in listing.text
 
 
-def _sender(session):  # type: ignore[no-untyped-def]
-    """Our age identity, and a partner "Sender" registered here: its age identity, signing key and verify key."""
+def test_a_coordinator_imports_a_package_through_the_upload_page(pages, factory, session, tmp_path) -> None:
+    """The upload page runs the same checks as the command line: a forged package is refused, a real one lands."""
+    from app.crypto import service as crypto
+    from app.referrals import keys, package
     from app.referrals import service as referral_service
 
     ours, sender_identity = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
@@ -112,15 +114,6 @@ def _sender(session):  # type: ignore[no-untyped-def]
         age_recipient=str(sender_identity.to_public()),
         verify_key=sender_key,
     )
-    return ours, sender_identity, sender, sender_key
-
-
-def test_a_coordinator_imports_a_package_through_the_upload_page(pages, factory, session, tmp_path) -> None:
-    """The upload page runs the same checks as the command line: a forged package is refused, a real one lands."""
-    from app.crypto import service as crypto
-    from app.referrals import keys, package
-
-    ours, sender_identity, sender, sender_key = _sender(session)
     assert sender_key != keys.verify_key(crypto.keyring_of(session))
     worker = factory.account("caseworker")
     coordinator = factory.account("coordinator")
@@ -226,44 +219,3 @@ def test_a_coordinator_imports_a_partners_answer_through_the_upload_page(pages, 
     assert done.status_code == 200 and made.code in done.text
     session.expire_all()
     assert session.get(Referral, made.id).status == "accepted"  # type: ignore[union-attr]
-
-
-def test_an_upload_with_nobody_chosen_waits_in_needs_attention(pages, factory, session) -> None:
-    """Two caseworkers, "nobody yet" chosen: the case is imported unassigned and queued for coordinators."""
-    from app.attention.models import AttentionItem
-    from app.cases.models import Case
-    from app.referrals import package
-
-    ours, sender_identity, sender, sender_key = _sender(session)
-    factory.account("caseworker")
-    factory.account("caseworker")
-    coordinator = factory.account("coordinator")
-    body = {
-        "format": package.PACKAGE,
-        "version": 1,
-        "code": "R-WXYZ-AB",
-        "from": sender_key,
-        "to": str(ours.to_public()),
-        "sent_on": "2026-11-30",
-        "fields": {"full_name": "CANARY-UPLOADED"},
-    }
-    genuine = package.encrypt(package.sign(body, key=sender), recipient=str(ours.to_public()))
-    pages.signed_in(coordinator)
-    page = pages.client.get("/referrals")
-    assert '<option value="">Nobody yet: it waits in Needs attention</option>' in page.text
-    done = pages.client.post(
-        "/referrals/import",
-        data={"csrf_token": pages.token("/referrals"), "assign": ""},
-        files={
-            "package": ("p.age", genuine, "application/octet-stream"),
-            "identity": ("identity.txt", f"{ours}\n".encode(), "text/plain"),
-        },
-    )
-    assert done.status_code == 200, done.text
-    session.expire_all()
-    (case,) = session.scalars(select(Case)).all()
-    assert case.assigned_to_id is None and case.code in done.text
-    (item,) = session.scalars(select(AttentionItem)).all()
-    assert (item.kind, item.record_code, item.case_id) == ("referral_unassigned", case.code, case.id)
-    queue = pages.client.get("/attention")
-    assert "Received referral awaiting assignment" in queue.text and case.code in queue.text

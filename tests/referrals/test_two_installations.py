@@ -106,19 +106,6 @@ def test_three_fields_cross_and_nothing_else(orgs, tmp_path) -> None:
     case_code = result.stdout.split(" as case ")[1].split()[0]
     for secret in canaries:
         assert secret not in result.stdout + result.stderr
-    assert "unassigned" in result.stdout
-
-    # No caseworker was named: nobody sees it until a coordinator, told by the queue, assigns it.
-    assert b.client.get("/api/v1/cases", headers=b.caseworker).json()["items"] == []
-    queue = b.client.get("/api/v1/attention", headers=b.coordinator).json()["items"]
-    (waiting,) = [i for i in queue if i["kind"] == "referral_unassigned"]
-    assert waiting["record_code"] == case_code
-    assert b.client.get(f"/api/v1/cases/{waiting['case_id']}", headers=b.caseworker).status_code == 404
-    body = {"user": b.caseworker_name}
-    assigned = b.client.post(f"/api/v1/cases/{waiting['case_id']}/assign", json=body, headers=b.coordinator)
-    assert assigned.status_code == 200, assigned.text
-    queue = b.client.get("/api/v1/attention", headers=b.coordinator).json()["items"]
-    assert not [i for i in queue if i["kind"] == "referral_unassigned"]
 
     # The receiver's caseworker sees exactly the three fields, under the receiver's own codes.
     cases = b.client.get("/api/v1/cases", headers=b.caseworker).json()["items"]
@@ -267,9 +254,7 @@ def test_a_shred_on_the_sender_leaves_the_receivers_copy(orgs, tmp_path) -> None
     made = _refer(a)
     referral = made["referral"]
     _download(a, referral["id"], tmp_path / "package.age")
-    result = b.cli(
-        "referral", "import", tmp_path / "package.age", "--identity", b.identity_file, "--assign", b.caseworker_name
-    )
+    result = b.cli("referral", "import", tmp_path / "package.age", "--identity", b.identity_file)
     assert result.returncode == 0, result.stderr
     case_code = result.stdout.split(" as case ")[1].split()[0]
 
@@ -289,42 +274,3 @@ def test_a_shred_on_the_sender_leaves_the_receivers_copy(orgs, tmp_path) -> None
     ]
     seen = b.client.get(f"/api/v1/cases/{imported['id']}", headers=b.caseworker).json()
     assert seen["full_name"] == CASE["full_name"]
-
-
-def test_import_with_several_caseworkers_waits_for_a_coordinator_or_goes_to_the_one_named(orgs, tmp_path) -> None:
-    from tests.factories import Factory
-
-    a, b = orgs
-    befriend(a, b)
-    with b.session() as db:
-        second = Factory(db).headers(Factory(db).user("caseworker", "beta-second"))
-    _download(a, _refer(a)["referral"]["id"], tmp_path / "first.age")
-    _download(a, _refer(a)["referral"]["id"], tmp_path / "named.age")
-
-    # Two active caseworkers and no --assign: imported all the same, unassigned, queued for coordinators.
-    result = b.cli("referral", "import", tmp_path / "first.age", "--identity", b.identity_file)
-    assert result.returncode == 0, result.stderr
-    case_code = result.stdout.split(" as case ")[1].split()[0]
-    contact_code = result.stdout.split("(contact ")[1].split(")")[0]
-    assert case_code.startswith("C") and contact_code.startswith("H")
-    for headers in (b.caseworker, second):
-        assert b.client.get("/api/v1/cases", headers=headers).json()["items"] == []
-        assert b.client.get("/api/v1/contacts", headers=headers).json()["items"] == []
-    queue = b.client.get("/api/v1/attention", headers=b.coordinator).json()["items"]
-    assert [(i["kind"], i["record_code"]) for i in queue if i["kind"] == "referral_unassigned"] == [
-        ("referral_unassigned", case_code)
-    ]
-    listed = b.client.get("/api/v1/cases", headers=b.coordinator).json()["items"]
-    assert [c["assigned_to"] for c in listed if c["code"] == case_code] == [None]
-
-    # Named: assigned to that caseworker, nothing queued, the other caseworker sees nothing.
-    result = b.cli(
-        "referral", "import", tmp_path / "named.age", "--identity", b.identity_file, "--assign", "beta-second"
-    )
-    assert result.returncode == 0, result.stderr
-    assert "unassigned" not in result.stdout
-    code = result.stdout.split(" as case ")[1].split()[0]
-    assert [c["code"] for c in b.client.get("/api/v1/cases", headers=second).json()["items"]] == [code]
-    assert b.client.get("/api/v1/cases", headers=b.caseworker).json()["items"] == []
-    queue = b.client.get("/api/v1/attention", headers=b.coordinator).json()["items"]
-    assert [i["record_code"] for i in queue if i["kind"] == "referral_unassigned"] == [case_code]
