@@ -50,6 +50,7 @@ SEALED: dict[type[Any], tuple[str, ...]] = {
     ),
     Case: ("contact_id", "opened_by_id", "assigned_to_id", "verified_by_id", "verified_on"),
 }
+SEALED_TABLE_NAMES = frozenset(m.__tablename__ for m in SEALED)  # type: ignore[attr-defined]
 # Column defaults applied before sealing, so the seal covers the value the INSERT will store.
 _DEFAULTS: dict[str, object] = {"active": True, "totp_enrolled": False, "must_change_password": False}
 _ALARMS = "seal_alarms"
@@ -272,6 +273,30 @@ def broken_rows(conn: Connection | Session, keyring: Keyring) -> Iterator[str]:
             values = dict(zip(columns, row[3:], strict=True))
             if not holds(keyring, model.__tablename__, row[0], values, row[2]):
                 yield f"{'user' if model is User else 'case'} {row[1]}"
+
+
+def _model_of(table: str) -> Any:
+    return next(m for m in SEALED if m.__tablename__ == table)  # type: ignore[attr-defined]
+
+
+def check_rows(conn: Connection | Session, keyring: Keyring, table: str, row_ids: list[uuid.UUID]) -> None:
+    """A trusted bulk writer (re-encryption) checks the rows it is about to change: a forged one is refused."""
+    model = _model_of(table)
+    columns = SEALED[model]
+    t = model.__table__
+    for row in conn.execute(select(t.c.id, t.c.seal, *(t.c[c] for c in columns)).where(t.c.id.in_(row_ids))):
+        if not holds(keyring, table, row[0], dict(zip(columns, row[2:], strict=True)), row[1]):
+            raise SealBroken()
+
+
+def reseal_rows(conn: Connection | Session, keyring: Keyring, table: str, row_ids: list[uuid.UUID]) -> None:
+    """Seal these rows again over what is stored now, after a bulk writer that checked them first."""
+    model = _model_of(table)
+    columns = SEALED[model]
+    t = model.__table__
+    for row in conn.execute(select(t.c.id, *(t.c[c] for c in columns)).where(t.c.id.in_(row_ids))).all():
+        seal = compute(keyring, table, row[0], dict(zip(columns, row[1:], strict=True)))
+        conn.execute(t.update().where(t.c.id == row[0]).values(seal=seal))
 
 
 def seal_unsealed(conn: Connection | Session, keyring: Keyring) -> int:

@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.audit import seals
 from app.config import Settings
 from app.crypto import cipher
 from app.crypto import service as crypto
@@ -447,12 +449,21 @@ def _reseal_batch(session: Session, subjects: list[uuid.UUID]) -> int:
                 values[f"b_{name}"] = blob
             params.append(values)
         if params:
+            # Accounts carry seals over their sealed secret (app.audit.seals): checked before this bulk
+            # write, so a forged row is refused rather than laundered, and sealed again after it.
+            sealed_rows = (
+                [cast(uuid.UUID, p["b_row"]) for p in params] if spec.table in seals.SEALED_TABLE_NAMES else []
+            )
+            if sealed_rows:
+                seals.check_rows(session, crypto.keyring_of(session), spec.table, sealed_rows)
             stmt = (
                 update(table)
                 .where(table.c[spec.row] == bindparam("b_row"))
                 .values({f"{c}_ct": bindparam(f"b_{c}") for c in spec.columns})
             )
             session.connection().execute(stmt, params)
+            if sealed_rows:
+                seals.reseal_rows(session, crypto.keyring_of(session), spec.table, sealed_rows)
     if old:
         drop = delete(DataKey.__table__).where(  # type: ignore[arg-type]
             DataKey.__table__.c.subject_id == bindparam("b_subject"), DataKey.__table__.c.key_id == bindparam("b_key")

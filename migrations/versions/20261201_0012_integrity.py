@@ -51,9 +51,8 @@ def downgrade() -> None:
         value = legacy_hash(seq=seq, at=at, actor=actor, action=action, target=target, detail=detail, prev=prev)
         conn.execute(entry.update().where(entry.c.seq == seq).values(prev_hash=prev, hash=value))
         prev = value
-    with op.batch_alter_table("evacuation_case") as batch:
-        batch.drop_column("seal")
-    with op.batch_alter_table("user_account") as batch:
-        batch.drop_column("seal")
-    with op.batch_alter_table("audit_entry") as batch:
-        batch.drop_column("key_id")
+    # Plain ALTER TABLE … DROP COLUMN (SQLite 3.35+): a batch rebuild would drop and re-create
+    # user_account and evacuation_case, which rows of other tables reference.
+    op.drop_column("evacuation_case", "seal")
+    op.drop_column("user_account", "seal")
+    op.drop_column("audit_entry", "key_id")

@@ -202,3 +202,31 @@ def test_fast_aad_matches_the_envelope_definition() -> None:
         old, new = rotation.dek_aads(subject.bytes, key_id, 7, 2**32 - 1)
         assert old == cipher.dek_aad(subject_id=subject, key_id=key_id, kek_id=7)
         assert new == cipher.dek_aad(subject_id=subject, key_id=key_id, kek_id=2**32 - 1)
+
+
+def test_reencryption_keeps_account_seals_and_refuses_a_forged_account(install: Install) -> None:
+    from app.audit import seals
+    from app.auth.models import User
+    from app.crypto.keyring import get_keyring
+
+    with install.session() as session:
+        seed(session, contacts=20, cases=5)
+    keyring = get_keyring(install.settings)
+    with install.engine.connect() as conn:
+        secrets_before = dict(conn.execute(select(User.id, User.totp_secret_ct)).all())
+    assert secrets_before
+    rotation.reencrypt(engine=install.engine, settings=install.settings, batch_size=50)
+    with install.engine.connect() as conn:
+        secrets_after = dict(conn.execute(select(User.id, User.totp_secret_ct)).all())
+        # Every account's sealed secret is under a new data key, and its seal still holds.
+        assert all(secrets_after[k] != v for k, v in secrets_before.items())
+        assert list(seals.broken_rows(conn, keyring)) == []
+    # A role raised by SQL is not laundered into a fresh seal by the next re-encryption.
+    victim = next(iter(secrets_before))
+    with install.engine.begin() as conn:
+        table = User.__table__
+        conn.execute(table.update().where(table.c.id == victim).values(role="admin"))  # raw SQL, no hook
+    with pytest.raises(seals.SealBroken):
+        rotation.reencrypt(engine=install.engine, settings=install.settings, batch_size=50)
+    with install.engine.connect() as conn:
+        assert any(row.startswith("user ") for row in seals.broken_rows(conn, keyring))
