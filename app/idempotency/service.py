@@ -132,3 +132,15 @@ def spend_form_token(session: Session, token: str | None) -> None:
     session.execute(delete(FormToken).where(FormToken.spent_at < now - timedelta(days=FORM_TOKEN_DAYS)))
     session.add(FormToken(token_hash=token_hash, spent_at=now))
     session.flush()
+
+
+def forget_expired(session: Session, *, now: datetime | None = None) -> int:
+    """Delete the Idempotency-Key answers past their 24 h and the form tokens past their days; how many.
+
+    A key past its window is already free to be used again (``claim`` replaces it), so this only keeps
+    the tables from growing with every write ever made. ``helpline purge`` runs it.
+    """
+    now = now or datetime.now(UTC)
+    keys = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < now - WINDOW))
+    tokens = session.execute(delete(FormToken).where(FormToken.spent_at < now - timedelta(days=FORM_TOKEN_DAYS)))
+    return int(getattr(keys, "rowcount", 0) or 0) + int(getattr(tokens, "rowcount", 0) or 0)

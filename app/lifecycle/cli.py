@@ -149,10 +149,14 @@ def _cmd_shred(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from app.idempotency.service import forget_expired
     from app.lifecycle import retention, shred
 
+    forgotten = 0
     with cli_session(settings) as session:
         plan = retention.plan_purge(session=session, settings=settings)
+        if not args.dry_run:
+            forgotten = forget_expired(session)
         if not args.dry_run and not plan.empty:
             # A person at a terminal is asked first; a scheduled run (no terminal) applies the policy it was
             # set up to apply.
@@ -175,6 +179,8 @@ def _cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     for code in plan.contact_codes:
         print(f"{verb} contact {code}")
     print(f"{verb} {len(plan.case_codes)} cases and {len(plan.contact_codes)} contacts")
+    if not args.dry_run:
+        print(f"forgot {forgotten} expired Idempotency-Key answers and form tokens")
     return 0
 
 

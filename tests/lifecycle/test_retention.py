@@ -87,3 +87,39 @@ def test_defaults_are_conservative_and_settings_move_the_cut(install: Install) -
         assert len(retention.plan_purge(session=s, settings=shorter).contact_codes) == 3
         later = retention.plan_purge(session=s, settings=install.settings, today=days_ago(100) + timedelta(days=365))
         assert later.empty  # not a day early
+
+
+def test_purge_forgets_expired_idempotency_answers_and_form_tokens_only(
+    install: Install, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from app.auth.models import User
+    from app.cli import main
+    from app.idempotency.models import FormToken, IdempotencyKey
+
+    now = datetime.now(UTC)
+    with install.session() as s:
+        seed(s, contacts=1)
+    with install.session() as s:
+        user_id = s.scalars(select(User.id).limit(1)).one()
+        for name, age in (("old", timedelta(hours=25)), ("fresh", timedelta(hours=23))):
+            s.add(IdempotencyKey(user_id=user_id, key_hash=name, request_hash="r", created_at=now - age))
+        for name, age in (("old", timedelta(days=3)), ("fresh", timedelta(days=1))):
+            s.add(FormToken(token_hash=name, spent_at=now - age))
+    monkeypatch.setenv("HELPLINE_DATA_DIR", str(install.settings.data_dir))
+    monkeypatch.setenv("HELPLINE_KEY_FILE", str(install.settings.key_path))
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", install.settings.database_url)
+    get_settings.cache_clear()
+    try:
+        assert main(["purge", "--dry-run"]) == 0
+        with install.engine.connect() as conn:
+            assert len(list(conn.scalars(select(IdempotencyKey.key_hash)))) == 2  # a dry run changes nothing
+        assert main(["purge"]) == 0
+        out = capsys.readouterr().out.splitlines()
+    finally:
+        get_settings.cache_clear()
+    assert out[-1] == "forgot 2 expired Idempotency-Key answers and form tokens"
+    with install.engine.connect() as conn:
+        assert list(conn.scalars(select(IdempotencyKey.key_hash))) == ["fresh"]
+        assert list(conn.scalars(select(FormToken.token_hash))) == ["fresh"]
