@@ -411,7 +411,6 @@ class Keyring:
         self._lock = threading.Lock()
         self.index_roots: dict[int, bytes] = {}
         self.index_keys: dict[tuple[str, int], bytes] = {}
-        self.index_epoch: tuple[int, int, float] | None = None
         # (root id or "" for the current one, purpose) -> (root id, key); see app.crypto.purpose.
         self.purpose_keys: dict[tuple[str, str], tuple[int, bytes]] = {}
 
@@ -458,7 +457,6 @@ class Keyring:
             self._cache.clear()
             self.index_roots.clear()
             self.index_keys.clear()
-            self.index_epoch = None
             self.purpose_keys.clear()
 
     def __repr__(self) -> str:
