@@ -40,16 +40,20 @@ def _age(install: Install) -> dict[str, set[str]]:
     return {"cases": expected_cases, "contacts": expected_contacts}
 
 
+def _point_cli_at(install: Install, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELPLINE_DATA_DIR", str(install.settings.data_dir))
+    monkeypatch.setenv("HELPLINE_KEY_FILE", str(install.settings.key_path))
+    monkeypatch.setenv("HELPLINE_DATABASE_URL", install.settings.database_url)
+    get_settings.cache_clear()
+
+
 def test_purge_shreds_exactly_what_the_dry_run_listed(
     install: Install, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.cli import main
 
     expected = _age(install)
-    monkeypatch.setenv("HELPLINE_DATA_DIR", str(install.settings.data_dir))
-    monkeypatch.setenv("HELPLINE_KEY_FILE", str(install.settings.key_path))
-    monkeypatch.setenv("HELPLINE_DATABASE_URL", install.settings.database_url)
-    get_settings.cache_clear()
+    _point_cli_at(install, monkeypatch)
     try:
         assert main(["purge", "--dry-run"]) == 0
         dry = capsys.readouterr().out.splitlines()
@@ -107,10 +111,7 @@ def test_purge_forgets_expired_idempotency_answers_and_form_tokens_only(
             s.add(IdempotencyKey(user_id=user_id, key_hash=name, request_hash="r", created_at=now - age))
         for name, age in (("old", timedelta(days=3)), ("fresh", timedelta(days=1))):
             s.add(FormToken(token_hash=name, spent_at=now - age))
-    monkeypatch.setenv("HELPLINE_DATA_DIR", str(install.settings.data_dir))
-    monkeypatch.setenv("HELPLINE_KEY_FILE", str(install.settings.key_path))
-    monkeypatch.setenv("HELPLINE_DATABASE_URL", install.settings.database_url)
-    get_settings.cache_clear()
+    _point_cli_at(install, monkeypatch)
     try:
         assert main(["purge", "--dry-run"]) == 0
         with install.engine.connect() as conn:
