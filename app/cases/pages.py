@@ -17,7 +17,8 @@ from app.cases.schemas import CaseFields, TransitionIn
 from app.cases.workflow import CaseStatus
 from app.contacts import pages as contact_pages
 from app.errors import Conflict, Forbidden, Invalid
-from app.notes.schemas import CaseCorrectionIn, NoteIn
+from app.notes import pages as note_pages
+from app.notes.schemas import CaseCorrectionIn
 from app.referrals import pages as referral_pages
 from app.web import forms
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect, render
@@ -210,30 +211,28 @@ def ask_for_verification(case_id: str, visit: SignedIn, form: CheckedForm) -> Re
 def add_note(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.caseworker)
     ident = forms.parse_id(case_id)
-    typed = forms.values(form, "text")
-    try:
-        data = NoteIn.model_validate(typed)
-        with visit.db.begin_nested():
-            case_service.add_note(session=visit.db, actor=user, case_id=ident, text=data.text)
-    except (ValidationError, Invalid) as exc:
-        message = "; ".join(forms.translated(visit, forms.field_errors(exc)).values())
-        return _case_page(visit, case_id, extra={"note_error": message, "note_text": typed["text"]}, status=422)
-    return redirect(visit, f"/cases/{ident}#notes")
+    return note_pages.submit_note(
+        visit,
+        form,
+        save=lambda text: case_service.add_note(session=visit.db, actor=user, case_id=ident, text=text),
+        again=lambda extra: _case_page(visit, case_id, extra=extra, status=422),
+        done=f"/cases/{ident}#notes",
+    )
 
 
 @router.post("/cases/{case_id}/edit")
 def correct(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.caseworker)
     ident = forms.parse_id(case_id)
-    typed = forms.values(form, *CASE_FIELDS)
-    try:
-        data = CaseCorrectionIn.model_validate(typed)
-        with visit.db.begin_nested():
-            case_service.correct_case(session=visit.db, actor=user, case_id=ident, data=data)
-    except (ValidationError, Invalid) as exc:
-        errors = forms.translated(visit, forms.field_errors(exc))
-        return _case_page(visit, case_id, extra={"edit_errors": errors, "edit_values": typed}, status=422)
-    return redirect(visit, f"/cases/{ident}?corrected=1")
+    return note_pages.submit_correction(
+        visit,
+        form,
+        fields=CASE_FIELDS,
+        model=CaseCorrectionIn,
+        save=lambda data: case_service.correct_case(session=visit.db, actor=user, case_id=ident, data=data),
+        again=lambda extra: _case_page(visit, case_id, extra=extra, status=422),
+        done=f"/cases/{ident}?corrected=1",
+    )
 
 
 @router.post("/cases/{case_id}/assign")

@@ -16,7 +16,8 @@ from app.cases import permissions
 from app.contacts import service as contact_service
 from app.contacts.schemas import ContactIn, ContactSummary, Need, Outcome
 from app.errors import Conflict, Invalid, NotFound
-from app.notes.schemas import ContactCorrectionIn, NoteIn
+from app.notes import pages as note_pages
+from app.notes.schemas import ContactCorrectionIn
 from app.web import forms
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect, render
 
@@ -180,30 +181,28 @@ def contact(
 def add_note(contact_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.caseworker)
     ident = forms.parse_id(contact_id)
-    typed = forms.values(form, "text")
-    try:
-        data = NoteIn.model_validate(typed)
-        with visit.db.begin_nested():
-            contact_service.add_note(session=visit.db, actor=user, contact_id=ident, text=data.text)
-    except (ValidationError, Invalid) as exc:
-        message = "; ".join(forms.translated(visit, forms.field_errors(exc)).values())
-        return contact_page(visit, contact_id, extra={"note_error": message, "note_text": typed["text"]}, status=422)
-    return redirect(visit, f"/contacts/{ident}#notes")
+    return note_pages.submit_note(
+        visit,
+        form,
+        save=lambda text: contact_service.add_note(session=visit.db, actor=user, contact_id=ident, text=text),
+        again=lambda extra: contact_page(visit, contact_id, extra=extra, status=422),
+        done=f"/contacts/{ident}#notes",
+    )
 
 
 @router.post("/contacts/{contact_id}/edit")
 def correct(contact_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.caseworker)
     ident = forms.parse_id(contact_id)
-    typed = forms.values(form, *contact_service.SEALED)
-    try:
-        data = ContactCorrectionIn.model_validate(typed)
-        with visit.db.begin_nested():
-            contact_service.correct_contact(session=visit.db, actor=user, contact_id=ident, data=data)
-    except (ValidationError, Invalid) as exc:
-        errors = forms.translated(visit, forms.field_errors(exc))
-        return contact_page(visit, contact_id, extra={"edit_errors": errors, "edit_values": typed}, status=422)
-    return redirect(visit, f"/contacts/{ident}?corrected=1")
+    return note_pages.submit_correction(
+        visit,
+        form,
+        fields=contact_service.SEALED,
+        model=ContactCorrectionIn,
+        save=lambda data: contact_service.correct_contact(session=visit.db, actor=user, contact_id=ident, data=data),
+        again=lambda extra: contact_page(visit, contact_id, extra=extra, status=422),
+        done=f"/contacts/{ident}?corrected=1",
+    )
 
 
 @router.post("/contacts/{contact_id}/outcome")
