@@ -63,15 +63,22 @@ def create_user(visit: SignedIn, form: CheckedForm) -> Response:
     except Conflict:
         errors = {"username": visit._("That name is taken.")}
         return _users_page(visit, errors=errors, values={"username": username, "role": role}, status=409)
-    created = {
-        "username": account.user.username,
-        "password": account.password,
-        "uri": account.otpauth_uri,
-        "qr": qr_svg(account.otpauth_uri, visit._("QR code for the authenticator app")),
-        "kind": "created",
-    }
-    _settle(visit)
-    return _users_page(visit, created=created)
+    shown = _shown_once(visit, account.user.username, "created", uri=account.otpauth_uri, password=account.password)
+    _settle(visit)  # after reading the account: under duress this rolls it back
+    return _users_page(visit, created=shown)
+
+
+def _shown_once(
+    visit: SignedIn, username: str, kind: str, *, uri: str | None = None, password: str | None = None
+) -> dict[str, object]:
+    """What the users page shows once after a secret was made: the password and/or the TOTP QR code."""
+    shown: dict[str, object] = {"username": username, "kind": kind}
+    if password is not None:
+        shown["password"] = password
+    if uri is not None:
+        shown["uri"] = uri
+        shown["qr"] = qr_svg(uri, visit._("QR code for the authenticator app"))
+    return shown
 
 
 @router.post("/admin/users/{username}/reset-totp")
@@ -79,14 +86,9 @@ def reset_totp(username: str, visit: SignedIn, form: CheckedForm) -> Response:
     admin = visit.require(Role.admin)
     target = auth_service.get_user(visit.db, username=username)
     uri = auth_service.reset_totp(visit.db, actor=admin.username, user=target)
-    created = {
-        "username": target.username,
-        "uri": uri,
-        "qr": qr_svg(uri, visit._("QR code for the authenticator app")),
-        "kind": "totp",
-    }
+    shown = _shown_once(visit, target.username, "totp", uri=uri)
     _settle(visit)
-    return _users_page(visit, created=created)
+    return _users_page(visit, created=shown)
 
 
 @router.post("/admin/users/{username}/deactivate")
@@ -107,9 +109,9 @@ def reset_password(username: str, visit: SignedIn, form: CheckedForm) -> Respons
     password = auth_service.reset_password(visit.db, actor=admin.username, user=target)
     if target.id == admin.id:
         return redirect(visit, "/login")
-    created: dict[str, object] = {"username": target.username, "password": password, "kind": "password"}
+    shown = _shown_once(visit, target.username, "password", password=password)
     _settle(visit)
-    return _users_page(visit, created=created)
+    return _users_page(visit, created=shown)
 
 
 @router.post("/admin/users/{username}/unlock")

@@ -185,3 +185,19 @@ def test_an_admin_under_duress_seems_to_reset_a_password_but_nothing_changes(cli
     assert unlocked.status_code == 303
     session.expire_all()
     assert signin.is_locked(session.get(User, admin.user.id))  # the held account stays held
+
+
+def test_an_admin_under_duress_seems_to_create_an_account_with_a_code_but_none_exists(client, factory, session):
+    admin = factory.account("admin")
+    admin.user.totp_enrolled = True
+    auth_service.set_duress(session, actor="test", user=admin.user, password=DURESS)
+    session.commit()
+    assert _web_sign_in(client, admin, DURESS, admin.totp().now()).status_code == 303
+    page = client.get("/admin/users")
+    shown = client.post(
+        "/admin/users", data={"csrf_token": csrf_of(page.text), "username": "new-volunteer", "role": "caseworker"}
+    )
+    assert shown.status_code == 200
+    assert "new-volunteer" in shown.text and '<code class="secret">' in shown.text and "<svg" in shown.text
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(User).where(User.username == "new-volunteer")) == 0
