@@ -22,7 +22,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Date, Integer, String, Table, and_, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction, mapped_column
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction, aliased, mapped_column
 
 from app.cases.models import Case, CaseTransition
 from app.contacts.models import Contact
@@ -326,23 +326,20 @@ def _recount_cases(session: Session, deltas: dict[Key, int]) -> None:
 
 
 def _opening_status(session: Session) -> Iterable[tuple[date, str, int]]:
-    """Each case's status when opened: the target of its first transition, or its status if it has none."""
-    first = (
-        select(CaseTransition.case_id, func.min(CaseTransition.position).label("position"))
-        .group_by(CaseTransition.case_id)
-        .subquery()
-    )
-    opening = (
-        select(CaseTransition.case_id, CaseTransition.from_status, CaseTransition.to_status)
-        .join(first, and_(first.c.case_id == CaseTransition.case_id, first.c.position == CaseTransition.position))
-        .subquery()
-    )
+    """Each case's status when opened: the target of its first transition, or its status if it has none.
+
+    The first transition is found per case through the (case, position) index: a correlated minimum,
+    not a join against a grouped subquery (which SQLite cannot index and scans once per case).
+    """
+    later = aliased(CaseTransition)
+    first_position = select(func.min(later.position)).where(later.case_id == Case.id).correlate(Case).scalar_subquery()
+    opening = aliased(CaseTransition)
     # A first transition from None is the opening itself; from a status, the case opened in that status.
-    status = func.coalesce(opening.c.from_status, opening.c.to_status, Case.status)
+    status = func.coalesce(opening.from_status, opening.to_status, Case.status)
     query = (
         select(Case.opened_on, status, func.count())
         .select_from(Case)
-        .outerjoin(opening, opening.c.case_id == Case.id)
+        .outerjoin(opening, and_(opening.case_id == Case.id, opening.position == first_position))
         .group_by(Case.opened_on, status)
     )
     return _grouped(session, query)
