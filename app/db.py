@@ -6,13 +6,18 @@ Every writing transaction takes its locks in this order, and the unit of work is
 
 1. **domain rows** — the case or contact being changed is locked when it is loaded for a change
    (``SELECT … FOR UPDATE`` in the loading dependency or service), new rows are inserted, unique keys
-   are claimed; all before anything below;
-2. **the audit chain** — its tail lock (a PostgreSQL advisory lock; on SQLite the write lock of
-   ``BEGIN IMMEDIATE`` covers everything) is taken by the transaction's first audit entry and held to
-   commit;
+   are claimed, a data key used for sealing is held ``FOR SHARE``; on PostgreSQL a writer that wraps a
+   new data key also holds the **keyring generation** shared (``app.crypto.service.hold_keyring``,
+   which only ``keys rotate`` takes exclusively); all before anything below;
+2. **the audit chain** — services only note their entries; the unit of work appends them at commit
+   (``AUDIT_STAGE``), after flushing every row the ORM still holds, and takes the chain's tail lock
+   there (a PostgreSQL advisory lock; on SQLite the write lock of ``BEGIN IMMEDIATE`` covers
+   everything), held to the commit: only for the final append, so concurrent writers overlap in
+   everything before it. A transaction that reads the audit log (the hourly limits) appends what it
+   noted first, taking the lock at that point instead;
 3. **counters** — services only note counter deltas in the session; the unit of work applies them at
-   commit (``commit_step`` below, ``COUNTERS_STAGE``), summed and in sorted key order, so they are the
-   last locks a writer takes and no two writers can wait on each other through them.
+   commit (``COUNTERS_STAGE``), summed and in sorted key order, so they are the last locks a writer
+   takes and no two writers can wait on each other through them.
 
 A writer that holds a lock of one stage only ever waits for a lock of a later stage, so the waits
 cannot form a cycle. Whatever still slips through (two rows of stage 1 taken in different orders by

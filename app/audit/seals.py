@@ -268,6 +268,15 @@ def _record_alarms(session: Session) -> None:
         )
 
 
+def roll_back_keeping_alarms(session: Session) -> None:
+    """End a read-only transaction that refused a row, keeping its alarms for the transaction that
+    writes them (a SQLite reader cannot write them itself)."""
+    alarms = session.info.pop(_ALARMS, None)
+    session.rollback()
+    if alarms:
+        session.info[_ALARMS] = alarms
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _alarms_survive_nothing(session: Session, _previous: object) -> None:
     # A rolled-back unit of work (not a kept one) drops its pending alarms with everything else;

@@ -8,13 +8,15 @@ import sqlite3
 import threading
 
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app import bootstrap
+from app.audit.models import AuditEntry
+from app.audit.seals import SealBroken
 from app.auth.models import User
 from app.crypto import service as crypto
 from app.crypto.keyring import get_keyring
-from app.db import WalCheckpointer, make_engine, open_session, unit_of_work
+from app.db import WalCheckpointer, finish, make_engine, open_session, unit_of_work
 from app.dependencies import authenticate
 from app.main import create_app
 from tests.conftest import make_settings
@@ -103,3 +105,30 @@ def test_start_up_freezes_what_it_built_out_of_the_collector(tmp_path) -> None:
     with TestClient(create_app(settings)) as client:
         assert client.get("/api/v1/health").status_code == 200
         assert gc.get_freeze_count() > 0
+
+
+def test_a_forged_account_read_as_a_reader_still_leaves_its_alarm(tmp_path) -> None:
+    """The token's owner is read outside the write lock; a forged owner is refused and the alarm is
+    written by the unit of work's writing transaction."""
+    settings, engine = _sqlite(tmp_path)
+    keyring = get_keyring(settings)
+    with unit_of_work(engine) as s:
+        crypto.bind(s, settings=settings, keyring=keyring)
+        factory = Factory(s)
+        worker = factory.user("caseworker")
+        token = factory.token(worker)
+    with engine.begin() as conn:  # a database writer promotes the account behind Helpline's back
+        conn.execute(text("UPDATE user_account SET role = 'admin' WHERE id = :id"), {"id": worker.id.hex})
+    session = open_session(engine)
+    crypto.bind(session, settings=settings, keyring=keyring)
+    try:
+        authenticate(session, token=token)
+    except SealBroken as exc:
+        finish(session, exc)
+    else:
+        raise AssertionError("a forged account was let in")
+    with unit_of_work(engine) as s:
+        crypto.bind(s, settings=settings, keyring=keyring)
+        alarm = s.execute(select(AuditEntry.action, AuditEntry.target).where(AuditEntry.action == "alarm.seal_broken"))
+        assert alarm.all() == [("alarm.seal_broken", worker.username)]
+    engine.dispose()
