@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, exists, false, func, select, true
+from sqlalchemy import ColumnElement, bindparam, exists, false, func, select, true
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -116,15 +116,23 @@ def _recent(session: Session, *, user: User, actions: tuple[str, ...], cap: int)
     One index range (actor, action, at); stopping at the cap keeps the count to the limit's size however
     many entries the hour holds.
     """
-    since = datetime.now(UTC) - timedelta(hours=1)
-    recent = (
-        select(AuditEntry.seq)
-        .where(AuditEntry.actor == user.username, AuditEntry.action.in_(actions), AuditEntry.at >= since)
-        .limit(cap)
-        .subquery()
-    )
-    count = session.scalar(select(func.count()).select_from(recent))
+    audit.append_pending(session)  # this transaction's own entries count too
+    params = {"actor": user.username, "actions": list(actions), "since": datetime.now(UTC) - timedelta(hours=1)}
+    count = session.connection().execute(_RECENT, {**params, "cap": cap}).scalar()
     return count or 0
+
+
+# Built once, run through Core: every intake and every decrypted read asks it.
+_RECENT = select(func.count()).select_from(
+    select(AuditEntry.seq)
+    .where(
+        AuditEntry.actor == bindparam("actor"),
+        AuditEntry.action.in_(bindparam("actions", expanding=True)),
+        AuditEntry.at >= bindparam("since"),
+    )
+    .limit(bindparam("cap"))
+    .subquery()
+)
 
 
 def _alarm(session: Session, *, user: User, action: str, target: str | None, limit: int, message: str) -> Alarmed:
