@@ -6,13 +6,18 @@ Every writing transaction takes its locks in this order, and the unit of work is
 
 1. **domain rows** — the case or contact being changed is locked when it is loaded for a change
    (``SELECT … FOR UPDATE`` in the loading dependency or service), new rows are inserted, unique keys
-   are claimed; all before anything below;
-2. **the audit chain** — its tail lock (a PostgreSQL advisory lock; on SQLite the write lock of
-   ``BEGIN IMMEDIATE`` covers everything) is taken by the transaction's first audit entry and held to
-   commit;
+   are claimed, a data key used for sealing is held ``FOR SHARE``; on PostgreSQL a writer that wraps a
+   new data key also holds the **keyring generation** shared (``app.crypto.service.hold_keyring``,
+   which only ``keys rotate`` takes exclusively); all before anything below;
+2. **the audit chain** — services only note their entries; the unit of work appends them at commit
+   (``AUDIT_STAGE``), after flushing every row the ORM still holds, and takes the chain's tail lock
+   there (a PostgreSQL advisory lock; on SQLite the write lock of ``BEGIN IMMEDIATE`` covers
+   everything), held to the commit: only for the final append, so concurrent writers overlap in
+   everything before it. A transaction that reads the audit log (the hourly limits) appends what it
+   noted first, taking the lock at that point instead;
 3. **counters** — services only note counter deltas in the session; the unit of work applies them at
-   commit (``commit_step`` below, ``COUNTERS_STAGE``), summed and in sorted key order, so they are the
-   last locks a writer takes and no two writers can wait on each other through them.
+   commit (``COUNTERS_STAGE``), summed and in sorted key order, so they are the last locks a writer
+   takes and no two writers can wait on each other through them.
 
 A writer that holds a lock of one stage only ever waits for a lock of a later stage, so the waits
 cannot form a cycle. Whatever still slips through (two rows of stage 1 taken in different orders by
@@ -30,6 +35,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -130,6 +136,63 @@ class WriteGate:
         event.listen(engine.pool, "invalidate", lambda conn, record, exc: self.on_checkin(conn, record))
 
 
+class WalCheckpointer:
+    """SQLite's WAL checkpoints on a thread of their own, out of the request path.
+
+    By default the connection whose commit makes the WAL pass 1,000 pages copies it back into the
+    database inside that commit: every fiftieth request or so waited 10-20 ms for it. While this runs,
+    the server's connections are opened with ``wal_autocheckpoint=0`` and this thread checkpoints every
+    ``interval`` seconds (PASSIVE: it never waits for a reader or blocks a writer). Stopping it makes a
+    last checkpoint; connections opened afterwards checkpoint by themselves again.
+    """
+
+    def __init__(self, engine: Engine, *, interval: float = 0.2) -> None:
+        self.engine, self.interval = engine, interval
+        self.running = False
+        self.checkpoints = 0  # how many this thread has made (frames copied or not)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        if self.running:
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+    def start(self) -> None:
+        self.running = True
+        event.listen(self.engine, "connect", self.on_connect)
+        self._thread = threading.Thread(target=self._run, name="helpline-wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.running = False
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        event.remove(self.engine, "connect", self.on_connect)
+        try:
+            self.run_once()
+        except sqlite3.Error:
+            log.warning("last WAL checkpoint not made; SQLite makes it when the database is next opened")
+
+    def run_once(self) -> tuple[int, int, int]:
+        """One PASSIVE checkpoint: (busy, frames in the WAL, frames copied back)."""
+        # The driver connection in autocommit mode: no SQLAlchemy transaction, so no write gate.
+        raw = self.engine.raw_connection()
+        try:
+            row = raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()  # type: ignore[union-attr]
+        finally:
+            raw.close()
+        self.checkpoints += 1
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except sqlite3.Error:
+                log.warning("WAL checkpoint skipped; retried in %s s", self.interval)
+
+
 def make_engine(settings: Settings, *, serialize_writes: bool = False) -> Engine:
     """An engine for the configured database, with SQL echo off (values must never reach logs).
 
@@ -176,8 +239,54 @@ def get_engine(settings: Settings | None = None) -> Engine:
     return _engine_for(settings.database_url)
 
 
+_FACTORIES: weakref.WeakKeyDictionary[Engine, tuple[sessionmaker[Session], sessionmaker[Session]]] = (
+    weakref.WeakKeyDictionary()
+)
+_FACTORIES_LOCK = threading.Lock()
+
+
+def _factories(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
+    """(writer, reader) session factories of an engine, built once (building one costs more than a query)."""
+    made = _FACTORIES.get(engine)
+    if made is None:
+        with _FACTORIES_LOCK:
+            made = _FACTORIES.get(engine)
+            if made is None:
+                # A reader's transaction starts deferred and outside the write gate (SQLite); the option
+                # rides on the engine, so making the session does no I/O.
+                reader = engine.execution_options(**{WriteGate.READER: True})
+                made = (
+                    sessionmaker(bind=engine, expire_on_commit=False, autoflush=False),
+                    sessionmaker(bind=reader, expire_on_commit=False, autoflush=False),
+                )
+                _FACTORIES[engine] = made
+    return made
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    return _factories(engine)[0]
+
+
+def open_session(engine: Engine, *, reader: bool = False) -> Session:
+    """A new session of the engine; nothing is sent to the database until it is used.
+
+    ``reader`` (a GET) starts the SQLite transaction deferred and outside the write gate.
+    """
+    return _factories(engine)[1 if reader and engine.dialect.name == "sqlite" else 0]()
+
+
+def finish(session: Session, exc: BaseException | None = None) -> None:
+    """End a unit of work: commit if ``exc`` is None (or asks to keep its changes), else roll back; close."""
+    try:
+        if exc is None or (isinstance(exc, HelplineError) and exc.keep_changes):
+            session.commit()
+        else:
+            session.rollback()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 @contextmanager
@@ -186,28 +295,33 @@ def unit_of_work(engine: Engine, *, reader: bool = False) -> Iterator[Session]:
 
     ``reader`` (a GET) starts the SQLite transaction deferred and outside the write gate.
     """
-    session = session_factory(engine)()
-    if reader and engine.dialect.name == "sqlite":
-        session.connection(execution_options={WriteGate.READER: True})
+    session = open_session(engine, reader=reader)
     try:
         yield session
-        session.commit()
-    except HelplineError as exc:
-        if exc.keep_changes:
-            session.commit()
-        else:
-            session.rollback()
+    except BaseException as exc:
+        finish(session, exc)
         raise
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    finish(session)
+
+
+def end_read(session: Session) -> None:
+    """End a transaction that has only read, so the next statement begins the writing one.
+
+    On SQLite a write request reads its caller (the bearer token and its owner) as a reader, outside
+    the write gate, and takes the gate and the write lock only for the transaction that writes.
+    Objects read stay loaded (``expire_on_commit=False``).
+    """
+    session.commit()
 
 
 # --- commit steps: how the unit of work enforces the lock order -----------------------------------
 
-COUNTERS_STAGE = 30  # stage 3 of the lock order; stages 1 and 2 happen while the services run
+# The commit steps, in order. Alarms are audit entries too, so they are noted before the chain is
+# appended to; the chain (stage 2 of the lock order) before the counters (stage 3). Stage 1, the rows,
+# happens while the services run, and the audit step flushes whatever rows the ORM still holds first.
+ALARMS_STAGE = 10
+AUDIT_STAGE = 20
+COUNTERS_STAGE = 30
 
 _COMMIT_STEPS: list[tuple[int, Callable[[Session], None]]] = []
 
@@ -288,6 +402,15 @@ def failure_name(exc: BaseException) -> str:
     state = getattr(orig, "sqlstate", None)
     name = type(orig).__name__ if orig is not None else type(exc).__name__
     return f"{name} {state}" if state else name
+
+
+def reads_table(statement: object, table: Any) -> bool:
+    """Whether a SELECT reads ``table`` (directly or through a subquery): work noted for the commit that
+    changes ``table`` is done before such a read, so the transaction sees its own changes."""
+    froms = getattr(statement, "get_final_froms", None)
+    if froms is None:
+        return False
+    return any(f.is_derived_from(table) for f in froms())
 
 
 def is_sqlite(session: Session) -> bool:

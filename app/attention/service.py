@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from app.attention.models import AttentionItem
@@ -18,6 +18,7 @@ from app.attention.schemas import AttentionList, AttentionOut
 from app.audit import service as audit
 from app.auth.models import Role, User
 from app.crypto import service as crypto
+from app.db import new_id
 from app.errors import Forbidden, NotFound
 
 # Every kind of entry; pages show each by its name in app/web/labels.py (ATTENTION).
@@ -37,32 +38,46 @@ def raise_item(
     record_code: str | None = None,
     other_code: str | None = None,
     case_id: uuid.UUID | None = None,
+    new_record: bool = False,
 ) -> None:
-    """Put an entry in the queue (once: an open entry for the same thing is not repeated); audited."""
+    """Put an entry in the queue (once: an open entry for the same thing is not repeated); audited.
+
+    ``new_record``: ``record_code`` was drawn in this transaction, so no entry can name it yet and the
+    look-up for one is skipped (intake).
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown attention kind {kind}")  # a programming error, never user input
-    already = session.scalar(
-        select(AttentionItem.id).where(
-            AttentionItem.kind == kind,
-            AttentionItem.resolved_on.is_(None),
-            AttentionItem.record_code == record_code,
-            AttentionItem.other_code == other_code,
+    if not new_record:
+        already = session.scalar(
+            select(AttentionItem.id).where(
+                AttentionItem.kind == kind,
+                AttentionItem.resolved_on.is_(None),
+                AttentionItem.record_code == record_code,
+                AttentionItem.other_code == other_code,
+            )
         )
-    )
-    if already is not None:
-        return
-    session.add(
-        AttentionItem(
-            kind=kind,
-            raised_on=crypto.settings_of(session).today(),
-            raised_by=raised_by,
-            record_code=record_code,
-            other_code=other_code,
-            case_id=case_id,
-        )
+        if already is not None:
+            return
+    # Core, no ORM flush: the row is new and nothing in this transaction holds it as an object.
+    session.connection().execute(
+        _INSERT,
+        {
+            "id": new_id(),
+            "kind": kind,
+            "raised_on": crypto.settings_of(session).today(),
+            "raised_by": raised_by,
+            "record_code": record_code,
+            "other_code": other_code,
+            "case_id": case_id,
+            "resolved_on": None,
+            "resolved_by": None,
+        },
     )
     detail = {"other": other_code} if other_code else None
     audit.record(session, actor=raised_by, action=f"attention.{kind}", target=record_code, detail=detail)
+
+
+_INSERT = insert(AttentionItem)
 
 
 def open_count(session: Session) -> int:

@@ -33,7 +33,7 @@ from app.cases.models import Case
 from app.crypto import purpose
 from app.crypto.errors import CryptoError
 from app.crypto.keyring import Keyring
-from app.db import new_id
+from app.db import ALARMS_STAGE, commit_step, new_id
 from app.errors import Conflict, HelplineError
 
 PREFIX = b"helpline-seal-v1\n"
@@ -198,6 +198,22 @@ def _bulk_writes(state: ORMExecuteState) -> None:
         )
 
 
+def seal_insert(keyring: Keyring, model: type[Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Seal a whole row about to be inserted through Core, if its table is sealed; returns ``values``.
+
+    A Core INSERT passes neither the ``before_flush`` hook nor ``do_orm_execute``, so a hot path that
+    writes rows through Core calls this for every row it inserts: a sealed table's row goes in sealed,
+    and a table that becomes sealed later is sealed on that path without anyone remembering it.
+    """
+    columns = SEALED.get(model)
+    if columns:
+        for name, default in _DEFAULTS.items():
+            if name in columns and values.get(name) is None:
+                values[name] = default
+        values["seal"] = compute(keyring, model.__tablename__, values["id"], {c: values.get(c) for c in columns})
+    return values
+
+
 # -- reading: a row that fails is never handed out ----------------------------------------------
 
 
@@ -235,7 +251,7 @@ for _model in SEALED:
     event.listen(_model, "refresh", _on_refresh)
 
 
-@event.listens_for(Session, "before_commit")
+@commit_step(ALARMS_STAGE)
 def _record_alarms(session: Session) -> None:
     alarms = session.info.pop(_ALARMS, None)
     if not alarms:
@@ -250,6 +266,15 @@ def _record_alarms(session: Session) -> None:
             target=name[:32],
             detail={"kind": what, "why": "security columns changed outside Helpline"},
         )
+
+
+def roll_back_keeping_alarms(session: Session) -> None:
+    """End a read-only transaction that refused a row, keeping its alarms for the transaction that
+    writes them (a SQLite reader cannot write them itself)."""
+    alarms = session.info.pop(_ALARMS, None)
+    session.rollback()
+    if alarms:
+        session.info[_ALARMS] = alarms
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, insert, select, text, update
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app.audit import link
 from app.audit.link import GENESIS
@@ -32,6 +32,7 @@ from app.audit.models import AuditEntry
 from app.crypto import purpose
 from app.crypto import service as crypto
 from app.crypto.errors import CryptoError
+from app.db import AUDIT_STAGE, commit_step, reads_table
 
 log = logging.getLogger("helpline.audit")
 _ADVISORY_LOCK = 0x48454C50  # "HELP": serialises chain appends on PostgreSQL
@@ -67,28 +68,80 @@ def record(
     target: str | None = None,
     detail: Mapping[str, object] | None = None,
 ) -> AuditEntry:
-    """Append an entry in the caller's transaction. ``detail`` must hold no decrypted value."""
-    seq, prev = _next_link(session)
+    """Note an entry for the caller's transaction; it is appended to the chain at commit.
+
+    ``detail`` must hold no decrypted value. The entry gets its place in the chain (``seq``, ``prev_hash``,
+    ``hash``) when it is appended: at commit (``AUDIT_STAGE`` of the unit of work), or earlier when the
+    transaction reads the audit log (its own entries must be there to count) or ``append_pending`` is
+    called. So the chain's lock is held from the final append to the commit, not from the first entry.
+    An entry noted inside a savepoint that is rolled back is dropped with it.
+    """
     entry = AuditEntry(
-        seq=seq,
         at=datetime.now(UTC).replace(microsecond=0),
         actor=actor,
         action=action,
         target=target,
         detail=json.dumps(dict(detail or {}), sort_keys=True, separators=(",", ":"), default=str),
-        prev_hash=prev,
     )
-    entry.key_id = _key(session)[0]
-    entry.hash = entry_hash(session, entry)
-    session.add(entry)
-    # Flushed at once: services count on reading back what they wrote before this entry.
+    # Rows changed through the ORM so far are written now, as before the entry was deferred: services
+    # read back what they wrote before an entry. Nothing to write (the Core intake path) costs nothing.
     session.flush()
-    session.info[_TAIL] = (session.get_transaction(), entry.seq, entry.hash)
-    _maybe_checkpoint(session, entry)
+    # The transaction the entry belongs to, begun now if need be (no I/O until a statement runs).
+    root = session.get_transaction() or session.begin()
+    held = session.info.get(_PENDING)
+    if held is None or held[0] is not root:
+        fresh: list[tuple[AuditEntry, SessionTransaction]] = []
+        held = (root, fresh)
+        session.info[_PENDING] = held
+    held[1].append((entry, session.get_nested_transaction() or root))
     return entry
 
 
 _TAIL = "audit_tail"
+_PENDING = "audit_pending"
+_INSERT = insert(AuditEntry)
+
+
+@commit_step(AUDIT_STAGE)
+def append_pending(session: Session) -> None:
+    """Append the transaction's noted entries to the chain now, in the order they were noted.
+
+    Every row of the transaction is written first (an ORM flush): the chain's lock comes after the
+    domain rows in the lock order (``app/db.py``), and is then held to the commit.
+    """
+    held = session.info.get(_PENDING)
+    if held is None or held[0] is not session.get_transaction() or not held[1]:
+        session.info.pop(_PENDING, None)
+        return
+    session.flush()
+    entries = [entry for entry, _where in held[1]]
+    held[1].clear()
+    seq, prev = _next_link(session)
+    kid = _key(session)[0]
+    rows = []
+    for entry in entries:
+        entry.seq, entry.prev_hash, entry.key_id = seq, prev, kid
+        entry.hash = entry_hash(session, entry)
+        rows.append(
+            {
+                "seq": seq,
+                "at": entry.at,
+                "actor": entry.actor,
+                "action": entry.action,
+                "target": entry.target,
+                "detail": entry.detail,
+                "prev_hash": prev,
+                "hash": entry.hash,
+                "key_id": kid,
+            }
+        )
+        seq, prev = seq + 1, entry.hash
+    session.connection().execute(_INSERT, rows)
+    session.info.pop(_PENDING, None)
+    last = entries[-1]
+    session.info[_TAIL] = (session.get_transaction(), last.seq, last.hash)
+    for entry in entries:
+        _maybe_checkpoint(session, entry)
 
 
 def _next_link(session: Session) -> tuple[int, str]:
@@ -101,17 +154,46 @@ def _next_link(session: Session) -> tuple[int, str]:
     cached = session.info.get(_TAIL)
     if cached is not None and cached[0] is session.get_transaction():
         return cached[1] + 1, cached[2]
-    session.flush()  # entries still pending in this transaction must be seen by the read below
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
-    last = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK, {"k": _ADVISORY_LOCK})
+    last = conn.execute(_LAST).first()
     return (last[0] + 1, last[1]) if last else (1, GENESIS)
 
 
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_LAST = select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+
+
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_tail_on_rollback(session: Session, previous_transaction: object) -> None:
+def _forget_tail_on_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
     session.info.pop(_TAIL, None)
     session.info.pop(_PENDING_CHECKPOINT, None)
+    held = session.info.get(_PENDING)
+    if held is None:
+        return
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
+        return
+    # A rolled-back savepoint drops the entries noted inside it (and inside savepoints within it).
+    held[1][:] = [(e, where) for e, where in held[1] if not _within(where, previous_transaction)]
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _pending_before_reading(state: ORMExecuteState) -> None:
+    # A transaction that reads the audit log (an hourly limit counting this person's entries) must
+    # find its own entries there: they are appended first.
+    held = state.session.info.get(_PENDING)
+    if held is not None and held[1] and state.is_select and reads_table(state.statement, AuditEntry.__table__):
+        append_pending(state.session)
 
 
 # -- checkpoints: the head, written outside the database ---------------------------------------
@@ -165,6 +247,7 @@ def log_checkpoint_if_moved(seq: int, mac: str) -> bool:
 def head(session: Session) -> tuple[int, str] | None:
     """The chain's last entry as (seq, link), or None for an empty chain."""
     session.flush()
+    append_pending(session)
     row = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
     return (int(row[0]), str(row[1])) if row else None
 
@@ -196,6 +279,7 @@ class ChainBreak:
 def verify(session: Session, *, batch: int = 5000) -> tuple[int, ChainBreak | None]:
     """Walk the chain; returns (entries checked, first break or None)."""
     session.flush()
+    append_pending(session)
     expected_prev, expected_seq, checked = GENESIS, 1, 0
     for entry in _walk(session, batch=batch):
         if entry.seq != expected_seq:
@@ -302,6 +386,7 @@ def key_legacy_chain(session: Session) -> int | None:
     if legacy_break is not None:
         detail["unkeyed_chain_broken_at"] = legacy_break
     record(session, actor=SYSTEM, action="audit.chain_keyed", detail=detail)
+    append_pending(session)
     return relinked
 
 

@@ -8,7 +8,7 @@ import string
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -136,14 +136,18 @@ def issue_token(session: Session, *, user: User, duress: bool = False) -> tuple[
     return token, ttl
 
 
+_TOKEN_OWNER = (
+    select(ApiToken.created_at, ApiToken.expires_at, ApiToken.duress, User)
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
 def user_for_token(session: Session, *, token: str) -> User:
     """The owner of a live token; expired, unknown or pre-reset tokens are refused alike."""
-    # One round trip: the token and its owner together (every API request starts here).
-    row = session.execute(
-        select(ApiToken.created_at, ApiToken.expires_at, ApiToken.duress, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == token_hash(token))
-    ).first()
+    # One round trip: the token and its owner together (every API request starts here), from a
+    # statement built once. The owner is loaded as an object, so its seal is checked (app.audit.seals).
+    row = session.execute(_TOKEN_OWNER, {"token_hash": token_hash(token)}).first()
     if row is None:
         raise NotAuthenticated("invalid or expired token")
     created_at, expires_at, under_duress, user = row

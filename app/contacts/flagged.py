@@ -36,14 +36,19 @@ def handle_matches(
     exclude: uuid.UUID | None = None,
     reader: User | None = None,
     where: Any = None,
+    candidates: Sequence[uuid.UUID] | None = None,
 ) -> list[uuid.UUID]:
     """Ids of ``model`` rows whose sealed handle equals ``value`` after normalisation (via the blind index).
 
     With ``reader``, every candidate decrypted is audited as a ``contact.lookup`` by them and counts
     towards their bulk-read alarm (429 past it), whether it matched or not. ``where`` narrows the
     candidates before anything is decrypted (a search decrypts only what its caller may read).
+    ``candidates`` are the index's candidates when the caller looked them up already (intake looks up
+    both columns in one query).
     """
-    ids = [i for i in crypto.index_candidates(session, column=column, value=value) if i != exclude]
+    if candidates is None:
+        candidates = crypto.index_candidates(session, column=column, value=value)
+    ids = [i for i in candidates if i != exclude]
     if not ids:
         return []
     # The candidates and their wrapped data keys in one query. The rows keep the DataKey objects
@@ -71,9 +76,18 @@ def handle_matches(
     return found
 
 
-def flagged_entries_for(session: Session, *, handle: str) -> list[uuid.UUID]:
+def flagged_entries_for(
+    session: Session, *, handle: str, candidates: Sequence[uuid.UUID] | None = None
+) -> list[uuid.UUID]:
     """Ids of known-bad list entries matching ``handle``."""
-    return handle_matches(session, model=FlaggedHandle, table="flagged_handle", column=INDEX_COLUMN, value=handle)
+    return handle_matches(
+        session,
+        model=FlaggedHandle,
+        table="flagged_handle",
+        column=INDEX_COLUMN,
+        value=handle,
+        candidates=candidates,
+    )
 
 
 def _require_coordinator(user: User) -> None:

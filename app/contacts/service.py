@@ -8,10 +8,12 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.attention import service as attention
+from app.audit import seals
 from app.audit import service as audit
 from app.auth.models import Role, User
 from app.cases import permissions
@@ -61,6 +63,30 @@ def insert_with_code(session: Session, row: Any, *, prefix: str) -> None:
     raise HelplineError("could not draw a free record code; try again")
 
 
+def _insert_contact_stmt(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # RETURNING says whether the row went in (a cursor's rowcount is not reliable on every driver).
+    return insert(Contact).on_conflict_do_nothing(index_elements=["code"]).returning(Contact.id)
+
+
+# Built once. ON CONFLICT on the code only: a taken code inserts nothing and is drawn again, without a
+# SAVEPOINT (on PostgreSQL a failed INSERT would abort the whole transaction); any other conflict fails.
+_INSERT_CONTACT = {dialect: _insert_contact_stmt(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def insert_contact(session: Session, values: dict[str, Any], *, draw: Any = None) -> None:
+    """Insert a contact row (Core, no ORM flush) with a fresh random code in ``values["code"]``."""
+    conn = session.connection()
+    stmt = _INSERT_CONTACT[conn.dialect.name]
+    keyring = crypto.keyring_of(session)
+    for _ in range(CODE_ATTEMPTS):
+        values["code"] = (draw or new_code)("H")
+        seals.seal_insert(keyring, Contact, values)  # Core passes no ORM hook: a sealed table is sealed here
+        if conn.execute(stmt, values).first() is not None:
+            return
+    raise HelplineError("could not draw a free record code; try again")
+
+
 def validate_region(session: Session, region: str, *, field: str = "region") -> None:
     regions = crypto.settings_of(session).regions
     if region not in regions:
@@ -99,6 +125,8 @@ def record_contact(*, session: Session, actor: User, data: ContactIn, rate_limit
     matches: list[uuid.UUID] = []
     hits: list[uuid.UUID] = []
     if data.handle:
+        # Both look-ups (earlier contacts, the known-bad list), every live epoch of each, in one query.
+        found = crypto.index_matches_many(session, columns=(INDEX_COLUMN, flagged.INDEX_COLUMN), value=data.handle)
         matches = flagged.handle_matches(
             session,
             model=Contact,
@@ -106,8 +134,10 @@ def record_contact(*, session: Session, actor: User, data: ContactIn, rate_limit
             column=INDEX_COLUMN,
             value=data.handle,
             reader=actor if rate_limited else None,
+            candidates=[*found[INDEX_COLUMN][0], *found[INDEX_COLUMN][1]],
         )
-        hits = flagged.flagged_entries_for(session, handle=data.handle)
+        bad = found[flagged.INDEX_COLUMN]
+        hits = flagged.flagged_entries_for(session, handle=data.handle, candidates=[*bad[0], *bad[1]])
     seen: list[tuple[uuid.UUID, str]] = []
     others: list[str] = []
     if matches:
@@ -117,28 +147,29 @@ def record_contact(*, session: Session, actor: User, data: ContactIn, rate_limit
         ):
             (seen.append((row_id, code)) if readable else others.append(code))
     key = crypto.create_subject_key(session, subject_id=contact_id)
-    sealed = {
-        f"{name}_ct": crypto.seal_field(
+    values: dict[str, Any] = {
+        "id": contact_id,
+        "received_on": data.received_on,
+        "channel": data.channel.value,
+        "region": data.region,
+        "language": data.language.lower(),
+        "risk": data.risk.value,
+        "needs": ",".join(sorted({n.value for n in data.needs})),
+        "outcome": None,
+        "possible_duplicate": bool(seen),
+        "flagged_handle": bool(hits),
+        "recorded_by_id": actor.id,
+        "last_activity_on": data.received_on,
+        "shredded_on": None,
+        "shredded_by": None,
+    }
+    for name in SEALED:
+        values[f"{name}_ct"] = crypto.seal_field(
             session, getattr(data, name), key=key, table="contact", column=name, row_id=contact_id
         )
-        for name in SEALED
-    }
-    contact = Contact(
-        id=contact_id,
-        received_on=data.received_on,
-        channel=data.channel.value,
-        region=data.region,
-        language=data.language.lower(),
-        risk=data.risk.value,
-        needs=",".join(sorted({n.value for n in data.needs})),
-        outcome=None,
-        possible_duplicate=bool(seen),
-        flagged_handle=bool(hits),
-        recorded_by_id=actor.id,
-        last_activity_on=data.received_on,
-        **sealed,
-    )
-    insert_with_code(session, contact, prefix="H")
+    insert_contact(session, values)
+    # Not added to the session: the row is written; this object only answers and counts.
+    contact = Contact(**values)
     crypto.add_index_entry(session, subject_id=contact_id, column=INDEX_COLUMN, value=data.handle)
     audit.record(
         session,
@@ -155,13 +186,22 @@ def record_contact(*, session: Session, actor: User, data: ContactIn, rate_limit
             target=contact.code,
             detail={"entries": [h.hex for h in hits]},
         )
-        attention.raise_item(session, kind="known_bad", raised_by=actor.username, record_code=contact.code)
+        attention.raise_item(
+            session, kind="known_bad", raised_by=actor.username, record_code=contact.code, new_record=True
+        )
     for code in others:
         attention.raise_item(
-            session, kind="duplicate", raised_by=actor.username, record_code=contact.code, other_code=code
+            session,
+            kind="duplicate",
+            raised_by=actor.username,
+            record_code=contact.code,
+            other_code=code,
+            new_record=True,
         )
     if contact.risk == Risk.immediate:
-        attention.raise_item(session, kind="immediate_danger", raised_by=actor.username, record_code=contact.code)
+        attention.raise_item(
+            session, kind="immediate_danger", raised_by=actor.username, record_code=contact.code, new_record=True
+        )
     counters.contact_recorded(session, contact=contact)
     summary = _summary(contact, recorded_by=actor.username, case_id=None)
     summary.duplicate_of = [DuplicateRef(id=i, code=c) for i, c in seen]

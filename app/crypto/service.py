@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, text
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -88,12 +88,20 @@ def create_subject_key(session: Session, *, subject_id: uuid.UUID) -> SubjectKey
     hold_keyring(session)  # before the primary is read: see KEYRING_LOCK
     keyring = keyring_of(session)
     kek_id, wrapped = keyring.wrap_dek(dek, subject_id=subject_id, key_id=key_id)
-    session.add(DataKey(subject_id=subject_id, key_id=key_id, kek_id=kek_id, wrapped=wrapped, created_on=date.today()))
+    # Inserted at once through Core (no ORM flush): a new subject's key row, nobody else's to lock.
+    session.connection().execute(
+        _INSERT_DATA_KEY,
+        {"subject_id": subject_id, "key_id": key_id, "kek_id": kek_id, "wrapped": wrapped, "created_on": date.today()},
+    )
     keyring.remember(subject_id, key_id, dek)
     made = SubjectKey(subject_id, key_id, dek)
     # Kept for this session so add_index_entry can seal the subject's normalised handle without a read.
     session.info.setdefault(_NEW_KEYS, {})[subject_id] = made
     return made
+
+
+_INSERT_DATA_KEY = insert(DataKey)
+_INSERT_INDEX_ENTRY = insert(BlindIndexEntry)
 
 
 def _dek(session: Session, *, subject_id: uuid.UUID, key_id: int) -> bytes:
@@ -359,17 +367,20 @@ def add_index_entry(
     normalised = blind_index.normalise_handle(value)
     subject_key = _index_key_of(session, subject_id, key)
     sealed = seal_index_value(normalised, key=subject_key) if subject_key else None
+    fresh = []
     for live in live_epochs(session):
         bucket = blind_index.bucket(
             epoch_key(session, column=column, epoch=live.epoch), normalised, bits=live.width(column)
         )
         entry = session.get(BlindIndexEntry, (subject_id, column, live.epoch)) if replace else None
         if entry is None:
-            session.add(
-                BlindIndexEntry(subject_id=subject_id, column=column, epoch=live.epoch, bucket=bucket, value_ct=sealed)
+            fresh.append(
+                {"subject_id": subject_id, "column": column, "epoch": live.epoch, "bucket": bucket, "value_ct": sealed}
             )
         else:
             entry.bucket, entry.value_ct = bucket, sealed
+    if fresh:
+        session.connection().execute(_INSERT_INDEX_ENTRY, fresh)  # Core: no ORM flush for a new entry
 
 
 # Candidates as tuples with their wrapped data keys, in one statement (no ORM objects), built once
@@ -380,15 +391,24 @@ _CANDIDATES = select(
 ).outerjoin(DataKey, DataKey.subject_id == BlindIndexEntry.subject_id)
 
 
-def _candidates_stmt(epochs: int) -> Any:
-    buckets = [
-        and_(BlindIndexEntry.epoch == bindparam(f"e{i}"), BlindIndexEntry.bucket == bindparam(f"b{i}"))
+def _candidates_stmt_many(columns: int, epochs: int) -> Any:
+    lookups = [
+        and_(
+            BlindIndexEntry.column == bindparam(f"c{c}"),
+            BlindIndexEntry.epoch == bindparam(f"e{c}_{i}"),
+            BlindIndexEntry.bucket == bindparam(f"b{c}_{i}"),
+        )
+        for c in range(columns)
         for i in range(epochs)
     ]
-    return _CANDIDATES.where(BlindIndexEntry.column == bindparam("column"), or_(*buckets))
+    stmt = select(BlindIndexEntry.column, *_CANDIDATES.selected_columns).outerjoin(
+        DataKey, DataKey.subject_id == BlindIndexEntry.subject_id
+    )
+    return stmt.where(or_(*lookups))
 
 
-_CANDIDATE_STMTS = {n: _candidates_stmt(n) for n in (1, 2)}
+# Intake looks up one value in two columns (earlier contacts, the known-bad list) in one statement.
+_MANY_STMTS = {(c, n): _candidates_stmt_many(c, n) for c in (1, 2) for n in (1, 2)}
 
 
 def index_matches(session: Session, *, column: str, value: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
@@ -398,18 +418,34 @@ def index_matches(session: Session, *, column: str, value: str) -> tuple[list[uu
     Every live epoch is consulted, so a look-up during an index rebuild misses nobody. A candidate
     costs one unwrap and one open of a short value; a shredded subject (no data key) never matches.
     """
+    return index_matches_many(session, columns=(column,), value=value)[column]
+
+
+def index_matches_many(
+    session: Session, *, columns: Sequence[str], value: str
+) -> dict[str, tuple[list[uuid.UUID], list[uuid.UUID]]]:
+    """``index_matches`` of one value in several columns, every live epoch of each, in one query."""
     if not value or _crypto_off(session):
-        return [], []
+        return {column: ([], []) for column in columns}
     normalised = blind_index.normalise_handle(value)
     live = live_epochs(session)
-    params: dict[str, Any] = {"column": column}
-    for i, epoch in enumerate(live):
-        key = epoch_key(session, column=column, epoch=epoch.epoch)
-        params[f"e{i}"] = epoch.epoch
-        params[f"b{i}"] = blind_index.bucket(key, normalised, bits=epoch.width(column))
-    stmt = _CANDIDATE_STMTS[len(live)] if len(live) in _CANDIDATE_STMTS else _candidates_stmt(len(live))
-    rows = session.connection().execute(stmt, params).all()
+    params: dict[str, Any] = {}
+    for c, column in enumerate(columns):
+        params[f"c{c}"] = column
+        for i, epoch in enumerate(live):
+            key = epoch_key(session, column=column, epoch=epoch.epoch)
+            params[f"e{c}_{i}"] = epoch.epoch
+            params[f"b{c}_{i}"] = blind_index.bucket(key, normalised, bits=epoch.width(column))
+    shape = (len(columns), len(live))
+    stmt = _MANY_STMTS[shape] if shape in _MANY_STMTS else _candidates_stmt_many(*shape)
+    by_column: dict[str, list[Any]] = {column: [] for column in columns}
+    for row in session.connection().execute(stmt, params):
+        by_column[row[0]].append(row[1:])
     keyring = keyring_of(session)
+    return {column: _compare(keyring, rows, normalised) for column, rows in by_column.items()}
+
+
+def _compare(keyring: Keyring, rows: list[Any], normalised: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     matches: dict[uuid.UUID, None] = {}
     unsealed: dict[uuid.UUID, None] = {}
     opened: set[uuid.UUID] = set()

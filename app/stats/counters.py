@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import Date, Integer, String, Table, and_, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction,
 
 from app.cases.models import Case, CaseTransition
 from app.contacts.models import Contact
-from app.db import COUNTERS_STAGE, Base, commit_step
+from app.db import COUNTERS_STAGE, Base, commit_step, reads_table
 
 WEEK, MONTH = "week", "month"
 GRAINS = (WEEK, MONTH)
@@ -132,16 +133,23 @@ def _forget_on_rollback(session: Session, previous_transaction: SessionTransacti
 def _pending_before_reading(state: ORMExecuteState) -> None:
     # A read of the counters inside a writing transaction (a test, a bulk load that reports as it
     # goes) must see what the transaction counted so far.
-    if state.is_select and _PENDING in state.session.info and _reads_counters(state.statement):
+    if state.is_select and _PENDING in state.session.info and reads_table(state.statement, PeriodCount.__table__):
         apply_pending(state.session)
 
 
-def _reads_counters(statement: object) -> bool:
-    froms = getattr(statement, "get_final_froms", None)
-    if froms is None:
-        return False
+def _upsert(dialect: str) -> Any:
     table = PeriodCount.__table__
-    return any(f.is_derived_from(table) for f in froms())
+    assert isinstance(table, Table)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=["grain", "period", "measure", "dim", "value"],
+        set_={"count": table.c.count + stmt.excluded["count"]},
+    )
+
+
+# Built once per dialect: building the upsert cost more than running it.
+_UPSERTS = {dialect: _upsert(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 def _apply(session: Session, deltas: dict[Key, int]) -> None:
@@ -152,16 +160,8 @@ def _apply(session: Session, deltas: dict[Key, int]) -> None:
     ]
     if not rows:
         return
-    table = PeriodCount.__table__
-    assert isinstance(table, Table)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["grain", "period", "measure", "dim", "value"],
-        set_={"count": table.c.count + stmt.excluded["count"]},
-    )
-    session.execute(stmt, rows)
+    conn = session.connection()
+    conn.execute(_UPSERTS[conn.dialect.name], rows)
 
 
 def _contact_keys(deltas: dict[Key, int], contact: Contact, n: int) -> None:

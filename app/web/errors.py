@@ -15,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.audit.seals import SealBroken
 from app.auth import sessions
+from app.crypto import service as crypto
+from app.db import unit_of_work
 from app.dependencies import get_session
 from app.errors import HelplineError
 from app.idempotency import service as idempotency
@@ -93,10 +95,15 @@ async def _hold_posted_form(request: Request, exc: LoginRequired) -> str | None:
 
     # The request's own unit of work has ended by now; this is a new one, made the way the app makes
     # them (honouring an override of the session dependency, as the test suite installs).
-    provider = request.app.dependency_overrides.get(get_session, get_session)
-    scope = contextmanager(provider)
+    provider = request.app.dependency_overrides.get(get_session)
 
     def store() -> str | None:
+        if provider is None:
+            state = request.app.state
+            with unit_of_work(state.engine) as session:
+                crypto.bind(session, settings=state.settings, keyring=state.keyring)
+                return held.hold(session, user_id=user_id, action=action, pairs=pairs)
+        scope = contextmanager(provider)
         with scope(request) if inspect.signature(provider).parameters else scope() as session:
             return held.hold(session, user_id=user_id, action=action, pairs=pairs)
 

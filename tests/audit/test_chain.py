@@ -21,6 +21,7 @@ from tests.conftest import make_settings
 def test_entries_chain_each_to_the_one_before(session) -> None:
     first = audit.record(session, actor="alice", action="case.read", target="C-AAAA-11")
     second = audit.record(session, actor="bob", action="case.transition", target="C-AAAA-11", detail={"to": "planning"})
+    audit.append_pending(session)  # entries take their place in the chain when appended (at commit, or now)
     assert second.seq == first.seq + 1
     assert second.prev_hash == first.hash
     assert audit.entry_hash(session, second) == second.hash
@@ -34,6 +35,7 @@ def test_entries_chain_each_to_the_one_before(session) -> None:
 )
 def test_editing_any_field_breaks_the_chain_at_that_entry(session, column, value) -> None:
     entries = [audit.record(session, actor="alice", action=f"act.{i}", target="C-AAAA-11") for i in range(4)]
+    audit.append_pending(session)
     victim = entries[2]
     session.flush()
     session.execute(update(AuditEntry).where(AuditEntry.seq == victim.seq).values({column: value}))
@@ -44,6 +46,7 @@ def test_editing_any_field_breaks_the_chain_at_that_entry(session, column, value
 
 def test_deleting_an_entry_is_caught(session) -> None:
     entries = [audit.record(session, actor="alice", action=f"act.{i}") for i in range(4)]
+    audit.append_pending(session)
     session.flush()
     session.execute(delete(AuditEntry).where(AuditEntry.seq == entries[1].seq))
     session.expire_all()

@@ -25,6 +25,7 @@ from tests.conftest import make_settings
 
 def _chain(session: Session, n: int) -> list[AuditEntry]:
     entries = [audit.record(session, actor="alice", action=f"act.{i}", target="C-AAAA-11") for i in range(n)]
+    audit.append_pending(session)
     session.flush()
     return entries
 
@@ -134,6 +135,7 @@ def test_first_entry_of_an_empty_chain_starts_at_one_from_genesis(fresh) -> None
     s = fresh()
     s.execute(AuditEntry.__table__.delete())
     first = audit.record(s, actor="alice", action="act.first")
+    audit.append_pending(s)
     assert (first.seq, first.prev_hash) == (1, audit.GENESIS)
     assert audit.GENESIS == "0" * 64
     s.rollback()
@@ -209,7 +211,7 @@ def test_verify_counts_exactly_the_entries_of_the_chain(fresh) -> None:
 
 def test_an_entry_stores_what_it_was_given(session) -> None:
     entry = audit.record(session, actor="alice", action="case.read", target="C-AAAA-11", detail={"rows": 2})
-    session.flush()
+    audit.append_pending(session)
     session.expire_all()
     stored = session.get(AuditEntry, entry.seq)
     assert (stored.actor, stored.action, stored.target, stored.detail) == (
@@ -224,6 +226,7 @@ def test_an_entry_stores_what_it_was_given(session) -> None:
 def test_names_in_other_scripts_are_chained_and_verified(session) -> None:
     """Usernames may be Cyrillic; the canonical form must still encode and verify."""
     entry = audit.record(session, actor="Амина", action="case.read", target="C-ЖЖЖЖ-11", detail={"note": "Ахмед"})
+    audit.append_pending(session)
     assert audit.entry_hash(session, entry) == entry.hash
     _, broken = audit.verify(session)
     assert broken is None

@@ -44,7 +44,9 @@ def test_link_format_known_answer() -> None:
 
 
 def _entries(session, n: int) -> list[AuditEntry]:
-    return [audit.record(session, actor="alice", action=f"case.read.{i}", target="C-AAAA-11") for i in range(n)]
+    entries = [audit.record(session, actor="alice", action=f"case.read.{i}", target="C-AAAA-11") for i in range(n)]
+    audit.append_pending(session)
+    return entries
 
 
 def _recompute(session, key: bytes | None) -> None:
@@ -126,6 +128,7 @@ def test_a_checkpoint_is_logged_only_once_committed(engine, settings, caplog) ->
     with unit_of_work(engine) as s:
         crypto.bind(s, settings=every_entry, keyring=keyring)
         entry = audit.record(s, actor="alice", action="act.kept")
+        audit.append_pending(s)
         expected = audit.checkpoint_value(entry.seq, entry.hash)
     assert caplog.text.strip().splitlines()[-1].endswith(f"audit checkpoint {expected}")
     assert audit.parse_checkpoint(caplog.text) == (entry.seq, entry.hash)
