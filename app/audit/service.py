@@ -17,13 +17,13 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.audit import link
@@ -86,6 +86,39 @@ def record(
     session.info[_TAIL] = (session.get_transaction(), entry.seq, entry.hash)
     _maybe_checkpoint(session, entry)
     return entry
+
+
+def record_many(session: Session, entries: Sequence[tuple[str, str, str | None, Mapping[str, object] | None]]) -> None:
+    """Append (actor, action, target, detail) entries in the caller's transaction with one INSERT.
+
+    Chained, keyed and checkpointed exactly as that many ``record`` calls would be, for writers of many
+    records in one transaction (``app.bulk``); ``detail`` must hold no decrypted value.
+    """
+    if not entries:
+        return
+    seq, prev = _next_link(session)
+    first = seq
+    kid, key = _key(session)
+    rows = []
+    for actor, action, target, detail in entries:
+        at = datetime.now(UTC).replace(microsecond=0)
+        body = json.dumps(dict(detail or {}), sort_keys=True, separators=(",", ":"), default=str)
+        mac = link.keyed_link(
+            key, kid=kid, seq=seq, at=at, actor=actor, action=action, target=target, detail=body, prev=prev
+        )
+        rows.append(
+            {"seq": seq, "at": at, "actor": actor, "action": action, "target": target, "detail": body}
+            | {"prev_hash": prev, "hash": mac, "key_id": kid}
+        )
+        seq, prev = seq + 1, mac
+    session.connection().execute(insert(AuditEntry), rows)  # on the connection: Core, no ORM object
+    tail = AuditEntry(seq=seq - 1, hash=prev)
+    session.info[_TAIL] = (session.get_transaction(), tail.seq, tail.hash)
+    every = crypto.settings_of(session).audit_checkpoint_every
+    if tail.seq // every > (first - 1) // every:
+        session.info[_PENDING_CHECKPOINT] = (tail.seq, tail.hash)  # an entry due for a checkpoint is in the batch
+    else:
+        _maybe_checkpoint(session, tail)
 
 
 _TAIL = "audit_tail"
