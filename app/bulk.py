@@ -71,10 +71,12 @@ def _record(model: Any, **values: Any) -> Any:
 
     The services' helpers and the counter hooks read it like the model; its ``vars`` are the INSERT's row.
     """
-    missing = {c.key for c in model.__table__.columns} - {"seal"} - values.keys()
-    if missing:
-        raise TypeError(f"{model.__name__} needs {sorted(missing)}")  # a programming error
+    if values.keys() != _COLUMNS[model]:
+        raise TypeError(f"{model.__name__} needs {sorted(_COLUMNS[model] ^ values.keys())}")  # a programming error
     return SimpleNamespace(**values)
+
+
+_COLUMNS = {model: frozenset(c.key for c in model.__table__.columns) - {"seal"} for model in (Contact, Case)}
 
 
 class BulkWriter:
@@ -169,8 +171,12 @@ class BulkWriter:
         return found
 
     def _code(self, prefix: str) -> str:
+        """A random 30-bit code like ``new_code``'s, from one read of the system's random source."""
+        alphabet = contact_service.CODE_ALPHABET
         while True:
-            code = contact_service.new_code(prefix)
+            bits = int.from_bytes(secrets.token_bytes(4)) >> 2
+            chars = "".join(alphabet[(bits >> shift) & 31] for shift in (0, 5, 10, 15, 20, 25))
+            code = f"{prefix}-{chars[:4]}-{chars[4:]}"
             if code not in self.codes:
                 self.codes.add(code)
                 return code
