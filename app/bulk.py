@@ -18,7 +18,9 @@ code that protects what the services write:
 
 Its callers are trusted (synthetic data): it checks the workflow, the two-person rule and the dates as the
 services do, but keeps no intake rate limit and audits no decrypted read, as ``record_contact`` with
-``rate_limited=False``.
+``rate_limited=False``. It is meant for a server that is not taking intake meanwhile: a contact recorded by
+someone else during the load is not among the duplicates it finds, and a record code drawn by someone else
+meanwhile (one chance in a billion a code) fails that batch, which then rolls back whole.
 """
 
 from __future__ import annotations
