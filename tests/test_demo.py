@@ -1,4 +1,4 @@
-"""Demo data: realistic proportions written through the services, legal histories, fake text, repeatable."""
+"""Demo data: realistic proportions, legal histories, fake text, repeatable."""
 
 from __future__ import annotations
 

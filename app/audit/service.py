@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,6 +95,16 @@ def record(
         session.info[_PENDING] = held
     held[1].append((entry, session.get_nested_transaction() or root))
     return entry
+
+
+def record_many(session: Session, entries: Sequence[tuple[str, str, str | None, Mapping[str, object] | None]]) -> None:
+    """Note (actor, action, target, detail) entries for the caller's transaction, as that many ``record``
+    calls would: they are chained, keyed and checkpointed together at commit, with one INSERT
+    (``append_pending``). For writers of many records in one transaction (``app.bulk``); ``detail`` must
+    hold no decrypted value.
+    """
+    for actor, action, target, detail in entries:
+        record(session, actor=actor, action=action, target=target, detail=detail)
 
 
 _TAIL = "audit_tail"

@@ -114,15 +114,7 @@ def _move(session: Session, *, actor: User, case: Case, to: str, on: date, note:
             note_ct=note_ct,
         )
     )
-    case.status = to
-    case.status_on = on
-    # A case counts as an escape from the day it FIRST reached evacuated: these dates are never cleared.
-    if to == CaseStatus.evacuated and case.evacuated_on is None:
-        case.evacuated_on = on
-    if to == CaseStatus.resettled and case.resettled_on is None:
-        case.resettled_on = on
-    if to == CaseStatus.closed:
-        case.closed_on = on
+    workflow.stamp(case, to, on)
     counters.case_moved(session, case=case, from_status=old, to_status=to, on=on)
 
 

@@ -9,6 +9,8 @@ to the active step they need; declined and rejected ones can only be closed.
 from __future__ import annotations
 
 import enum
+from datetime import date
+from typing import Any
 
 
 class CaseStatus(enum.StrEnum):
@@ -64,6 +66,21 @@ MAIN_LINE: tuple[CaseStatus, ...] = (
 def can_move(from_status: str, to_status: str) -> bool:
     """Whether the table allows the move (the verification rule is checked separately)."""
     return CaseStatus(to_status) in TRANSITIONS[CaseStatus(from_status)]
+
+
+def stamp(case: Any, to: str, on: date) -> None:
+    """Set a case's status and the dates a move to it implies (the caller has checked the move).
+
+    A case counts as an escape from the day it FIRST reached evacuated: these dates are never cleared.
+    """
+    case.status = to
+    case.status_on = on
+    if to == CaseStatus.evacuated and case.evacuated_on is None:
+        case.evacuated_on = on
+    if to == CaseStatus.resettled and case.resettled_on is None:
+        case.resettled_on = on
+    if to == CaseStatus.closed:
+        case.closed_on = on
 
 
 def next_statuses(from_status: str) -> list[str]:

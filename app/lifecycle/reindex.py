@@ -129,6 +129,42 @@ def wanted_widths(session: Session, *, sample: bool = False) -> dict[str, int] |
     return {c: auto_width(counts[c]) for c in COLUMNS}
 
 
+def size_empty_columns(session: Session, *, expected: dict[str, int], actor: str) -> dict[str, int] | None:
+    """Before a bulk load: give each column with no entries yet the width ``expected`` rows of it will want.
+
+    What the widener would choose once the rows are in, without rebuilding what was just written: with no
+    entry in a column, a new width moves nothing. Columns that have entries keep their width (changing it
+    is a rebuild, ``reindex``), and nothing changes while a rebuild is under way. Returns the new widths,
+    or None if none changed. Run it in a transaction of its own, before the load's first entry.
+    """
+    # Lock order as in _start: the epoch rows first, which waits for writers that may add an entry.
+    session.execute(
+        select(IndexKey.epoch).where(IndexKey.state.in_((crypto.ACTIVE, crypto.BUILDING))).with_for_update()
+    ).all()
+    live = crypto.live_epochs(session)
+    if len(live) != 1:
+        return None
+    active = live[0]
+    widths = {c: active.width(c) for c in COLUMNS}
+    for column, rows in expected.items():
+        empty = not session.scalar(
+            select(BlindIndexEntry.subject_id)
+            .where(BlindIndexEntry.column == column, BlindIndexEntry.epoch == active.epoch)
+            .limit(1)
+        )
+        if empty and out_of_bounds(rows, widths[column]):
+            widths[column] = auto_width(rows)
+    if all(widths[c] == active.width(c) for c in COLUMNS):
+        return None
+    session.execute(
+        update(IndexKey)
+        .where(IndexKey.epoch == active.epoch)
+        .values(bits=max(widths.values()), widths=json.dumps(widths, sort_keys=True))
+    )
+    audit.record(session, actor=actor, action="keys.index_widths", detail={"epoch": active.epoch, "widths": widths})
+    return widths
+
+
 def _claim(session: Session, *, epoch: int, holder: str, takeover: bool) -> bool:
     now = int(time.time())
     stmt = (

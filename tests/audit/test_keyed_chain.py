@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -225,3 +226,32 @@ def test_the_key_never_reaches_the_database(session, keyring) -> None:
     assert key.hex() not in dumped and hashlib.sha256(key).hexdigest() not in dumped
     assert session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.key_id.is_(None))) == 0
     assert entry.key_id == purpose.purpose_key(keyring, purpose.AUDIT)[0]
+
+
+def test_entries_appended_in_one_statement_chain_and_checkpoint_like_single_ones(session, settings, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="helpline.audit")
+    keyring = get_keyring(settings)
+    audit.record(session, actor="alice", action="act.setup")
+    audit.record(session, actor="alice", action="act.before")
+    head = audit.head(session)
+    assert head is not None
+    # A checkpoint falls due at the third entry of the batch, and no later entry of the transaction is due
+    # (never by the clock here: minutes that will not pass).
+    every = head[0] + 3
+    assert 2 * every > head[0] + 7
+    due = {"audit_checkpoint_every": every, "audit_checkpoint_minutes": 10**6}
+    crypto.bind(session, settings=settings.model_copy(update=due), keyring=keyring)
+    audit.record_many(session, [("bob", "act.bulk", f"C-AAAA-{i:02d}", {"n": i}) for i in range(5)])
+    audit.record(session, actor="alice", action="act.after")
+    audit.record_many(session, [("bob", "act.quiet", None, None)])
+    session.commit()
+    checked, broken = audit.verify(session)
+    assert broken is None and checked >= 8
+    rows = session.scalars(select(AuditEntry).where(AuditEntry.seq > head[0] - 1).order_by(AuditEntry.seq)).all()
+    assert [r.action for r in rows] == ["act.before", *["act.bulk"] * 5, "act.after", "act.quiet"]
+    assert [r.seq for r in rows] == list(range(head[0], head[0] + 8))
+    assert json.loads(rows[3].detail) == {"n": 2} and rows[3].target == "C-AAAA-02" and rows[7].detail == "{}"
+    due_entry = rows[3]
+    assert due_entry.seq == every
+    logged = [line for line in caplog.text.splitlines() if "audit checkpoint" in line]
+    assert len(logged) == 1 and logged[0].endswith(audit.checkpoint_value(due_entry.seq, due_entry.hash))

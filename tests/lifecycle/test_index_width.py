@@ -14,6 +14,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select, update
 
+from app.audit.models import AuditEntry
 from app.contacts import flagged
 from app.contacts.models import Contact
 from app.crypto import service as crypto
@@ -338,3 +339,23 @@ def test_the_widener_estimates_a_wide_column_from_a_slice_of_its_buckets(install
     assert exact == 20_000
     assert sampled == in_slice * 16 and abs(sampled - exact) < exact * 0.25
     assert not reindex.out_of_bounds(sampled, 12)
+
+
+def test_a_bulk_load_sizes_only_the_columns_that_hold_no_entry_yet(install) -> None:
+    engine, settings = install
+    username = _seed(engine, settings)  # 31 contacts and one flagged handle, at the first epoch's 12 bits
+    keyring = get_keyring(settings)
+    expected = {CONTACT: 100_000, "case.handle": 40_000, "flagged_handle.handle": 1}
+    with unit_of_work(engine) as session:
+        crypto.bind(session, settings=settings, keyring=keyring)
+        widths = reindex.size_empty_columns(session, expected=expected, actor="demo-data")
+    # Contacts and the known-bad list hold entries: moving them is a rebuild, so they keep 12 bits.
+    assert widths == {CONTACT: 12, "case.handle": reindex.auto_width(40_000), "flagged_handle.handle": 12}
+    with unit_of_work(engine) as session:
+        crypto.bind(session, settings=settings, keyring=keyring)
+        assert crypto.active_epoch(session).width("case.handle") == 13
+        logged = session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "keys.index_widths")).all()
+        assert [json.loads(d)["widths"] for d in logged] == [widths]
+        # Already in band for what is coming: nothing to change, nothing audited.
+        assert reindex.size_empty_columns(session, expected=expected, actor="demo-data") is None
+    assert _record(engine, settings, username, "@caller_3").possible_duplicate is True
