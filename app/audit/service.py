@@ -109,6 +109,7 @@ def record_many(session: Session, entries: Sequence[tuple[str, str, str | None, 
 
 _TAIL = "audit_tail"
 _PENDING = "audit_pending"
+_IN_SAVEPOINT = "audit_appended_in_savepoint"
 _INSERT = insert(AuditEntry)
 
 
@@ -124,8 +125,15 @@ def append_pending(session: Session) -> None:
         session.info.pop(_PENDING, None)
         return
     session.flush()
-    entries = [entry for entry, _where in held[1]]
+    noted = list(held[1])
+    entries = [entry for entry, _where in noted]
     held[1].clear()
+    savepoint = session.get_nested_transaction()
+    if savepoint is not None:
+        # Appended inside a savepoint (a read of the log there): should it roll back, the entries noted
+        # outside it must not go with it. They are noted again then (see the rollback listener).
+        outside = [(e, where, savepoint) for e, where in noted if not _within(where, savepoint)]
+        session.info.setdefault(_IN_SAVEPOINT, []).extend(outside)
     seq, prev = _next_link(session)
     kid = _key(session)[0]
     rows = []
@@ -179,11 +187,27 @@ _LAST = select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).
 def _forget_tail_on_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
     session.info.pop(_TAIL, None)
     session.info.pop(_PENDING_CHECKPOINT, None)
-    held = session.info.get(_PENDING)
-    if held is None:
-        return
     if previous_transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_IN_SAVEPOINT, None)
+        return
+    # Entries noted before a savepoint but appended inside it went with its rollback: noted again.
+    appended = session.info.get(_IN_SAVEPOINT, [])
+    again = [(e, where) for e, where, sp in appended if _within(sp, previous_transaction)]
+    appended[:] = [item for item in appended if not _within(item[2], previous_transaction)]
+    held = session.info.get(_PENDING)
+    root = previous_transaction
+    while root.parent is not None:
+        root = root.parent
+    if again:
+        for entry, _where in again:
+            entry.seq = entry.prev_hash = entry.hash = entry.key_id = None  # type: ignore[assignment]
+        if held is None or held[0] is not root:
+            fresh: list[tuple[AuditEntry, SessionTransaction]] = []
+            held = (root, fresh)
+            session.info[_PENDING] = held
+        held[1][:0] = again
+    if held is None:
         return
     # A rolled-back savepoint drops the entries noted inside it (and inside savepoints within it).
     held[1][:] = [(e, where) for e, where in held[1] if not _within(where, previous_transaction)]
@@ -232,6 +256,8 @@ def _maybe_checkpoint(session: Session, entry: AuditEntry) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _log_checkpoint(session: Session) -> None:
+    if session.get_transaction() is None:  # the root committed (a released savepoint leaves it open)
+        session.info.pop(_IN_SAVEPOINT, None)
     pending = session.info.pop(_PENDING_CHECKPOINT, None)
     if pending is not None:
         log_checkpoint(*pending)

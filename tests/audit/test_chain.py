@@ -119,3 +119,20 @@ def test_the_chain_stays_whole_when_a_savepoint_rolls_back(session) -> None:
     assert broken is None
     actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)).all()
     assert "act.undone" not in actions and actions[-2:] == ["act.before", "act.after"]
+
+
+def test_an_entry_noted_before_a_savepoint_survives_its_rollback_when_appended_inside(session) -> None:
+    """A read of the log inside a savepoint appends what was noted before it; rolling the savepoint
+    back must not lose those entries."""
+    audit.record(session, actor="alice", action="act.noted.before")
+    nested = session.begin_nested()
+    audit.record(session, actor="alice", action="act.noted.inside")
+    session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1))  # appends both
+    nested.rollback()
+    audit.record(session, actor="alice", action="act.noted.after")
+    audit.append_pending(session)
+    actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)).all()
+    assert actions[-2:] == ["act.noted.before", "act.noted.after"]
+    assert "act.noted.inside" not in actions
+    _, broken = audit.verify(session)
+    assert broken is None
