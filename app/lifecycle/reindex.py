@@ -129,6 +129,23 @@ def wanted_widths(session: Session, *, sample: bool = False) -> dict[str, int] |
     return {c: auto_width(counts[c]) for c in COLUMNS}
 
 
+def lock_epochs(session: Session) -> None:
+    """Take the live epochs' rows FOR UPDATE, in epoch order: the index_key rows come first (lock order).
+
+    It waits for every writer that saw only the live epochs as they are now, and keeps two starters from
+    both starting (SQLite: one writer anyway). In epoch order, as writers take them FOR KEY SHARE
+    (``crypto.live_epochs``): in the table's physical order a rebuild could hold the newer row while a
+    writer held the older one, each then waiting for the other (a deadlock PostgreSQL breaks by
+    failing one of them).
+    """
+    session.execute(
+        select(IndexKey.epoch)
+        .where(IndexKey.state.in_((crypto.ACTIVE, crypto.BUILDING)))
+        .order_by(IndexKey.epoch)
+        .with_for_update()
+    ).all()
+
+
 def size_empty_columns(session: Session, *, expected: dict[str, int], actor: str) -> dict[str, int] | None:
     """Before a bulk load: give each column with no entries yet the width ``expected`` rows of it will want.
 
@@ -137,10 +154,7 @@ def size_empty_columns(session: Session, *, expected: dict[str, int], actor: str
     is a rebuild, ``reindex``), and nothing changes while a rebuild is under way. Returns the new widths,
     or None if none changed. Run it in a transaction of its own, before the load's first entry.
     """
-    # Lock order as in _start: the epoch rows first, which waits for writers that may add an entry.
-    session.execute(
-        select(IndexKey.epoch).where(IndexKey.state.in_((crypto.ACTIVE, crypto.BUILDING))).with_for_update()
-    ).all()
+    lock_epochs(session)  # as in _start: the epoch rows first, which waits for writers that may add an entry
     live = crypto.live_epochs(session)
     if len(live) != 1:
         return None
@@ -192,11 +206,7 @@ def _start(
     session: Session, *, bits: int | None, holder: str, takeover: bool, auto: bool, actor: str
 ) -> crypto.IndexEpoch | None:
     """The building epoch to fill, claimed for ``holder``: resumed, or started if one is needed."""
-    # Lock order: index_key rows first. FOR UPDATE waits for every writer that saw only the live
-    # epochs as they are now, and keeps two starters from both starting (SQLite: one writer anyway).
-    session.execute(
-        select(IndexKey.epoch).where(IndexKey.state.in_((crypto.ACTIVE, crypto.BUILDING))).with_for_update()
-    ).all()
+    lock_epochs(session)
     live = crypto.live_epochs(session)
     building = next((e for e in live if e.building), None)
     asked = dict.fromkeys(COLUMNS, bits) if bits is not None else None
