@@ -10,7 +10,7 @@ with its diff, and writes the same to .mutation/report.md (not kept in git: it i
 docs/SECURITY.md quotes the figures). Mutants that cannot change behaviour are listed, each with a reason,
 in scripts/mutation-equivalents.txt and left out of the score.
 
-Modules run one at a time, each under `nice -n 19` with one mutmut worker, since the machine is shared.
+Modules run one at a time, each under `nice -n 10` with one mutmut worker, since the machine is shared.
 Score = killed / (all mutants - equivalent ones); a timeout counts as killed (the suite did not pass), a mutant
 no selected test reaches counts as survived.
 """
@@ -164,7 +164,7 @@ def configure(dest: Path, module: str) -> None:
 
 def mutmut(dest: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HELPLINE_TEST_BACKENDS": "sqlite", "PYTHONDONTWRITEBYTECODE": "1"}
-    command = ["nice", "-n", "19", str(Path(sys.executable).parent / "mutmut"), *args]
+    command = ["nice", "-n", "10", str(Path(sys.executable).parent / "mutmut"), *args]
     return subprocess.run(command, cwd=dest, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
