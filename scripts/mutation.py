@@ -12,7 +12,9 @@ in scripts/mutation-equivalents.txt and left out of the score.
 
 Modules run one at a time, each under `nice -n 10` with one mutmut worker, since the machine is shared.
 Score = killed / (all mutants - equivalent ones); a timeout counts as killed (the suite did not pass), a mutant
-no selected test reaches counts as survived.
+no selected test reaches counts as survived. A run cut short leaves mutants "not checked": they are shown and
+left out of the score, which is then marked partial. After adding tests, `--again MODULE` runs only that
+module's surviving mutants once more, against this checkout's tests.
 """
 
 from __future__ import annotations
@@ -47,12 +49,17 @@ MODULE_TESTS: dict[str, list[str]] = {
     "app/cases/workflow.py": ["tests/cases"],
     "app/cases/permissions.py": ["tests/cases", "tests/security/test_access_matrix.py"],
     "app/stats/disclosure.py": ["tests/stats/test_disclosure.py", "tests/stats/test_disclosure_edges.py"],
+    # What is published and to whom: the release ledger, the joint check of everything released so far.
+    "app/stats/ledger.py": ["tests/stats/test_ledger.py", "tests/stats/test_attacks.py", "tests/stats/test_api.py"],
+    "app/stats/joint.py": ["tests/stats/test_attacks.py", "tests/stats/test_ledger.py"],
+    "app/stats/published.py": ["tests/stats/test_ledger.py", "tests/stats/test_api.py"],
 }
 # Modules with no function bodies (mutmut mutates inside functions only) are skipped.
 SKIP = {"__init__.py", "models.py", "schemas.py", "errors.py"}
 
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 SURVIVED = {"survived", "no tests", "suspicious"}
+UNCHECKED = {"not checked", "check was interrupted by user", "skipped"}
 
 
 def modules() -> list[str]:
@@ -118,7 +125,8 @@ class Result:
 
     @property
     def scored(self) -> int:
-        return len(self.statuses) - len(self.equivalent)
+        """Mutants that count: neither equivalent nor left unchecked by a run cut short."""
+        return len(self.statuses) - len(self.equivalent) - self.count(UNCHECKED)
 
     @property
     def score(self) -> float | None:
@@ -149,6 +157,12 @@ def copy_checkout(dest: Path) -> None:
         shutil.copy2(src, target)
 
 
+def sync_tests(dest: Path) -> None:
+    """Bring this checkout's tests into an earlier run's copy, leaving its mutated code as it was."""
+    for target in (dest / "tests", dest / "mutants" / "tests"):
+        shutil.copytree(ROOT / "tests", target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+
+
 def configure(dest: Path, module: str) -> None:
     config = {
         "source_paths": ["app"],
@@ -168,12 +182,20 @@ def mutmut(dest: Path, *args: str, timeout: float | None = None) -> subprocess.C
     return subprocess.run(command, cwd=dest, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def run_module(module: str, *, max_children: int, equivalents: list[Equivalent], collect_only: bool) -> Result:
+def run_module(
+    module: str, *, max_children: int, equivalents: list[Equivalent], collect_only: bool, again: bool = False
+) -> Result:
     slug = module.removesuffix(".py").replace("/", ".")
     dest = WORK / "work" / slug
     started = time.monotonic()
     output = ""
-    if not collect_only:
+    if again:
+        survivors = collect(dest, module, equivalents).survivors
+        if survivors:
+            sync_tests(dest)
+            run = mutmut(dest, "run", "--max-children", str(max_children), *survivors)
+            output = (run.stdout[-2000:] + run.stderr[-2000:]).strip() or f"mutmut exited {run.returncode}"
+    elif not collect_only:
         copy_checkout(dest)
         configure(dest, module)
         run = mutmut(dest, "run", "--max-children", str(max_children))
@@ -246,17 +268,20 @@ def _measured() -> str:
 def report(results: list[Result]) -> str:
     out = ["# Mutation testing", "", f"Target: at least {TARGET:.0%} of non-equivalent mutants killed per module.", ""]
     out += [
-        "| module | mutants | equivalent | killed | timeout | survived | no tests | score | measured |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| module | mutants | equivalent | killed | timeout | survived | no tests | not checked | score | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r.error:
-            out.append(f"| {r.module} | error | | | | | | | {r.measured} |")
+            out.append(f"| {r.module} | error | | | | | | | | {r.measured} |")
             continue
         score = "n/a" if r.score is None else f"{r.score:.1%}" + ("" if r.score >= TARGET else " (below target)")
+        if r.count(UNCHECKED):
+            score += " (partial: of the checked mutants only)"
         out.append(
             f"| {r.module} | {len(r.statuses)} | {len(r.equivalent)} | {r.count({'killed'})} | "
-            f"{r.count({'timeout'})} | {r.count({'survived', 'suspicious'})} | {r.count({'no tests'})} | {score} | "
+            f"{r.count({'timeout'})} | {r.count({'survived', 'suspicious'})} | {r.count({'no tests'})} | "
+            f"{r.count(UNCHECKED)} | {score} | "
             f"{r.measured} |"
         )
     for r in results:
@@ -279,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--collect", action="store_true", help="do not run: re-read the last run's results (after editing equivalents)"
     )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="run only the last run's surviving mutants again, against this checkout's tests (after adding tests)",
+    )
     args = parser.parse_args(argv)
     known = modules()
     chosen = args.modules or known
@@ -298,8 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     for module in chosen:
         print(f"mutation: {module} against {' '.join(tests_for(module))} ...", flush=True)
-        result = run_module(module, max_children=args.max_children, equivalents=equivalents, collect_only=args.collect)
-        if not args.collect:
+        result = run_module(
+            module,
+            max_children=args.max_children,
+            equivalents=equivalents,
+            collect_only=args.collect,
+            again=args.again,
+        )
+        if args.again:
+            result.measured = f"survivors run again {_measured()}"
+        elif not args.collect:
             result.measured = _measured()
         save(result)
         results.append(result)
