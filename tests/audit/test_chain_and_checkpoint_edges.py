@@ -1,9 +1,12 @@
-"""Checkpoints read back from where an operator keeps them, and the chain's head at its edges."""
+"""The audit chain at the edges its first tests left open: checkpoints read back from where an operator
+keeps them, when one is due, the head of an empty chain, verify's reasons, and what an entry stores."""
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -163,3 +166,22 @@ def test_verify_walks_the_chain_in_order_whatever_order_rows_are_stored_in(sessi
     checked, broken = audit.verify(session, batch=2)
     assert broken is None
     assert checked >= len(entries)
+
+
+def test_detail_is_stored_as_sorted_compact_json_with_other_values_as_text(session) -> None:
+    when, ident = date(2026, 12, 1), uuid.UUID("12345678-1234-5678-1234-567812345678")
+    entry = audit.record(session, actor="alice", action="act.detail", detail={"zone": "b", "at": when, "id": ident})
+    session.flush()
+    session.expire_all()
+    stored = session.get(AuditEntry, entry.seq)
+    assert stored.detail == '{"at":"2026-12-01","id":"12345678-1234-5678-1234-567812345678","zone":"b"}'
+    assert audit.record(session, actor="alice", action="act.bare").detail == "{}"
+
+
+def test_an_entry_is_stamped_now_in_utc_to_the_second(session) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    entry = audit.record(session, actor="alice", action="act.when")
+    after = datetime.now(UTC)
+    assert entry.at.microsecond == 0
+    assert entry.at.utcoffset() == timedelta(0)
+    assert before <= entry.at <= after
