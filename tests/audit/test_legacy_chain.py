@@ -64,3 +64,13 @@ def test_only_the_first_break_of_the_legacy_chain_is_recorded(session) -> None:
     session.execute(update(AuditEntry).where(AuditEntry.seq.in_([2, 5])).values(actor="mallory"))
     audit.key_legacy_chain(session)
     assert _marker(session)["unkeyed_chain_broken_at"] == 2
+
+
+def test_the_marker_follows_the_re_linked_chain_not_a_tail_kept_from_before(session) -> None:
+    audit.record(session, actor="alice", action="act.before")  # this transaction now keeps a chain tail
+    kept = session.info.get("audit_tail")
+    _legacy_chain(session, 4)
+    session.info["audit_tail"] = kept  # as if the unkeyed rows had been written under this transaction
+    assert audit.key_legacy_chain(session) == 4
+    session.expire_all()
+    assert audit.verify(session) == (5, None)
