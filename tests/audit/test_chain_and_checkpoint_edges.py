@@ -108,10 +108,10 @@ def test_a_checkpoint_is_due_every_n_entries(session, checkpoints) -> None:
 
 def test_a_checkpoint_is_due_when_the_last_one_is_older_than_the_interval(session, checkpoints) -> None:
     configure, logged = checkpoints
-    configure(every=1_000_000, minutes=1)
+    configure(every=1_000_000, minutes=10)
     audit.record(session, actor="alice", action="act.quiet")
     assert logged() == []  # the last checkpoint is fresh
-    audit._last_checkpoint["at"] = time.monotonic() - 61
+    audit._last_checkpoint["at"] = time.monotonic() - 605  # ten minutes and five seconds ago
     entry = audit.record(session, actor="alice", action="act.late")
     assert logged() == [(entry.seq, entry.hash)]
     # Logging it restarted the interval: the next entry is not due again.
