@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
 
 from app.audit import link
 
@@ -44,7 +48,17 @@ def test_the_legacy_link_is_plain_sha256_of_the_canonical_bytes_without_a_key_id
     assert link.legacy_hash(**FIELDS) == hashlib.sha256(UNKEYED).hexdigest()
 
 
-def test_times_are_written_in_utc_to_the_second() -> None:
+@pytest.fixture
+def tokyo_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A server whose local time is not UTC: the link must not depend on the machine's zone."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_times_are_written_in_utc_to_the_second(tokyo_clock: None) -> None:
     moscow = FIELDS["at"].astimezone(timezone(timedelta(hours=3)))  # type: ignore[union-attr]
     naive = datetime(2026, 12, 1, 10, 20, 30, 999_999)  # as SQLite hands it back: UTC without a zone
     assert link.canonical(**{**FIELDS, "at": moscow}) == UNKEYED
@@ -61,3 +75,4 @@ def test_links_compare_equal_only_when_equal() -> None:
     assert link.same("ab" * 32, "ab" * 31 + "ac") is False
     assert link.same("ab" * 32, "ab" * 31) is False
     assert link.same("ab" * 32, "аb" * 32) is False  # a Cyrillic "а" neither raises nor matches
+    assert link.same("аb" * 32, "ab" * 32) is False
