@@ -99,3 +99,38 @@ def test_a_root_named_by_id_answers_apart_from_the_current_one() -> None:
     assert purpose.purpose_key(keyring, purpose.AUDIT) == current
     with pytest.raises(UnknownKeyError):
         purpose.purpose_key(keyring, purpose.AUDIT, root_id=99)
+
+
+class CountingProvider(EnvKeyProvider):
+    """The real environment provider, counting how often the integrity root is asked for."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self.asked: list[int | None] = []
+
+    def integrity_root(self, root_id: int | None = None) -> tuple[int, bytes]:
+        self.asked.append(root_id)
+        return super().integrity_root(root_id)
+
+
+def test_the_root_is_asked_for_once_per_root_and_purpose() -> None:
+    """With Vault every question is a round trip, and the audit chain asks at every append."""
+    env = base64.b64encode(bytes([5]) * 32).decode()
+    provider = CountingProvider(env)
+    keyring = Keyring(provider)
+    kid, key = purpose.purpose_key(keyring, purpose.AUDIT)
+    for _ in range(3):
+        assert purpose.purpose_key(keyring, purpose.AUDIT) == (kid, key)
+        assert purpose.purpose_key(keyring, purpose.AUDIT, root_id=kid) == (kid, key)
+    assert provider.asked == [None]
+    purpose.purpose_key(keyring, purpose.SEAL)  # another purpose is another key
+    assert provider.asked == [None, None]
+    # Asked for by id first, the answer also serves that id later, but not "the current root".
+    provider = CountingProvider(env)
+    keyring = Keyring(provider)
+    for _ in range(2):
+        assert purpose.purpose_key(keyring, purpose.AUDIT, root_id=kid) == (kid, key)
+    assert provider.asked == [kid]
+    for _ in range(2):
+        assert purpose.purpose_key(keyring, purpose.AUDIT) == (kid, key)
+    assert provider.asked == [kid, None]
