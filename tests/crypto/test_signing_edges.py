@@ -54,6 +54,9 @@ def test_a_signature_verifies_only_for_its_key_context_and_message() -> None:
     assert signing.verify(PUBLIC[:-1] + "!", context="referral", message=b"package", signature=signature) is False
     short = base64.b64encode(RAW_PUBLIC[:31]).decode()
     assert signing.verify(short, context="referral", message=b"package", signature=signature) is False
+    # A key with stray characters is refused, as is_public_key refuses it, not read around them.
+    padded = PUBLIC[:20] + "*" + PUBLIC[20:]
+    assert signing.verify(padded, context="referral", message=b"package", signature=signature) is False
 
 
 def test_the_context_length_is_part_of_what_is_signed() -> None:
@@ -61,6 +64,8 @@ def test_the_context_length_is_part_of_what_is_signed() -> None:
     assert signing.signed_bytes("ab", b"cd") != signing.signed_bytes("abc", b"d")
     assert signing.signed_bytes("", b"x") == b"helpline-sig-v1\x00\x00x"
     assert signing.signed_bytes("r" * 300, b"") == b"helpline-sig-v1\x01\x2c" + b"r" * 300
+    # The length is an unsigned 16-bit count: contexts up to 65535 bytes.
+    assert signing.signed_bytes("r" * 40_000, b"") == b"helpline-sig-v1\x9c\x40" + b"r" * 40_000
 
 
 def test_each_purpose_key_is_hkdf_of_the_root_under_its_label(tmp_path: Path) -> None:
