@@ -131,7 +131,7 @@ def test_the_timer_rule_logs_only_a_head_past_the_last_one_logged(checkpoints, c
 
 def _chain_of(session, n: int) -> list[AuditEntry]:
     entries = [audit.record(session, actor="alice", action=f"act.{i}") for i in range(n)]
-    session.flush()
+    audit.append_pending(session)  # entries take their place in the chain when appended
     return entries
 
 
@@ -171,7 +171,7 @@ def test_verify_walks_the_chain_in_order_whatever_order_rows_are_stored_in(sessi
 def test_detail_is_stored_as_sorted_compact_json_with_other_values_as_text(session) -> None:
     when, ident = date(2026, 12, 1), uuid.UUID("12345678-1234-5678-1234-567812345678")
     entry = audit.record(session, actor="alice", action="act.detail", detail={"zone": "b", "at": when, "id": ident})
-    session.flush()
+    audit.append_pending(session)
     session.expire_all()
     stored = session.get(AuditEntry, entry.seq)
     assert stored.detail == '{"at":"2026-12-01","id":"12345678-1234-5678-1234-567812345678","zone":"b"}'

@@ -67,7 +67,8 @@ def test_only_the_first_break_of_the_legacy_chain_is_recorded(session) -> None:
 
 
 def test_the_marker_follows_the_re_linked_chain_not_a_tail_kept_from_before(session) -> None:
-    audit.record(session, actor="alice", action="act.before")  # this transaction now keeps a chain tail
+    audit.record(session, actor="alice", action="act.before")
+    audit.append_pending(session)  # appended: this transaction now keeps a chain tail
     kept = session.info.get("audit_tail")
     _legacy_chain(session, 4)
     session.info["audit_tail"] = kept  # as if the unkeyed rows had been written under this transaction
