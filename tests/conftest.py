@@ -76,33 +76,6 @@ def database_url_factory(request: pytest.FixtureRequest, tmp_path_factory: pytes
     return make
 
 
-#: Worker processes of the shared multi-worker server: PostgreSQL takes more writers at once than SQLite.
-LIVE_WORKERS = {"sqlite": 2, "postgresql": 4}
-
-
-@pytest.fixture(scope="session", params=BACKENDS)
-def multi_worker_live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """One real ``helpline serve --workers N`` per backend, shared by the races of the whole run.
-
-    Starting a multi-worker server (``helpline init``, migrations, N interpreters) costs more than most
-    of the races run on it, so the double submits, the double forms, the mixed load and the sign-in
-    races share it. Each test makes its own accounts and counts only its own records; the server log
-    checks read what was written since the test began (``LiveServer.log_since``).
-    """
-    from tests.support.live_server import LiveServer
-
-    backend = str(request.param)
-    url = None
-    if backend == "postgresql":
-        url = request.getfixturevalue("pg_server").create_database(f"live_{uuid.uuid4().hex[:10]}")  # type: ignore[attr-defined]
-    server = LiveServer(tmp_path_factory.mktemp(f"live-{backend}"), database_url=url, workers=LIVE_WORKERS[backend])
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 @pytest.fixture(scope="session")
 def migrated_url_factory(
     request: pytest.FixtureRequest, database_url_factory, tmp_path_factory: pytest.TempPathFactory

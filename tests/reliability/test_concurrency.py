@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
-from app.auth.models import User
 from app.cases.models import Case, CaseTransition
 from app.contacts.models import Contact
 from app.crypto import service as crypto
@@ -31,15 +30,19 @@ from tests.reliability.load import contact_body
 from tests.security import figures
 from tests.support.live_server import LiveServer, unique_name
 
+WORKERS = {"sqlite": 2, "postgresql": 4}
 TWICE = 20
 LOAD_SECONDS = 12.0
 LOAD_CLIENTS = 8
 
 
-@pytest.fixture
-def live(multi_worker_live: LiveServer) -> LiveServer:
-    """The run's multi-worker server of this backend (tests/conftest.py); each test brings its own accounts."""
-    return multi_worker_live
+@pytest.fixture(params=["sqlite", "postgresql"])
+def live(request: pytest.FixtureRequest, tmp_path) -> Iterator[LiveServer]:
+    url = None
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_server").create_database(f"conc_{uuid.uuid4().hex[:10]}")
+    with LiveServer(tmp_path / "live", database_url=url, workers=WORKERS[request.param]) as server:
+        yield server
 
 
 def _client(live: LiveServer, token: str) -> httpx.Client:
@@ -72,7 +75,6 @@ def _both(live: LiveServer, token: str, send: Callable[[httpx.Client], httpx.Res
 
 @pytest.mark.slow
 def test_each_write_sent_twice_at_once_takes_effect_once(live: LiveServer) -> None:
-    mark = live.log_mark()
     worker = live.create_user(unique_name("cw"), "caseworker", via_cli=False)
     coordinator = live.create_user(unique_name("co"), "coordinator", via_cli=False)
     token, coord = live.issue_token(worker), live.issue_token(coordinator)
@@ -94,9 +96,7 @@ def test_each_write_sent_twice_at_once_takes_effect_once(live: LiveServer) -> No
     with live.session() as db:
         handles = db.scalar(select(func.count()).select_from(Contact).where(Contact.id.in_(keyed)))  # type: ignore[attr-defined]
         assert handles == TWICE
-        worker_id = db.scalar(select(User.id).where(User.username == worker.username))  # type: ignore[attr-defined]
-        recorded = select(func.count()).select_from(Contact).where(Contact.recorded_by_id == worker_id)
-        assert db.scalar(recorded) == TWICE  # type: ignore[attr-defined]
+        assert db.scalar(select(func.count()).select_from(Contact)) == TWICE  # type: ignore[attr-defined]
     with _client(live, token) as http:
         contacts = [
             uuid.UUID(http.post("/api/v1/contacts", json=contact_body(0, n)).json()["id"]) for n in range(TWICE)
@@ -131,23 +131,19 @@ def test_each_write_sent_twice_at_once_takes_effect_once(live: LiveServer) -> No
         assert sorted((n, distinct) for _, n, distinct in steps) == [(2, 2)] * TWICE
         actions = Counter(
             db.scalars(  # type: ignore[attr-defined]
-                select(AuditEntry.action).where(
-                    AuditEntry.action.in_(["case.open", "case.transition", "case.verify"]),
-                    AuditEntry.actor.in_([worker.username, coordinator.username]),
-                )
+                select(AuditEntry.action).where(AuditEntry.action.in_(["case.open", "case.transition", "case.verify"]))
             )
         )
         assert actions == {"case.open": TWICE, "case.transition": TWICE, "case.verify": TWICE}
-    _assert_consistent(live, mark)
+    _assert_consistent(live)
 
 
-def _assert_consistent(live: LiveServer, mark: int) -> None:
-    """The counters agree with the rows, the audit chain is whole, and the server log since ``mark`` is clean."""
+def _assert_consistent(live: LiveServer) -> None:
     check = live.cli("stats", "check", check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     verify = live.cli("audit", "verify", check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    log = live.log_since(mark)
+    log = live.server_log.read_text(errors="replace")
     figures.count("request_replays", log.count(" replayed (attempt"))
     assert "Traceback" not in log
     assert " failed" not in log  # no request answered 500
@@ -227,7 +223,6 @@ class MixedLoad:
 
 @pytest.mark.slow
 def test_mixed_load_with_key_rotation_loses_nothing_and_answers_no_500(live: LiveServer) -> None:
-    mark = live.log_mark()
     with MixedLoad(live) as load:
         time.sleep(LOAD_SECONDS / 3)
         rotated = live.cli("keys", "rotate", check=False)
@@ -247,7 +242,7 @@ def test_mixed_load_with_key_rotation_loses_nothing_and_answers_no_500(live: Liv
     assert {k.split()[1] for k in load.statuses} <= {"200", "201"}, load.statuses
     assert load.statuses["contact 201"] >= LOAD_CLIENTS * 3
     _assert_readable(live, load)
-    _assert_consistent(live, mark)
+    _assert_consistent(live)
 
 
 def _assert_readable(live: LiveServer, load: MixedLoad) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -19,15 +21,19 @@ from app.contacts.models import Contact
 from tests.support.live_server import LiveAccount, LiveServer, unique_name
 from tests.web.test_domain_pages import intake
 
+WORKERS = {"sqlite": 2, "postgresql": 4}
 TWICE = 20
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 ONCE_RE = re.compile(r'name="form_once" value="([^"]+)"')
 
 
-@pytest.fixture
-def live(multi_worker_live: LiveServer) -> LiveServer:
-    """The run's multi-worker server of this backend (tests/conftest.py); the test brings its own account."""
-    return multi_worker_live
+@pytest.fixture(params=["sqlite", "postgresql"])
+def live(request: pytest.FixtureRequest, tmp_path) -> Iterator[LiveServer]:
+    url = None
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_server").create_database(f"form_{uuid.uuid4().hex[:10]}")
+    with LiveServer(tmp_path / "live", database_url=url, workers=WORKERS[request.param]) as server:
+        yield server
 
 
 def _signed_in(live: LiveServer, account: LiveAccount) -> httpx.Client:

@@ -10,7 +10,7 @@ PostgreSQL (4 workers) and SQLite (2 workers), every attempt of a burst released
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -24,10 +24,18 @@ from tests.support.live_server import LiveAccount, LiveServer, unique_name
 BURST = 20
 
 
-@pytest.fixture
-def racing(multi_worker_live: LiveServer) -> LiveServer:
-    """The run's multi-worker server of this backend (tests/conftest.py); each test races its own account."""
-    return multi_worker_live
+@pytest.fixture(scope="module", params=[("postgresql", 4), ("sqlite", 2)], ids=["postgresql-4", "sqlite-2"])
+def racing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    backend, workers = request.param
+    url = None
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_server").create_database(f"races_{unique_name('db')}")
+    server = LiveServer(tmp_path_factory.mktemp(f"races-{backend}"), database_url=url, workers=workers)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def _at_once(count: int, attempt: Callable[[int], int]) -> list[int]:
