@@ -8,16 +8,20 @@ Database fixtures are parametrised over both backends: every test that asks for 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from app import bootstrap
+from app.auth import passwords
 from app.config import Settings
 from app.crypto import service as crypto
 from app.crypto.keyring import FileKeyProvider, Keyring, forget_keyrings, get_keyring
@@ -68,6 +72,37 @@ def database_url_factory(request: pytest.FixtureRequest, tmp_path_factory: pytes
             return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'helpline.db'}"
         server = request.getfixturevalue("pg_server")
         return server.create_database(f"t_{uuid.uuid4().hex[:12]}")  # type: ignore[attr-defined]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def migrated_url_factory(
+    request: pytest.FixtureRequest, database_url_factory, tmp_path_factory: pytest.TempPathFactory
+):
+    """Make a database of a backend at the latest Alembic revision and return its URL.
+
+    Alembic runs once per backend, into a template; every database made here is a copy of it (a file
+    copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL). The template holds the schema and
+    nothing else (the migrations write no rows), so ``bootstrap.migrate`` on a copy still makes that
+    install's own keyed rows, exactly as on a database migrated from empty.
+    """
+    templates: dict[str, str] = {}
+
+    def make(backend: str) -> str:
+        if backend not in templates:
+            url = database_url_factory(backend)
+            engine = create_engine(url, poolclass=NullPool)
+            bootstrap.upgrade(engine)
+            engine.dispose()  # a PostgreSQL template must have no open connection while it is copied
+            templates[backend] = url
+        template = make_url(templates[backend])
+        if backend == "sqlite":
+            target = tmp_path_factory.mktemp("sqlite") / "helpline.db"
+            shutil.copyfile(str(template.database), target)
+            return f"sqlite:///{target}"
+        server = request.getfixturevalue("pg_server")
+        return server.create_database(f"t_{uuid.uuid4().hex[:12]}", template=template.database)  # type: ignore[attr-defined,no-any-return]
 
     return make
 
@@ -126,12 +161,24 @@ def factory(session: Session) -> Factory:
     return Factory(session)
 
 
-@pytest.fixture
-def client(session: Session, settings: Settings) -> Iterator[TestClient]:
-    """The real app, whose unit of work runs inside the test's rolled-back transaction."""
+@pytest.fixture(scope="session")
+def migrated_app(migrated: tuple[Engine, Settings]) -> object:
+    """The real app on the session's database, built once per backend.
+
+    Building it (FastAPI analysing every route) costs more than most tests; its state is the settings,
+    the keyring and the engine, the same for every test of the backend. Each test gets its own
+    TestClient (its own cookies, its own lifespan) and its own dependency overrides.
+    """
     from app.main import create_app
 
-    app = create_app(settings)
+    return create_app(migrated[1])
+
+
+@pytest.fixture
+def client(session: Session, settings: Settings, migrated_app) -> Iterator[TestClient]:
+    """The real app, whose unit of work runs inside the test's rolled-back transaction."""
+    app = migrated_app
+    app.dependency_overrides.clear()
 
     def shared_session() -> Iterator[Session]:
         try:
@@ -145,8 +192,26 @@ def client(session: Session, settings: Settings) -> Iterator[TestClient]:
             raise
 
     app.dependency_overrides[get_session] = shared_session
-    with TestClient(app, base_url="http://testserver") as test_client:
-        yield test_client
+    try:
+        with TestClient(app, base_url="http://testserver") as test_client:
+            yield test_client
+    finally:
+        app.dependency_overrides.clear()  # the next test's client starts from the app as built
+
+
+# Argon2id as Helpline runs it costs 19 MiB and two passes per hash or check; the suite creates and signs
+# in thousands of accounts in-process. Tests hash at the lowest cost argon2id allows, the same algorithm and
+# the same code paths, except those marked ``production_argon2``: the tests of the cost itself (and of the
+# no-account path spending exactly that cost). Servers and CLI commands started as processes keep the real cost.
+_CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, hash_len=32, salt_len=16)
+_CHEAP_DUMMY = _CHEAP_HASHER.hash(uuid.uuid4().hex)
+
+
+@pytest.fixture(autouse=True)
+def _argon2_cost(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("production_argon2") is None:
+        monkeypatch.setattr(passwords, "_hasher", _CHEAP_HASHER)
+        monkeypatch.setattr(passwords, "_DUMMY_HASH", _CHEAP_DUMMY)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,8 @@
-"""Browser tests: a real server and Debian's Chromium, one of each per test module."""
+"""Browser tests: a real server per test module, and one Debian Chromium for the whole package.
+
+Each test opens its own browser context (its own cookies, storage and clock), so the tests share the
+browser process and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         yield server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
         chromium = launch_chromium(pw)

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select, update
 
 from tests.e2e.test_web import ARTIFACTS, Watched, shot, sign_in
 from tests.support import axe
-from tests.support.browser import launch_chromium, new_context
+from tests.support.browser import new_context
 from tests.support.live_server import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -35,14 +35,6 @@ WARNING_TEXT = {"en": "about a minute", "ru": "Примерно через ми�
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with LiveServer(tmp_path_factory.mktemp("caseworker-day"), env={"HELPLINE_SESSION_IDLE_MINUTES": "1"}) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
 
 
 def _age_sessions(live: LiveServer, username: str, minutes: int = 2) -> None:

@@ -11,7 +11,7 @@ from tests.lifecycle.seed import Install, new_install
 
 
 @pytest.fixture
-def install(backend: str, database_url_factory, tmp_path: Path) -> Iterator[Install]:
-    inst = new_install(tmp_path / "data", database_url_factory(backend))
+def install(backend: str, migrated_url_factory, tmp_path: Path) -> Iterator[Install]:
+    inst = new_install(tmp_path / "data", migrated_url_factory(backend))
     yield inst
     inst.dispose()

@@ -19,8 +19,8 @@ from tests.factories import Factory
 
 
 @pytest.fixture(params=BACKENDS)
-def install(request, database_url_factory, tmp_path):
-    settings = make_settings(tmp_path, database_url=database_url_factory(request.param))
+def install(request, migrated_url_factory, tmp_path):
+    settings = make_settings(tmp_path, database_url=migrated_url_factory(request.param))
     bootstrap.migrate(settings)
     engine = make_engine(settings)
     yield engine, settings

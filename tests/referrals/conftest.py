@@ -125,10 +125,10 @@ def _org(name: str, base: Path, database_url: str) -> Org:
 
 
 @pytest.fixture
-def orgs(backend: str, database_url_factory, tmp_path: Path) -> Iterator[tuple[Org, Org]]:
+def orgs(backend: str, migrated_url_factory, tmp_path: Path) -> Iterator[tuple[Org, Org]]:
     """Two installations, not yet partners of each other."""
-    a = _org("Alpha", tmp_path / "alpha", database_url_factory(backend))
-    b = _org("Beta", tmp_path / "beta", database_url_factory(backend))
+    a = _org("Alpha", tmp_path / "alpha", migrated_url_factory(backend))
+    b = _org("Beta", tmp_path / "beta", migrated_url_factory(backend))
     with a.client, b.client:
         yield a, b
 

@@ -363,7 +363,11 @@ def _open_sweep(live: LiveServer) -> Sweep:
         "analyst": "analyst",
         "admin": "admin",
     }
-    accounts = {key: live.create_user(f"{key}{uuid.uuid4().hex[:6]}", role) for key, role in roles.items()}
+    # The accounts carry no canary: made through the service in this process (no interpreter start-up each),
+    # they sign in through the server's API like anyone else.
+    accounts = {
+        key: live.create_user(f"{key}{uuid.uuid4().hex[:6]}", role, via_cli=False) for key, role in roles.items()
+    }
     tokens = {key: live.sign_in(account) for key, account in accounts.items()}
     figures.count("canaries", len(canaries.ALL_CANARIES) + len(canaries.FRAGMENTS))
     figures.count("canary_needles", len(canaries.NEEDLES))

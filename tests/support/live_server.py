@@ -309,6 +309,19 @@ class LiveServer:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def log_mark(self) -> int:
+        """Where the server log ends now; ``log_since(mark)`` reads what was written after it."""
+        try:
+            return self.server_log.stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, mark: int) -> str:
+        """The server log from byte ``mark`` on (a test's share of a server that other tests use too)."""
+        with self.server_log.open("rb") as log:
+            log.seek(mark)
+            return log.read().decode(errors="replace")
+
     def log_files(self) -> list[Path]:
         """Every file the server and the CLI wrote their output to."""
         return sorted(p for p in self.log_dir.iterdir() if p.is_file())

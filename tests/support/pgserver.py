@@ -413,10 +413,17 @@ class PostgresServer:
     def connect(self, dbname: str = "postgres", *, autocommit: bool = True) -> psycopg.Connection:
         return psycopg.connect(self.dsn(dbname), autocommit=autocommit, connect_timeout=10)
 
-    def create_database(self, name: str) -> str:
-        """Create database ``name``; returns its SQLAlchemy URL."""
+    def create_database(self, name: str, *, template: str = "template0") -> str:
+        """Create database ``name`` as a copy of ``template`` (empty by default); returns its SQLAlchemy URL.
+
+        A template must have no open connections while it is copied.
+        """
         with self.connect() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {} ENCODING 'UTF8'").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
