@@ -273,7 +273,7 @@ class Published:
             regions |= names
             shown |= {(period, r) for r in names if all(t[0].get(r) is not None for t in tables)}
             shown |= {(period, TOTAL)} if tables and all(t[1] is not None for t in tables) else set()
-        months = frozenset(months_in(p)[0] for p in releases if len(p) == 7)
+        months = frozenset(months_in(p)[0] for p in releases if len(p) == 7 and p[5] != "Q")
         return cls(months=months, shown=frozenset(shown), regions=frozenset(regions))
 
     def known(self, period: str, region: str) -> bool:
