@@ -14,7 +14,6 @@ from fastapi.responses import Response
 from app.auth.models import Role
 from app.errors import Invalid, NotFound
 from app.exports import api as exports_api
-from app.exports import records as record_file
 from app.exports import service as export_service
 from app.stats import pages as stats_pages
 from app.stats import published
@@ -34,7 +33,7 @@ def _page(visit: Visit, *, error: str | None = None, period: str | None = None, 
         "releases": releases,
         "names": {r.period: stats_pages.release_name(visit, r.period) for r in releases},
         # Counts only (no row is read): what today's record-level file would hold and withhold.
-        "plan": record_file.plan(record_file.count_fine(visit.db), k=k),
+        "plan": export_service.records_plan(visit.db, today=visit.settings.today()),
     }
     return render(visit, "exports.html", context, status=status)
 

@@ -76,12 +76,34 @@ def aggregate_report(
     return Prepared(name="aggregate", chunks=aggregate.chunks(text), rows=len(releases), detail=detail)
 
 
+# The released measures the file's rows can be counted against: contacts by the month they came in, and
+# cases opened (a case is opened within days of its contact, so the file's "has a case" is close to it).
+COMPARABLE = ("contacts", "cases_opened")
+
+
+def release_figures(session: Session, *, today: date | None = None) -> records.Published:
+    """What the frozen releases show of the measures the research file can be counted against."""
+    ledger.ensure_previous_month(session, today=today)
+    figures: dict[str, list[tuple[dict[str, int | None], int | None]]] = {}
+    for row in ledger.list_releases(session):
+        tables = published.release(row).tables
+        figures[row.period] = [(t.cells, t.total) if t else ({}, None) for t in map(tables.get, COMPARABLE)]
+    return records.Published.of(figures)
+
+
+def records_plan(session: Session, *, today: date | None = None) -> records.Plan:
+    """The research file's plan for today's rows, under what the releases show (counts only, no row read)."""
+    settings = crypto.settings_of(session)
+    published_figures = release_figures(session, today=today or settings.today())
+    return records.plan(records.count_fine(session), k=settings.suppression_k, published=published_figures)
+
+
 def records_export(session: Session, *, today: date | None = None) -> Prepared:
     """The k-anonymous record-level file; the database is read (counts only) before the first chunk."""
     settings = crypto.settings_of(session)
     today = today or settings.today()
     k = settings.suppression_k
-    plan = records.plan(records.count_fine(session), k=k)
+    plan = records_plan(session, today=today)
 
     def text() -> Iterator[str]:
         yield "".join(records.header_lines(plan, k=k, today=today))
@@ -93,6 +115,8 @@ def records_export(session: Session, *, today: date | None = None) -> Prepared:
         "generalisation": plan.name,
         "dropped": plan.dropped,
         "suppressed_values": plan.suppressed_values,
+        "withheld_regions": plan.withheld_values,
+        "periods": list(plan.periods),
         "information_loss": round(plan.information_loss, 4),
     }
     return Prepared(name="records", chunks=text(), rows=plan.rows, detail=detail)

@@ -34,6 +34,20 @@ from app.stats.service import OPEN_STATUSES, funnel
 
 DP_TABLES = [*ledger.TABLE_MEASURES, ledger.OPEN_AT_END]
 
+# A release is month x region x measure: these figures of the coordinators' summary have no release.
+_GRID = "a release covers counts by month and region only (contacts, cases opened, escapes, resettled)"
+NOT_PUBLISHED = {
+    "by_channel": f"not released: {_GRID}",
+    "by_risk": f"not released: {_GRID}",
+    "median_days_to_evacuation": "not released: a duration is not a count of the fixed grid a release holds",
+    "p90_days_to_evacuation": "not released: a duration is not a count of the fixed grid a release holds",
+    **{
+        m: f"not released (totals and series): {_GRID}; known-bad alerts stay with the coordinators"
+        for m in MEASURES
+        if m not in ledger.TABLE_MEASURES
+    },
+}
+
 
 def _dp(row: StatsRelease) -> DpInfo | None:
     return None if row.epsilon is None else DpInfo(epsilon=row.epsilon, tables=DP_TABLES, mechanism=ledger.MECHANISM)
@@ -138,9 +152,9 @@ def summary(
     for i, (row, rel) in enumerate(zip(rows, releases, strict=True)):
         values = {m: rel.tables[m].total if m in rel.tables else None for m in MEASURES}
         series.append(PeriodCounts(period=row.period, start=row.first_on, end=row.last_on, release=ref(row), **values))
-        suppressed += [f"series[{i}].{m}" for m, v in values.items() if v is None]
+        suppressed += [f"series[{i}].{m}" for m, v in values.items() if v is None and m in ledger.TABLE_MEASURES]
     totals = Counts(**{m: _sum([getattr(p, m) for p in series]) for m in MEASURES})
-    suppressed += [f"totals.{m}" for m in MEASURES if getattr(totals, m) is None]
+    suppressed += [f"totals.{m}" for m in ledger.TABLE_MEASURES if getattr(totals, m) is None]
     refs = [ref(r) for r in rows]
     longer = _exact_longer(session, rows)
     regions = json.loads(rows[-1].published)["regions"]
@@ -168,14 +182,15 @@ def summary(
         totals=totals,
         series=series,
         by_region=by_region,
-        by_channel={},
-        by_risk={},
+        by_channel=None,
+        by_risk=None,
         open_by_status=open_by_status,
         open_cases=status.total if status else None,
         funnel=funnel(totals),
         median_days_to_evacuation=None,
         p90_days_to_evacuation=None,
         suppressed=suppressed,
+        not_published=NOT_PUBLISHED,
         releases=refs,
         dp=_dp(rows[-1]),
     )

@@ -77,14 +77,22 @@ class Summary(BaseModel):
     totals: Counts
     series: list[PeriodCounts]
     by_region: dict[str, dict[str, int | None]] = Field(description="measure -> region -> count over the range")
-    by_channel: dict[str, dict[str, int | None]]
-    by_risk: dict[str, dict[str, int | None]]
+    by_channel: dict[str, dict[str, int | None]] | None = Field(
+        description="measure -> channel -> count; null in the published view (not released, see not_published)"
+    )
+    by_risk: dict[str, dict[str, int | None]] | None = Field(
+        description="measure -> risk -> count; null in the published view (not released, see not_published)"
+    )
     open_by_status: dict[str, int | None] = Field(description="open cases by status at the end of the range")
     open_cases: int | None
     funnel: Funnel
     median_days_to_evacuation: float | None
     p90_days_to_evacuation: float | None
     suppressed: list[str]
+    not_published: dict[str, str] = Field(
+        default_factory=dict,
+        description="published view: figures that are never released (null above, not suppressed), with why",
+    )
     releases: list[ReleaseRef] = Field(default_factory=list, description="published view: the releases used")
     dp: DpInfo | None = None
 

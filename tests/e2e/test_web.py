@@ -325,6 +325,8 @@ def test_both_statistics_views_in_english_and_russian(live, browser):
         else:
             expect(watched.page.locator("h1")).to_have_text("Published statistics")
             expect(watched.page.locator("#release-id")).to_contain_text("Release ")
+            # What releases never hold is said in words, not left as an empty table.
+            expect(watched.page.locator("#not-published")).to_contain_text("are not published")
             cells = watched.page.locator("#release-table td.num").all_inner_texts()
             assert cells and not [c for c in cells if c.strip().isdigit() and 0 < int(c) < 5]
         shot(watched.page, f"{name}-en")
@@ -338,6 +340,7 @@ def test_both_statistics_views_in_english_and_russian(live, browser):
     switch_language(analyst_page, "en")
     analyst_page.goto("/exports")
     expect(analyst_page.locator("#records-withheld")).to_contain_text("withheld")
+    expect(analyst_page.locator("#records-withheld")).to_contain_text("released months only")
     shot(analyst_page, "exports-en")
     for watched in views:
         watched.check()

@@ -78,3 +78,45 @@ def test_a_bad_interval_is_422(client, factory) -> None:
     headers = factory.headers(factory.user("coordinator"))
     response = client.get("/api/v1/stats/summary", params={"interval": "year"}, headers=headers)
     assert response.status_code == 422
+
+
+def test_what_releases_do_not_hold_is_null_with_the_reason_and_every_figure_names_its_release(
+    client, factory, session
+) -> None:
+    for month in (1, 2, 3):
+        build_field_month(factory, month=date(2026, month, 1))
+    for month in (1, 2, 3):
+        ledger.release_month(session, month=date(2026, month, 1), actor="t")
+    quarter = {"from": "2026-01-01", "to": "2026-03-31"}
+    analyst = factory.headers(factory.user("analyst"))
+    body = client.get("/api/v1/stats/summary", params=quarter, headers=analyst).json()
+    listed = {r["period"]: r for r in client.get("/api/v1/stats/releases", headers=analyst).json()}
+    # Channel, risk, durations and known-bad alerts are no part of a release: null, and said why; not
+    # "suppressed" (nothing was hidden) and not an empty table that reads like "no contacts".
+    assert body["by_channel"] is None and body["by_risk"] is None
+    assert body["median_days_to_evacuation"] is None and body["p90_days_to_evacuation"] is None
+    assert body["totals"]["flagged"] is None and body["series"][0]["suspected_infiltration"] is None
+    for name in ("by_channel", "by_risk", "median_days_to_evacuation", "flagged", "suspected_infiltration"):
+        assert "not released" in body["not_published"][name]
+    assert not [s for s in body["suppressed"] if "flagged" in s or "infiltration" in s]
+    # Each month's figures name their release as listed; the by-region table is the quarter's own.
+    for point in body["series"]:
+        ref = point["release"]
+        assert {k: listed[ref["period"]][k] for k in ("id", "created_at")} == {
+            "id": ref["id"],
+            "created_at": ref["created_at"],
+        }
+    assert [r["period"] for r in body["releases"]] == ["2026-01", "2026-02", "2026-03", "2026-Q1"]
+    assert body["releases"][-1]["id"] == listed["2026-Q1"]["id"]
+    assert body["by_region"]["contacts"] == {
+        r: v
+        for r, v in client.get("/api/v1/stats/releases/2026-Q1", headers=analyst)
+        .json()["tables"]["contacts"]["cells"]
+        .items()
+    }
+    # The coordinators' exact view holds them all.
+    exact = client.get(
+        "/api/v1/stats/summary", params=quarter, headers=factory.headers(factory.user("coordinator"))
+    ).json()
+    assert exact["not_published"] == {} and exact["by_channel"]["contacts"]["phone"] == 60
+    assert exact["median_days_to_evacuation"] is not None

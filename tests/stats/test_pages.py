@@ -32,3 +32,6 @@ def test_the_field_month_reads_80_and_40_on_both_pages(client, session, factory)
     table = html.split('id="release-table"', 1)[1].split("</table>", 1)[0]
     total = table.split('class="total"', 1)[1]
     assert re.findall(r'class="num">(\d+)<', total)[:3] == ["80", "50", "40"]
+    # What no release holds is said, not left to look like an empty table.
+    said = html.split('id="not-published"', 1)[1].split("</p>", 1)[0].lower()
+    assert "channel" in said and "risk" in said and "not published" in said
