@@ -1,7 +1,9 @@
-"""Browser tests: a real server per test module, and one Debian Chromium for the whole package.
+"""Browser tests: a real server and one Debian Chromium per test module.
 
-Each test opens its own browser context (its own cookies, storage and clock), so the tests share the
-browser process and nothing else.
+Each test opens its own browser context (its own cookies, storage and clock), so the tests of a module share
+the browser process and nothing else. Module scope, not package: this folder is not a Python package, and a
+"package" fixture here would live to the end of the session, leaving Playwright's event loop running under
+every later test (``asyncio.run`` and a second ``sync_playwright`` then refuse to start).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         yield server
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
         chromium = launch_chromium(pw)
