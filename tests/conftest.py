@@ -219,3 +219,15 @@ def _fresh_keyrings() -> Iterator[None]:
     yield
     # Cached data keys must not leak between tests that shred or rotate.
     forget_keyrings()
+
+
+@pytest.fixture
+def tokyo_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A server whose local time is not UTC: what is stored and compared must not depend on the machine's zone."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -6,7 +6,6 @@ bytes, so they hold for any chaining function.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, timedelta, timezone
 
@@ -175,16 +174,6 @@ def test_a_session_that_rolled_back_reads_the_tail_again(fresh) -> None:
     _, broken = audit.verify(check)
     assert broken is None
     assert check.scalar(select(AuditEntry.action).where(AuditEntry.seq == entry.seq - 1)) == "act.kept"
-
-
-@pytest.fixture
-def tokyo_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A server whose local time is not UTC: the chain must not depend on the machine's zone."""
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_the_hash_reads_naive_times_as_utc_whatever_the_local_zone(session, tokyo_clock) -> None:

@@ -7,9 +7,7 @@ the functions under test.
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -224,16 +222,6 @@ def test_a_kept_alarm_is_written_again_as_it_was(session, factory) -> None:
     permissions.keep_alarm(session, refused.value)
     entries = _entries(session, worker.username)
     assert entries[-2:] == [("alarm.intake_rate", None, {"limit_per_hour": 1})] * 2
-
-
-@pytest.fixture
-def tokyo_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A server whose local time is not UTC: the last hour must be the last hour of UTC times as stored."""
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_the_last_hour_is_counted_in_utc_whatever_the_local_zone(session, factory, tokyo_clock) -> None:
