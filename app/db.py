@@ -140,11 +140,13 @@ class WalCheckpointer:
     """SQLite's WAL checkpoints on a thread of their own, out of the request path.
 
     By default the connection whose commit makes the WAL pass 1,000 pages copies it back into the
-    database inside that commit: every fiftieth request or so waited 10-20 ms for it. While this runs,
-    the server's connections are opened with ``wal_autocheckpoint=0`` and this thread checkpoints every
-    ``interval`` seconds (PASSIVE: it never waits for a reader or blocks a writer). Stopping it makes a
-    last checkpoint; connections opened afterwards checkpoint by themselves again.
+    database inside that commit: every fiftieth request or so waited 10-100 ms for it (two fsyncs). While
+    this runs, every connection the server checks out has ``wal_autocheckpoint=0`` and this thread
+    checkpoints every ``interval`` seconds (PASSIVE: it never waits for a reader or blocks a writer).
+    Stopping it makes a last checkpoint; connections checked out afterwards checkpoint by themselves again.
     """
+
+    KEY = "helpline_wal_autocheckpoint"
 
     def __init__(self, engine: Engine, *, interval: float = 0.2) -> None:
         self.engine, self.interval = engine, interval
@@ -153,22 +155,26 @@ class WalCheckpointer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def on_connect(self, dbapi_connection: Any, _record: Any) -> None:
-        if self.running:
-            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+    def on_checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # At checkout, not at connect: a connection pooled before start (the keyring's, the widener's)
+        # would otherwise still copy the WAL back inside a request's commit, with two fsyncs (~100 ms).
+        wanted = 0 if self.running else 1000  # 1000: SQLite's own default again once this stops
+        if record.info.get(self.KEY, (id(dbapi_connection), 1000)) != (id(dbapi_connection), wanted):
+            dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={wanted}")
+            record.info[self.KEY] = (id(dbapi_connection), wanted)
 
     def start(self) -> None:
         self.running = True
-        event.listen(self.engine, "connect", self.on_connect)
+        if not event.contains(self.engine.pool, "checkout", self.on_checkout):
+            event.listen(self.engine.pool, "checkout", self.on_checkout)
         self._thread = threading.Thread(target=self._run, name="helpline-wal-checkpoint", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self.running = False
+        self.running = False  # connections checked out from now on checkpoint by themselves again
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        event.remove(self.engine, "connect", self.on_connect)
         try:
             self.run_once()
         except sqlite3.Error:
@@ -212,6 +218,9 @@ def make_engine(settings: Settings, *, serialize_writes: bool = False) -> Engine
             hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": 30},
             poolclass=NullPool if path == ":memory:" else None,
+            # The connection used last goes out first: its page cache is the one still valid (a pooled
+            # connection another has written past re-reads every changed page from the WAL).
+            **({} if path == ":memory:" else {"pool_use_lifo": True}),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         if serialize_writes:
@@ -287,6 +296,19 @@ def finish(session: Session, exc: BaseException | None = None) -> None:
         raise
     finally:
         session.close()
+
+
+FINISHED = "helpline_finished"
+
+
+def finish_in_route(session: Session) -> None:
+    """Commit the unit of work inside the route's own threadpool call, saving the dependency's hop.
+
+    For a hot route whose work is one threadpool call: the commit (its steps included) runs there, and
+    the session dependency, finding it done, only closes the session on the event loop.
+    """
+    finish(session)
+    session.info[FINISHED] = True
 
 
 @contextmanager

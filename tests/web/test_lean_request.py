@@ -31,6 +31,8 @@ def _sqlite(tmp_path):
 
 def test_commits_leave_the_wal_to_the_checkpointer(tmp_path) -> None:
     settings, engine = _sqlite(tmp_path)
+    with engine.connect() as conn:  # pooled before the checkpointer starts, as the keyring's connection is
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     wal = WalCheckpointer(engine, interval=3600)  # its thread stays idle: the checkpoints below are ours
     wal.start()
     try:
@@ -49,8 +51,7 @@ def test_commits_leave_the_wal_to_the_checkpointer(tmp_path) -> None:
         assert wal.checkpoints == 1
     finally:
         wal.stop()
-    engine.dispose()
-    with engine.connect() as conn:  # opened after the checkpointer stopped: SQLite's own checkpoints again
+    with engine.connect() as conn:  # the same pooled connection, after the checkpointer stopped: SQLite's own
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     engine.dispose()
 
