@@ -16,7 +16,7 @@ from app.auth import service as auth_service
 from app.auth.models import Role, User
 from app.config import Settings
 from app.crypto import service as crypto
-from app.db import WriteGate, end_read, finish, is_sqlite, open_session
+from app.db import FINISHED, WriteGate, end_read, finish, is_sqlite, open_session
 from app.errors import Forbidden, NotAuthenticated
 from app.idempotency import service as idempotency
 from app.web import flow
@@ -38,8 +38,12 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     except BaseException as exc:
+        if session.info.pop(FINISHED, False):
+            raise  # committed by the route already (db.finish_in_route): nothing to roll back
         await run_in_threadpool(finish, session, exc)
         raise
+    if session.info.pop(FINISHED, False):
+        return  # committed and closed by the route (db.finish_in_route): no second hop
     await run_in_threadpool(finish, session)
 
 

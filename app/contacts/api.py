@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from app.auth.models import Role
@@ -25,6 +25,7 @@ from app.contacts.schemas import (
     Outcome,
     OutcomeIn,
 )
+from app.db import finish_in_route
 from app.dependencies import Bearer, Coordinator, CurrentUser, DbSession, caller
 from app.notes.schemas import ContactCorrectionIn, NoteIn, NoteOut
 
@@ -42,13 +43,18 @@ Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
     response_model=ContactSummary,
     responses=ERROR_RESPONSES,
 )
-async def record_contact(body: ContactIn, session: DbSession, credentials: Bearer) -> ContactSummary:
+async def record_contact(request: Request, body: ContactIn, session: DbSession, credentials: Bearer) -> ContactSummary:
     """Record a hotline contact; answers whether the handle called before or is on the known-bad list."""
+    # With an Idempotency-Key its first answer is stored in this same transaction after the route returns.
+    keyed = getattr(request.state, "idempotency_session", None) is not None
 
-    # The busiest write: the caller's check and the service in one threadpool call, not one a dependency.
+    # The busiest write: the caller's check, the service and the commit in one threadpool call.
     def work() -> ContactSummary:
         user = caller(session, credentials, Role.caseworker)
-        return contact_service.record_contact(session=session, actor=user, data=body)
+        summary = contact_service.record_contact(session=session, actor=user, data=body)
+        if not keyed:
+            finish_in_route(session)
+        return summary
 
     return await run_in_threadpool(work)
 
