@@ -115,8 +115,8 @@ LOADS = ("plain app", "helpline", "helpline, crypto off", "health")
 
 
 @contextlib.contextmanager
-def _plain_server(db: Path) -> Iterator[str]:
-    """bench/plainapp.py under uvicorn, one worker, on a free loopback port; yields its base URL."""
+def _plain_server(db: Path) -> Iterator[tuple[str, int]]:
+    """bench/plainapp.py under uvicorn, one worker, on a free loopback port; yields its base URL and pid."""
     port = free_port()
     env = {**os.environ, "HELPLINE_PLAIN_DB": str(db)}
     cmd = [sys.executable, "-m", "uvicorn", "bench.plainapp:create_app", "--factory", "--host", "127.0.0.1"]
@@ -134,7 +134,7 @@ def _plain_server(db: Path) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the plain app did not start: {proc.stderr.read()[-800:] if proc.stderr else ''}")
             time.sleep(0.1)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -155,25 +155,30 @@ def compare(ctx: Any, outcome: Outcome, size: int, *, label: str) -> dict[str, A
     with (
         server.serving(helpline) as live,
         server.serving(off, HELPLINE_BENCH_DISABLE_CRYPTO="true") as live_off,
-        _plain_server(plain_db) as plain_url,
+        _plain_server(plain_db) as (plain_url, plain_pid),
     ):
         scripts = _scripts(ctx, helpline, helpline.issue_token(dataset.CASEWORKER))
         off_script = _scripts(ctx, off, off.issue_token(dataset.CASEWORKER))["intake"]
         plain_script = _scripts(ctx, off, plain_token, work=plain_db.parent)["intake"]
+        assert live.pid is not None and live_off.pid is not None
         loads = {
-            "plain app": (plain_url, plain_script),
-            "helpline": (live.base_url, scripts["intake"]),
-            "helpline, crypto off": (live_off.base_url, off_script),
-            "health": (live.base_url, scripts["health"]),
+            "plain app": (plain_url, plain_script, plain_pid),
+            "helpline": (live.base_url, scripts["intake"], live.pid),
+            "helpline, crypto off": (live_off.base_url, off_script, live_off.pid),
+            "health": (live.base_url, scripts["health"], live.pid),
         }
-        for url, script in loads.values():
+        for url, script, _pid in loads.values():
             server.wrk(url, script, seconds=warm, connections=4)
         for n in range(ROUNDS[bool(ctx.quick)]):
             # Interleaved, and each round in another order: a noisy neighbour slows every load alike.
             order = LOADS[n % len(LOADS) :] + LOADS[: n % len(LOADS)]
             for name in order:
-                url, script = loads[name]
-                rounds[name].append(server.wrk(url, script, seconds=seconds, connections=4))
+                url, script, pid = loads[name]
+                before = server.cpu_seconds(pid)
+                result = server.wrk(url, script, seconds=seconds, connections=4)
+                # The server's own CPU per request: what a request costs, whatever else the machine runs.
+                result["server_cpu_ms"] = (server.cpu_seconds(pid) - before) * 1000 / max(result["requests"], 1)
+                rounds[name].append(result)
         # One caseworker at a time: the latency a person at the intake form sees.
         alone = server.wrk(live.base_url, scripts["intake"], seconds=seconds, connections=1)
     prefix = f"sqlite{label}"
@@ -194,6 +199,14 @@ def compare(ctx: Any, outcome: Outcome, size: int, *, label: str) -> dict[str, A
         )
     errors = sum(r["errors"] for name in ("helpline", "helpline, crypto off", "plain app") for r in rounds[name])
     outcome.add(f"{prefix}.intake errors (non-2xx or socket)", errors + alone["errors"], "requests", target="<= 0")
+    cpu = {name: _median([r["server_cpu_ms"] for r in rounds[name]]) for name in LOADS}
+    outcome.add(
+        f"{prefix}.intake server CPU per request",
+        cpu["helpline"],
+        "ms",
+        floor=cpu["plain app"],
+        note="user + system time of the server process over a load / its requests; less sensitive to the load",
+    )
     outcome.add(f"{prefix}.floor: plain app contacts/s", plain, "req/s")
     outcome.add(f"{prefix}.floor: intake contacts/s, crypto off", rps["helpline, crypto off"], "req/s")
     outcome.add(f"{prefix}.floor: GET /health", rps["health"], "req/s")

@@ -38,6 +38,12 @@ def server_rss(live: LiveServer) -> int:
     return int(sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process and its children (a server's workers)."""
+    proc = psutil.Process(pid)
+    return float(sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)]))
+
+
 def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 

@@ -100,3 +100,7 @@ def test_intake_is_measured_against_its_floors_on_both_backends(quick_results) -
     assert {f"sqlite.one caseworker {p}" for p in ("p50", "p95", "p99")} <= names
     details = doc["benchmarks"]["intake"]["details"]["sqlite"]
     assert all(len(details["rounds"][load]) >= 2 for load in ("plain app", "helpline", "health"))
+    # The servers' CPU per request beside the throughput: a request costs CPU time, however busy the machine.
+    cpu = next(f for f in doc["benchmarks"]["intake"]["figures"] if f["name"] == "sqlite.intake server CPU per request")
+    assert cpu["unit"] == "ms" and cpu["value"] > 0 and cpu["floor"] > 0
+    assert all(r["server_cpu_ms"] > 0 for load in ("plain app", "helpline") for r in details["rounds"][load])
