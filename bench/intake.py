@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,7 +71,22 @@ def _load(
         scripts = _scripts(ctx, install, token)
         script = scripts[script_name]
         server.wrk(live.base_url, script, seconds=warm, connections=connections)
+        assert live.pid is not None
+        database = ctx.pg.postmaster_pid() if install.database_url.startswith("postgresql") else None
+        pids = [live.pid] + ([database] if database else [])
+        before = [server.cpu_seconds(pid) for pid in pids]
+        wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = server.wrk(live.base_url, script, seconds=seconds, connections=connections)
+        wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        spent = [server.cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True)]
+        n = max(result["requests"], 1)
+        # CPU per request of the server (all its workers), the database server and wrk itself: with every
+        # process on the same cores, cores / their sum bounds what any number of workers can reach here.
+        result["server_cpu_ms"] = spent[0] * 1000 / n
+        result["database_cpu_ms"] = sum(spent[1:]) * 1000 / n
+        result["client_cpu_ms"] = (
+            (wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime) * 1000 / n
+        )
         result["server_rss_mb"] = server.server_rss(live) / 2**20
     return result
 
@@ -243,6 +259,24 @@ def measure_workers(ctx: Any, outcome: Outcome, install: dataset.Install, one: d
         target=">= 2.5",
         note="the machine has 2 cores, shared: the figure is noisy and bounded by the cores, not the locks",
     )
+    one_req = one["encrypted"]
+    per_request = one_req["server_cpu_ms"] + one_req["database_cpu_ms"] + one_req["client_cpu_ms"]
+    outcome.add(
+        "postgresql.1 worker: CPU per request (server + PostgreSQL + wrk)",
+        per_request,
+        "ms",
+        note=f"server {one_req['server_cpu_ms']:.2f}, PostgreSQL {one_req['database_cpu_ms']:.2f}, "
+        f"wrk {one_req['client_cpu_ms']:.2f}",
+    )
+    cores = os.cpu_count() or 1
+    if per_request > 0 and one_rps:
+        outcome.add(
+            "postgresql.most any number of workers could reach here vs 1 worker",
+            cores * 1000 / per_request / one_rps,
+            "x",
+            note=f"{cores} cores / the CPU one request costs, against the one-worker figure: the ceiling of the "
+            "4-worker ratio on this machine, before any lock is taken",
+        )
     return many
 
 

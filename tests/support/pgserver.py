@@ -286,6 +286,10 @@ class PostgresServer:
         path.write_text("\n".join(lines) + "\n")
         self._chown(path)
 
+    def postmaster_pid(self) -> int | None:
+        """The running server's postmaster (its backends are its children), or None."""
+        return self._postmaster_pid()
+
     def _postmaster_pid(self) -> int | None:
         try:
             return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
