@@ -157,6 +157,32 @@ def test_keys_and_roots_added_by_another_process_are_found_without_a_restart(tmp
     assert str(info.value) == "key-encryption key 777 is not in the key file"
 
 
+def _edit_in_place(path: Path, primary: int) -> os.stat_result:
+    """Make ``primary`` the file's primary key without changing its inode or times; the old stamp."""
+    stamp = path.stat()
+    doc = json.loads(path.read_text())
+    doc["keks"][str(primary)], doc["primary"] = ONE_B64, primary
+    with path.open("r+", encoding="utf-8") as fh:
+        fh.write(json.dumps(doc))
+        fh.truncate()
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    return stamp
+
+
+def test_the_key_file_is_read_again_only_when_it_was_replaced(tmp_path: Path) -> None:
+    # Every data key wrapped asks for the primary; the file is re-read only when its stamp changed.
+    path = tmp_path / "keys.json"
+    provider = FileKeyProvider.create(path)
+    primary = provider.primary_kek_id()
+    stamp = _edit_in_place(path, 42)
+    assert provider.primary_kek_id() == primary and provider.kek_ids() == [primary]
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1))
+    assert provider.primary_kek_id() == 42 and provider.kek_ids() == sorted([primary, 42])
+    new = provider.add_primary_kek()  # written by this process: its own stamp is remembered
+    _edit_in_place(path, 43)
+    assert provider.primary_kek_id() == new
+
+
 def test_retiring_the_primary_is_refused_and_an_absent_key_is_already_retired(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     provider = FileKeyProvider.create(path)
