@@ -212,6 +212,22 @@ def test_the_key_file_temp_is_created_private_whatever_the_umask(tmp_path: Path,
     assert born == [0o600] and stat.S_IMODE((tmp_path / "keys.json").stat().st_mode) == 0o600
 
 
+def test_a_failed_key_file_write_reports_its_own_error_even_if_the_temp_is_gone(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "keys.json"
+    provider = FileKeyProvider.create(path)
+    before = path.read_bytes()
+
+    def replace_fails(src, dst):  # the disk fails the rename after another process removed the temp
+        os.unlink(src)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", replace_fails)
+    with pytest.raises(OSError) as info:
+        provider.add_primary_kek()
+    assert info.value.errno == 28 and path.read_bytes() == before
+    assert not (tmp_path / "keys.json.tmp").exists()
+
+
 def test_new_key_ids_are_nonzero_32_bit_and_never_one_already_taken() -> None:
     ids = [_new_kek_id(set()) for _ in range(200)]
     assert all(0 < i < 2**32 for i in ids)  # they go into the 4-byte KEK id of every data key's AAD
