@@ -7,7 +7,12 @@ for Debian or PyPI). It speaks the real HTTP API shapes on 127.0.0.1 so the prov
 - ``POST /v1/transit/encrypt/<name>`` and ``/decrypt/<name>`` with ``plaintext``/``ciphertext``,
   ``associated_data``, ``key_version`` and ``batch_input``;
 - ciphertexts ``vault:v<N>:base64(nonce | ciphertext | tag)`` under AES-256-GCM (type ``aes256-gcm96``);
-- ``X-Vault-Token`` checked (403 ``permission denied``), errors as ``{"errors": [...]}``.
+- ``X-Vault-Token`` checked (403 ``permission denied``), errors as ``{"errors": [...]}``;
+- ``POST /v1/transit/hmac/<name>`` (``sha2-256``) under a separate HMAC key per version, as Vault keeps one.
+
+The engine can be mounted elsewhere than ``transit`` (``start(mount=...)``), and a test can put answers of
+its own in front of the engine (``interpose``: a token's policy refusing one path, a Vault answering with
+an error list or an unexpected body), to reach the provider's handling of what a real Vault may answer.
 
 Key material stays inside this process, as it would inside Vault: tests can check it never reaches the
 helpline database or key file.
@@ -115,19 +120,22 @@ def _unb64(value: str) -> bytes:
 class VaultTransitStandIn:
     """Start with ``VaultTransitStandIn.start()``; ``addr`` and ``token`` go into the settings."""
 
-    def __init__(self) -> None:
+    def __init__(self, mount: str = "transit") -> None:
         self.token = "stand-in-" + base64.b32encode(os.urandom(10)).decode().lower()
+        self.mount = mount
         self.keys: dict[str, TransitKey] = {}
         self.requests = 0
+        self._interposed: dict[tuple[str, str], list[tuple[int, dict[str, Any] | None] | None]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
     @classmethod
-    def start(cls) -> VaultTransitStandIn:
-        stand_in = cls()
+    def start(cls, mount: str = "transit") -> VaultTransitStandIn:
+        stand_in = cls(mount)
         handler = type("Handler", (_Handler,), {"vault": stand_in})
         stand_in._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=stand_in._server.serve_forever, daemon=True).start()
+        # A short poll: stop() waits for the serving loop to notice, once per test.
+        threading.Thread(target=stand_in._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return stand_in
 
     @property
@@ -144,15 +152,30 @@ class VaultTransitStandIn:
         """Every key version held (for tests asserting it never leaves 'Vault')."""
         return [k for key in self.keys.values() for k in [*key.versions.values(), *key.hmac_keys.values()]]
 
+    def interpose(self, method: str, path: str, *answers: tuple[int, dict[str, Any] | None] | None) -> None:
+        """Answer the next requests to ``method path`` (such as ``POST /v1/transit/keys/k/rotate``) with
+        ``(status, body)`` in turn instead of the engine; ``None`` lets that request through. Once the
+        answers are used up, requests reach the engine again."""
+        with self._lock:
+            self._interposed[(method, path)] = list(answers)
+
+    def refuse(self, method: str, path: str, times: int = 1) -> None:
+        """The token's policy denies ``method path`` for the next ``times`` requests, as Vault does."""
+        self.interpose(method, path, *[(403, {"errors": ["1 error occurred:\n\t* permission denied\n\n"]})] * times)
+
     # -- request handling ------------------------------------------------------------------
 
     def handle(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
         parts = path.strip("/").split("/")
-        if parts[:2] != ["v1", "transit"] or len(parts) < 4:
-            raise _Failure(404, f"no handler for route {path!r}")
-        kind, name, rest = parts[2], parts[3], parts[4:]
         with self._lock:
             self.requests += 1
+            queued = self._interposed.get((method, path))
+            answer = queued.pop(0) if queued else None
+            if answer is not None:
+                return answer
+            if parts[:2] != ["v1", self.mount] or len(parts) < 4:
+                raise _Failure(404, f"no handler for route {path!r}")
+            kind, name, rest = parts[2], parts[3], parts[4:]
             if kind == "keys":
                 return self._keys(method, name, rest, body)
             key = self.keys.get(name)
