@@ -149,6 +149,13 @@ def test_a_refresh_of_unsealed_columns_only_is_not_a_check(session, factory) -> 
         session.refresh(user, ["role"])
 
 
+def test_a_refresh_of_the_seal_alone_is_checked(session, factory) -> None:
+    user = factory.user("caseworker")
+    _raw(session, User, user.id, seal="1:" + "0" * 64)
+    with pytest.raises(seals.SealBroken):
+        session.refresh(user, ["seal"])
+
+
 def test_a_session_without_the_key_provider_neither_checks_nor_writes_sealed_columns(session, factory) -> None:
     user = factory.user("caseworker")
     user_id = user.id
