@@ -1,0 +1,148 @@
+"""The sealing path at the edges round trips never reach: unbound sessions, missing keys, the benchmark
+envelope, and the blind-index epochs an install starts from."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from app.crypto import cipher
+from app.crypto import service as crypto
+from app.crypto.errors import CryptoError, DecryptionError, ShreddedError
+from app.crypto.keyring import get_keyring
+from app.crypto.models import BlindIndexEntry, DataKey, IndexKey
+from tests.conftest import make_settings
+
+SHREDDED = "this record's data key was destroyed; its protected fields cannot be read"
+
+
+def test_a_session_outside_the_unit_of_work_is_refused_by_name() -> None:
+    bare = Session()
+    with pytest.raises(CryptoError) as settings_missing:
+        crypto.settings_of(bare)
+    assert str(settings_missing.value) == "session is not bound to settings; use the unit of work"
+    assert settings_missing.value.__suppress_context__  # no KeyError from session.info in the report
+    with pytest.raises(CryptoError) as keyring_missing:
+        crypto.keyring_of(bare)
+    assert str(keyring_missing.value) == "session is not bound to a keyring; use the unit of work"
+    assert keyring_missing.value.__suppress_context__
+
+
+def test_a_subject_without_a_data_key_reads_as_shredded(session) -> None:
+    subject = uuid.uuid4()
+    key = cipher.new_key()
+    blob = cipher.seal("x", dek=key, key_id=5, table="contact", column="notes", row_id=subject, subject_id=subject)
+    with pytest.raises(ShreddedError) as opened:
+        crypto.open_field(session, blob, table="contact", column="notes", row_id=subject, subject_id=subject)
+    assert str(opened.value) == SHREDDED
+    with pytest.raises(ShreddedError) as current:
+        crypto.current_subject_key(session, subject_id=subject)
+    assert str(current.value) == SHREDDED
+
+
+def test_the_newest_data_key_of_a_subject_is_the_current_one(session) -> None:
+    subject = uuid.uuid4()
+    old = crypto.create_subject_key(session, subject_id=subject)
+    new = crypto.create_subject_key(session, subject_id=subject)
+    assert old.key_id != new.key_id and 0 < old.key_id < 2**31 and 0 < new.key_id < 2**31
+    session.execute(
+        DataKey.__table__.update()
+        .where(DataKey.subject_id == subject, DataKey.key_id == old.key_id)
+        .values(created_on=date.today() - timedelta(days=30))
+    )
+    current = crypto.current_subject_key(session, subject_id=subject)
+    assert (current.subject_id, current.key_id, current.dek) == (subject, new.key_id, new.dek)
+
+
+def test_a_new_subject_key_is_stored_wrapped_and_opens_what_it_seals(session) -> None:
+    subject, row = uuid.uuid4(), uuid.uuid4()
+    key = crypto.create_subject_key(session, subject_id=subject)
+    stored = session.scalars(select(DataKey).where(DataKey.subject_id == subject)).one()
+    assert stored.key_id == key.key_id and stored.created_on == date.today() and key.dek not in stored.wrapped
+    blob = crypto.seal_field(session, "Амина", key=key, table="contact", column="alias", row_id=row)
+    assert blob is not None and cipher.envelope_key_id(blob) == key.key_id
+    crypto.keyring_of(session).evict(subject)  # opened from the stored row, not from the keyring's memory
+    assert crypto.open_field(session, blob, table="contact", column="alias", row_id=row, subject_id=subject) == "Амина"
+
+
+def test_an_unencrypted_value_is_refused_outside_benchmark_mode(session) -> None:
+    subject = uuid.uuid4()
+    with pytest.raises(DecryptionError) as refused:
+        crypto.open_field(session, b"\x00plain", table="contact", column="notes", row_id=subject, subject_id=subject)
+    assert str(refused.value) == "refusing an unencrypted value outside benchmark mode"
+
+
+def test_benchmark_mode_stores_values_as_they_are_and_keeps_no_key_or_index(session, settings, keyring) -> None:
+    crypto.bind(session, settings=settings.model_copy(update={"bench_disable_crypto": True}), keyring=keyring)
+    subject = uuid.uuid4()
+    key = crypto.create_subject_key(session, subject_id=subject)
+    assert session.scalar(select(DataKey).where(DataKey.subject_id == subject)) is None
+    blob = crypto.seal_field(session, "Амина", key=key, table="contact", column="alias", row_id=subject)
+    assert blob == b"\x00" + "Амина".encode()
+    assert crypto.open_field(session, blob, table="contact", column="alias", row_id=subject, subject_id=subject) == (
+        "Амина"
+    )
+    crypto.add_index_entry(session, subject_id=subject, column="contact.handle", value="@amina", key=key)
+    assert session.scalar(select(BlindIndexEntry).where(BlindIndexEntry.subject_id == subject)) is None
+    found = crypto.index_matches_many(session, columns=("contact.handle", "flagged.handle"), value="@amina")
+    assert found == {"contact.handle": ([], []), "flagged.handle": ([], [])}
+
+
+@pytest.fixture
+def bare_install(backend, migrated_url_factory, tmp_path) -> Iterator[Session]:
+    """A session on a database with the schema and nothing else: no blind-index epoch yet."""
+    settings = make_settings(tmp_path / "bare", index_bits=10)
+    engine = create_engine(migrated_url_factory(backend), poolclass=NullPool)
+    session = crypto.bind(Session(engine), settings=settings, keyring=get_keyring(settings))
+    try:
+        yield session
+    finally:
+        session.close()
+        engine.dispose()
+
+
+def test_epochs_start_from_none_and_are_numbered_past_every_one_ever_used(bare_install: Session) -> None:
+    s = bare_install
+    with pytest.raises(CryptoError) as none_yet:
+        crypto.live_epochs(s)
+    assert str(none_yet.value) == "no blind-index key: run 'helpline init' or 'helpline migrate'"
+    assert crypto.ensure_index_root(s) == 1
+    assert crypto.ensure_index_root(s) == 1  # once
+    assert crypto.live_epochs(s) == (crypto.IndexEpoch(1, 10, {}, False),)  # the width the settings give
+    # Stragglers of an abandoned rebuild of epoch 4 (its key row gone): the next epoch never reuses 4.
+    s.add(BlindIndexEntry(subject_id=uuid.uuid4(), column="contact.handle", epoch=4, bucket=1, value_ct=None))
+    s.flush()
+    assert crypto.new_index_epoch(s, bits=14, widths={"flagged.handle": 8, "contact.handle": 16}, building=True) == 5
+    stored = s.get(IndexKey, 5)
+    assert stored is not None and stored.state == "building" and stored.bits == 14
+    assert stored.widths == '{"contact.handle": 16, "flagged.handle": 8}'
+    assert json.loads(stored.widths) == {"contact.handle": 16, "flagged.handle": 8}
+    assert crypto.live_epochs(s) == (
+        crypto.IndexEpoch(1, 10, {}, False),
+        crypto.IndexEpoch(5, 14, {"contact.handle": 16, "flagged.handle": 8}, True),
+    )
+    assert crypto.active_epoch(s).epoch == 1
+    assert crypto.ensure_index_root(s) == 5  # the newest epoch of any state
+    assert crypto.new_index_epoch(s) == 6
+    assert s.get(IndexKey, 6).state == "active" and s.get(IndexKey, 6).widths is None
+    assert crypto.active_epoch(s).epoch == 6  # the newest complete epoch
+
+
+def test_the_width_of_a_column_is_its_own_or_the_epochs() -> None:
+    epoch = crypto.IndexEpoch(3, 12, {"contact.handle": 16}, False)
+    assert epoch.width("contact.handle") == 16
+    assert epoch.width("flagged.handle") == 12
+
+
+def test_an_index_key_of_an_unknown_epoch_is_refused_by_number(bare_install: Session) -> None:
+    crypto.ensure_index_root(bare_install)
+    with pytest.raises(CryptoError) as unknown:
+        crypto.epoch_key(bare_install, column="contact.handle", epoch=99)
+    assert str(unknown.value) == "blind-index epoch 99 does not exist"
