@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from app.crypto import cipher
+from app.crypto import blind_index, cipher
 from app.crypto import service as crypto
 from app.crypto.errors import CryptoError, DecryptionError, ShreddedError
 from app.crypto.keyring import get_keyring
@@ -146,3 +146,73 @@ def test_an_index_key_of_an_unknown_epoch_is_refused_by_number(bare_install: Ses
     with pytest.raises(CryptoError) as unknown:
         crypto.epoch_key(bare_install, column="contact.handle", epoch=99)
     assert str(unknown.value) == "blind-index epoch 99 does not exist"
+
+
+def _indexed(session: Session, column: str, value: str) -> uuid.UUID:
+    subject = uuid.uuid4()
+    crypto.create_subject_key(session, subject_id=subject)
+    crypto.add_index_entry(session, subject_id=subject, column=column, value=value)
+    return subject
+
+
+def test_a_look_up_in_more_columns_than_intake_uses_finds_each_columns_own(session) -> None:
+    """Three columns over two live epochs: a statement shape built on demand, not one of the prepared ones."""
+    crypto.new_index_epoch(session, bits=6, building=True)  # look-ups consult the building epoch too
+    columns = ("t.one", "t.two", "t.three")
+    holders = {column: _indexed(session, column, "@Amina") for column in columns}
+    other = _indexed(session, "t.one", "@someone-else")
+    found = crypto.index_matches_many(session, columns=columns, value="amina")
+    assert found == {column: ([holders[column]], []) for column in columns}
+    assert other not in found["t.one"][0] + found["t.one"][1]
+    assert crypto.index_candidates(session, column="t.two", value="@amina") == [holders["t.two"]]
+
+
+def test_dropping_one_columns_entries_leaves_the_subjects_others_and_other_subjects(session) -> None:
+    subject = _indexed(session, "t.one", "@amina")
+    crypto.add_index_entry(session, subject_id=subject, column="t.two", value="@amina")
+    neighbour = _indexed(session, "t.one", "@amina")
+    crypto.drop_index_entries(session, subject_id=subject, column="t.one")
+    assert crypto.index_candidates(session, column="t.one", value="@amina") == [neighbour]
+    assert crypto.index_candidates(session, column="t.two", value="@amina") == [subject]
+
+
+def test_a_bucket_comes_from_the_named_epoch_or_else_the_active_one(bare_install: Session) -> None:
+    s = bare_install
+    crypto.ensure_index_root(s)
+    assert crypto.new_index_epoch(s, bits=10, widths={"contact.handle": 6}) == 2  # active, 6 bits for handles
+    assert crypto.new_index_epoch(s, bits=9, building=True) == 3
+    values = ["@amina", "+7 912 345-67-89", "ivan89123456789", "@z"]
+    for value in values:
+        normalised = blind_index.normalise_handle(value)
+        in_2 = blind_index.bucket(crypto.epoch_key(s, column="contact.handle", epoch=2), normalised, bits=6)
+        in_3 = blind_index.bucket(crypto.epoch_key(s, column="contact.handle", epoch=3), normalised, bits=9)
+        assert crypto.index_bucket(s, value, column="contact.handle") == (2, in_2)
+        assert crypto.index_bucket(s, value, column="contact.handle", epoch=3, bits=9) == (3, in_3)
+        # An epoch without its width is not enough to pick one: the active epoch and its width are used.
+        assert crypto.index_bucket(s, value, column="contact.handle", epoch=3) == (2, in_2)
+        assert crypto.index_bucket(s, value, column="contact.handle", bits=9) == (2, in_2)
+
+
+def test_a_rebuild_reads_the_sealed_value_or_else_the_record_and_skips_the_unreadable(session) -> None:
+    subject = uuid.uuid4()
+    key = crypto.create_subject_key(session, subject_id=subject)
+    handle_ct = crypto.seal_field(
+        session, "+7 912 345-67-89", key=key, table="contact", column="handle", row_id=subject
+    )
+    assert handle_ct is not None
+    sealed = crypto.seal_index_value("+79123456789", key=key)
+    place = {"column": "contact.handle", "subject_id": subject, "table": "contact", "handle_ct": handle_ct}
+    # An entry with its sealed value: used as it is, the record never opened.
+    assert crypto.index_value_of(session, value_ct=sealed, **place) == ("+79123456789", sealed)
+    # An entry from before sealed values: the record's handle, normalised and sealed for the new entry.
+    normalised, fresh = crypto.index_value_of(session, value_ct=None, **place) or ("", b"")
+    assert normalised == "+79123456789" and cipher.envelope_key_id(fresh) == key.key_id
+    opened = cipher.open_(
+        fresh, dek=key.dek, table="blind_index_entry", column="value", row_id=subject, subject_id=subject
+    )
+    assert opened == "+79123456789"
+    damaged = handle_ct[:-1] + bytes([handle_ct[-1] ^ 1])
+    assert crypto.index_value_of(session, value_ct=None, **{**place, "handle_ct": damaged}) is None
+    assert crypto.index_value_of(session, value_ct=sealed[:-1] + bytes([sealed[-1] ^ 1]), **place) is None
+    crypto.shred_subject(session, subject_id=subject)
+    assert crypto.index_value_of(session, value_ct=None, **place) is None
