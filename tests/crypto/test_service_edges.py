@@ -216,3 +216,66 @@ def test_a_rebuild_reads_the_sealed_value_or_else_the_record_and_skips_the_unrea
     assert crypto.index_value_of(session, value_ct=sealed[:-1] + bytes([sealed[-1] ^ 1]), **place) is None
     crypto.shred_subject(session, subject_id=subject)
     assert crypto.index_value_of(session, value_ct=None, **place) is None
+
+
+def _entry(
+    session: Session, subject: uuid.UUID, value: str, value_ct: bytes | None, *, epoch: int | None = None
+) -> None:
+    """An entry in the bucket of ``value``, holding whatever sealed value the case needs."""
+    live = (
+        crypto.active_epoch(session)
+        if epoch is None
+        else next(e for e in crypto.live_epochs(session) if e.epoch == epoch)
+    )
+    bucket = crypto.index_bucket(session, value, column="t.one", epoch=live.epoch, bits=live.width("t.one"))[1]
+    session.add(BlindIndexEntry(subject_id=subject, column="t.one", epoch=live.epoch, bucket=bucket, value_ct=value_ct))
+    session.flush()
+
+
+def test_each_kind_of_candidate_lands_where_the_caller_expects_it(session) -> None:
+    """Matches are opened and equal; bucket-mates with another value are dropped; entries that cannot be
+    compared here (no sealed value, one damaged or under none of the subject's keys) go to the caller."""
+    subjects = {name: uuid.uuid4() for name in ("match", "mate", "old", "damaged", "foreign", "shredded", "two")}
+    keys = {name: crypto.create_subject_key(session, subject_id=s) for name, s in subjects.items()}
+    _entry(session, subjects["match"], "@amina", crypto.seal_index_value("amina", key=keys["match"]))
+    _entry(session, subjects["mate"], "@amina", crypto.seal_index_value("someone-else", key=keys["mate"]))
+    _entry(session, subjects["old"], "@amina", None)
+    good = crypto.seal_index_value("amina", key=keys["damaged"])
+    _entry(session, subjects["damaged"], "@amina", good[:-1] + bytes([good[-1] ^ 1]))
+    stranger = crypto.SubjectKey(subjects["foreign"], keys["foreign"].key_id ^ 1, cipher.new_key())
+    _entry(session, subjects["foreign"], "@amina", crypto.seal_index_value("amina", key=stranger))
+    _entry(session, subjects["shredded"], "@amina", crypto.seal_index_value("amina", key=keys["shredded"]))
+    session.execute(DataKey.__table__.delete().where(DataKey.subject_id == subjects["shredded"]))
+    # A subject with a second, newer data key: its rows come once per key, and it still matches once.
+    crypto.create_subject_key(session, subject_id=subjects["two"])
+    _entry(session, subjects["two"], "@amina", crypto.seal_index_value("amina", key=keys["two"]))
+    matches, unsealed = crypto.index_matches(session, column="t.one", value="@Amina")
+    assert sorted(matches) == sorted([subjects["match"], subjects["two"]])
+    assert sorted(unsealed) == sorted([subjects["old"], subjects["damaged"], subjects["foreign"]])
+
+
+def test_a_match_in_one_epoch_is_not_also_handed_back_unsealed_from_another(session) -> None:
+    subject = uuid.uuid4()
+    key = crypto.create_subject_key(session, subject_id=subject)
+    building = crypto.new_index_epoch(session, bits=8, building=True)
+    _entry(session, subject, "@amina", crypto.seal_index_value("amina", key=key))
+    _entry(session, subject, "@amina", None, epoch=building)
+    assert crypto.index_matches(session, column="t.one", value="@amina") == ([subject], [])
+
+
+def test_re_indexing_replaces_the_entry_and_an_empty_value_indexes_nothing(session) -> None:
+    subject = _indexed(session, "t.one", "@amina")
+    crypto.add_index_entry(session, subject_id=subject, column="t.one", value="@zarina", replace=True)
+    session.flush()
+    assert crypto.index_candidates(session, column="t.one", value="@amina") == []
+    assert crypto.index_candidates(session, column="t.one", value="@zarina") == [subject]
+    crypto.add_index_entry(session, subject_id=subject, column="t.two", value="")
+    assert session.scalar(select(BlindIndexEntry).where(BlindIndexEntry.column == "t.two")) is None
+
+
+def test_a_subject_without_a_data_key_is_indexed_without_a_sealed_value(session) -> None:
+    subject = uuid.uuid4()
+    crypto.add_index_entry(session, subject_id=subject, column="t.one", value="@amina")
+    entry = session.scalars(select(BlindIndexEntry).where(BlindIndexEntry.subject_id == subject)).one()
+    assert entry.value_ct is None
+    assert crypto.index_matches(session, column="t.one", value="@amina") == ([], [subject])
