@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -279,3 +279,32 @@ def test_a_subject_without_a_data_key_is_indexed_without_a_sealed_value(session)
     entry = session.scalars(select(BlindIndexEntry).where(BlindIndexEntry.subject_id == subject)).one()
     assert entry.value_ct is None
     assert crypto.index_matches(session, column="t.one", value="@amina") == ([], [subject])
+
+
+def test_a_new_data_key_holds_the_keyring_shared_once_per_transaction_on_postgresql(
+    tmp_path, migrated_url_factory
+) -> None:
+    """PostgreSQL only by construction (SQLite's write lock plays this part): ``keys rotate`` waits for it."""
+    url = migrated_url_factory("postgresql")
+    settings = make_settings(tmp_path / "pg", database_url=url)
+    engine = create_engine(url, poolclass=NullPool)
+    taken: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: taken.append(a[2]) if "pg_advisory_xact" in a[2] else None)
+    held = text(
+        "SELECT mode, granted FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        " AND classid = 0 AND objid = :k"
+    )
+    try:
+        with Session(engine) as s:
+            crypto.bind(s, settings=settings, keyring=get_keyring(settings))
+            crypto.create_subject_key(s, subject_id=uuid.uuid4())
+            crypto.create_subject_key(s, subject_id=uuid.uuid4())
+            assert s.execute(held, {"k": crypto.KEYRING_LOCK}).all() == [("ShareLock", True)]
+            assert taken == ["SELECT pg_advisory_xact_lock_shared(%(k)s)"]  # once in the transaction
+            s.commit()
+            crypto.create_subject_key(s, subject_id=uuid.uuid4())  # a new transaction takes it again
+            assert len(taken) == 2
+            assert s.execute(held, {"k": crypto.KEYRING_LOCK}).all() == [("ShareLock", True)]
+            s.rollback()
+    finally:
+        engine.dispose()
