@@ -3,6 +3,7 @@ and the trusted writers (Core inserts, re-encryption, the one-time sealing) that
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -21,6 +22,7 @@ from app.cases.models import Case
 from app.contacts.models import Contact
 from app.crypto import purpose
 from app.crypto.errors import CryptoError
+from app.crypto.keyring import FileKeyProvider, Keyring, write_private_file
 
 KEY = bytes(range(32))
 ROW = uuid.UUID(int=1)
@@ -98,6 +100,25 @@ def test_a_seal_holds_only_for_its_own_table_row_and_values(keyring) -> None:
     assert (
         seals.holds(keyring, "evacuation_case", ROW, {**CASE_VALUES, "assigned_to_id": uuid.UUID(int=3)}, good) is False
     )
+
+
+def test_a_seal_made_under_an_older_integrity_root_still_holds(tmp_path) -> None:
+    path = tmp_path / "keys.json"
+    FileKeyProvider.create(path)
+    doc = json.loads(path.read_text("utf-8"))
+    old = int(doc["integrity_primary"])
+    older = Keyring(FileKeyProvider(path))
+    sealed_before = seals.compute(older, "evacuation_case", ROW, CASE_VALUES)
+    assert sealed_before.startswith(f"{old}:")
+    # A second root becomes the current one; the first is still held for what it sealed.
+    doc["integrity"][str(old + 1)] = base64.b64encode(bytes(range(32))).decode("ascii")
+    doc["integrity_primary"] = old + 1
+    write_private_file(path, json.dumps(doc).encode("utf-8"))
+    keyring = Keyring(FileKeyProvider(path))
+    assert seals.compute(keyring, "evacuation_case", ROW, CASE_VALUES).startswith(f"{old + 1}:")
+    assert seals.holds(keyring, "evacuation_case", ROW, CASE_VALUES, sealed_before) is True
+    moved = f"{old + 1}:" + sealed_before.split(":")[1]  # the old MAC relabelled as the current root's
+    assert seals.holds(keyring, "evacuation_case", ROW, CASE_VALUES, moved) is False
 
 
 def _raw(session: Session, model: type[User] | type[Case], row_id: uuid.UUID, **values: object) -> None:
