@@ -308,3 +308,39 @@ def test_a_new_data_key_holds_the_keyring_shared_once_per_transaction_on_postgre
             s.rollback()
     finally:
         engine.dispose()
+
+
+def test_an_entry_only_in_the_building_epoch_is_found_at_that_epochs_width_for_its_column(session) -> None:
+    """Mid-rebuild, a subject the builder reached first is in the new epoch alone, at the new width."""
+    subject = uuid.uuid4()
+    key = crypto.create_subject_key(session, subject_id=subject)
+    building = crypto.new_index_epoch(session, bits=6, widths={"t.one": 9}, building=True)
+    _entry(session, subject, "@amina", crypto.seal_index_value("amina", key=key), epoch=building)
+    assert crypto.index_matches(session, column="t.one", value="@amina") == ([subject], [])
+
+
+def test_an_empty_value_looks_nothing_up(session) -> None:
+    subject = uuid.uuid4()
+    _entry(session, subject, "", None)  # an old unsealed entry sitting in the empty value's bucket
+    assert crypto.index_matches(session, column="t.one", value="") == ([], [])
+
+
+def test_the_entry_is_sealed_under_the_key_given_or_else_the_subjects_own(session, settings, keyring) -> None:
+    subject = uuid.uuid4()
+    first = crypto.create_subject_key(session, subject_id=subject)
+    crypto.create_subject_key(session, subject_id=subject)
+    crypto.add_index_entry(session, subject_id=subject, column="t.one", value="@amina", key=first)
+    entry = session.scalars(select(BlindIndexEntry).where(BlindIndexEntry.subject_id == subject)).one()
+    assert entry.value_ct is not None and cipher.envelope_key_id(entry.value_ct) == first.key_id
+    # A subject whose key an earlier unit of work stored: read back, so the entry is sealed still.
+    other = uuid.uuid4()
+    stored = crypto.create_subject_key(session, subject_id=other)
+    session.flush()
+    later = Session(bind=session.connection(), join_transaction_mode="create_savepoint")
+    try:
+        crypto.bind(later, settings=settings, keyring=keyring)
+        crypto.add_index_entry(later, subject_id=other, column="t.one", value="@zarina")
+        entry = later.scalars(select(BlindIndexEntry).where(BlindIndexEntry.subject_id == other)).one()
+        assert entry.value_ct is not None and cipher.envelope_key_id(entry.value_ct) == stored.key_id
+    finally:
+        later.close()
