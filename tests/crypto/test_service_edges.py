@@ -181,6 +181,13 @@ def test_a_bucket_comes_from_the_named_epoch_or_else_the_active_one(bare_install
     crypto.ensure_index_root(s)
     assert crypto.new_index_epoch(s, bits=10, widths={"contact.handle": 6}) == 2  # active, 6 bits for handles
     assert crypto.new_index_epoch(s, bits=9, building=True) == 3
+    key_2 = crypto.epoch_key(s, column="contact.handle", epoch=2)
+    assert crypto.active_index_key(s, column="contact.handle") == (2, 6, key_2)
+    assert crypto.active_index_key(s, column="flagged.handle") == (
+        2,
+        10,
+        crypto.epoch_key(s, column="flagged.handle", epoch=2),
+    )
     values = ["@amina", "+7 912 345-67-89", "ivan89123456789", "@z"]
     for value in values:
         normalised = blind_index.normalise_handle(value)
@@ -344,3 +351,33 @@ def test_the_entry_is_sealed_under_the_key_given_or_else_the_subjects_own(sessio
         assert entry.value_ct is not None and cipher.envelope_key_id(entry.value_ct) == stored.key_id
     finally:
         later.close()
+
+
+def test_a_shredded_subjects_key_is_not_served_from_memory_either(session) -> None:
+    subject = uuid.uuid4()
+    key = crypto.create_subject_key(session, subject_id=subject)
+    keyring = crypto.keyring_of(session)
+    kek = keyring.provider.primary_kek_id()
+    assert keyring.unwrap_dek(b"not a wrapped key", subject_id=subject, key_id=key.key_id, kek_id=kek) == key.dek
+    crypto.shred_subject(session, subject_id=subject)
+    with pytest.raises(DecryptionError):  # no longer in memory: it would have to be unwrapped, and cannot
+        keyring.unwrap_dek(b"not a wrapped key", subject_id=subject, key_id=key.key_id, kek_id=kek)
+
+
+def test_entries_take_each_epochs_width_for_their_column(bare_install: Session) -> None:
+    s = bare_install
+    crypto.ensure_index_root(s)
+    wide = crypto.new_index_epoch(s, bits=8, widths={"t.one": 13}, building=True)
+    subject = uuid.uuid4()
+    crypto.create_subject_key(s, subject_id=subject)
+    crypto.add_index_entry(s, subject_id=subject, column="t.one", value="@amina")
+    for value in ("@zarina", "+7 912 345-67-89", "@x"):  # more subjects: a wrong width cannot agree by chance
+        crypto.add_index_entry(s, subject_id=uuid.uuid4(), column="t.one", value=value)
+    entries = s.scalars(select(BlindIndexEntry).where(BlindIndexEntry.column == "t.one")).all()
+    for entry in entries:
+        assert entry.bucket < 2 ** (13 if entry.epoch == wide else 10)
+    mine = {e.epoch: e.bucket for e in entries if e.subject_id == subject}
+    assert mine == {
+        1: crypto.index_bucket(s, "@amina", column="t.one", epoch=1, bits=10)[1],
+        wide: crypto.index_bucket(s, "@amina", column="t.one", epoch=wide, bits=13)[1],
+    }
