@@ -381,3 +381,16 @@ def test_entries_take_each_epochs_width_for_their_column(bare_install: Session) 
         1: crypto.index_bucket(s, "@amina", column="t.one", epoch=1, bits=10)[1],
         wide: crypto.index_bucket(s, "@amina", column="t.one", epoch=wide, bits=13)[1],
     }
+
+
+def test_a_columns_index_key_is_derived_from_its_epochs_root_with_both_names(session) -> None:
+    """Through the documented derivation (its vectors are in test_vectors.py), from the root as stored."""
+    epoch = crypto.active_epoch(session).epoch
+    row = session.get(IndexKey, epoch)
+    assert row is not None
+    aad = cipher.dek_aad(subject_id=crypto.index_subject(epoch), key_id=epoch, kek_id=row.kek_id)
+    root = crypto.keyring_of(session).provider.unwrap(row.kek_id, row.wrapped, aad)
+    for column in ("contact.handle", "flagged.handle"):
+        expected = blind_index.derive_index_key(root, column=column, epoch=epoch)
+        assert crypto.epoch_key(session, column=column, epoch=epoch) == expected
+        assert crypto.epoch_key(session, column=column, epoch=epoch) == expected  # and again, from memory
