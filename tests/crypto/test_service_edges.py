@@ -49,16 +49,34 @@ def test_a_subject_without_a_data_key_reads_as_shredded(session) -> None:
 
 def test_the_newest_data_key_of_a_subject_is_the_current_one(session) -> None:
     subject = uuid.uuid4()
-    old = crypto.create_subject_key(session, subject_id=subject)
-    new = crypto.create_subject_key(session, subject_id=subject)
-    assert old.key_id != new.key_id and 0 < old.key_id < 2**31 and 0 < new.key_id < 2**31
+    made = [crypto.create_subject_key(session, subject_id=subject) for _ in range(2)]
+    low, high = sorted(made, key=lambda k: k.key_id)
+    keyring = crypto.keyring_of(session)
+    keyring.evict(subject)  # unwrapped from the stored row, not handed back from memory
+    # Made the same day: the lower key id, as the index is ordered.
+    assert crypto.current_subject_key(session, subject_id=subject) == low
+    # The higher key id made later (the lower one backdated): the date decides.
     session.execute(
         DataKey.__table__.update()
-        .where(DataKey.subject_id == subject, DataKey.key_id == old.key_id)
+        .where(DataKey.subject_id == subject, DataKey.key_id == low.key_id)
         .values(created_on=date.today() - timedelta(days=30))
     )
+    keyring.evict(subject)
     current = crypto.current_subject_key(session, subject_id=subject)
-    assert (current.subject_id, current.key_id, current.dek) == (subject, new.key_id, new.dek)
+    assert (current.subject_id, current.key_id, current.dek) == (subject, high.key_id, high.dek)
+
+
+def test_the_live_epochs_are_read_again_in_each_transaction(bare_install: Session) -> None:
+    s = bare_install
+    crypto.ensure_index_root(s)
+    s.commit()
+    assert [e.epoch for e in crypto.live_epochs(s)] == [1]
+    s.commit()
+    with Session(s.get_bind()) as other:  # another process starts a rebuild meanwhile
+        crypto.bind(other, settings=crypto.settings_of(s), keyring=crypto.keyring_of(s))
+        crypto.new_index_epoch(other, bits=8, building=True)
+        other.commit()
+    assert [e.epoch for e in crypto.live_epochs(s)] == [1, 2]  # a new transaction: no stale memo
 
 
 def test_a_new_subject_key_is_stored_wrapped_and_opens_what_it_seals(session) -> None:
