@@ -315,3 +315,10 @@ def test_a_refused_read_rolled_back_keeps_its_alarm_only_when_asked(session, fac
         session.rollback()
     session.commit()
     assert len(_alarm_details(session, name)) == alarms
+
+
+def test_rolling_back_a_reader_with_no_alarm_pending_is_a_plain_rollback(session, factory) -> None:
+    user = factory.user("caseworker")
+    session.flush()
+    seals.roll_back_keeping_alarms(session)
+    assert session.get(User, user.id) is None  # rolled back, and nothing raised for want of an alarm
