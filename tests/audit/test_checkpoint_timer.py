@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.pool import NullPool
 
 from app.audit import service as audit
 from app.audit.checkpoints import CheckpointTimer
@@ -86,3 +88,64 @@ def test_a_quiet_server_logs_a_checkpoint_that_verify_accepts(quiet_live: LiveSe
     assert quiet_live.cli("audit", "head").stdout.split()[-1] == head
     verified = quiet_live.cli("audit", "verify", "--checkpoint", str(quiet_live.server_log), check=False)
     assert verified.returncode == 0, verified.stderr
+
+
+def _wait_for(condition, what: str) -> None:
+    """Until ``condition()`` holds; a guard against a timer that never fires, not a measure of its speed."""
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_the_timer_thread_logs_a_moved_head_by_itself_and_stops(engine, settings, caplog, monkeypatch) -> None:
+    monkeypatch.setitem(audit._last_checkpoint, "seq", 0)
+    monkeypatch.setitem(audit._last_checkpoint, "at", time.monotonic())
+    caplog.set_level(logging.INFO, logger="helpline.audit")
+    with unit_of_work(engine) as s:
+        crypto.bind(s, settings=settings, keyring=get_keyring(settings))
+        entry = audit.record(s, actor="alice", action="act.timer")
+        audit.append_pending(s)
+        line = f"audit checkpoint {audit.checkpoint_value(entry.seq, entry.hash)}"
+    CheckpointTimer(engine=engine, interval=0.05).stop()  # stopping a timer never started is harmless
+    timer = CheckpointTimer(engine=engine, interval=0.05)
+    timer.start()
+    try:
+        thread = timer._thread
+        assert thread is not None and thread.daemon  # never holds a stopping server up
+        assert thread in [t for t in threading.enumerate() if t.name == "helpline-audit-checkpoint"]
+        _wait_for(lambda: any(r.getMessage() == line for r in caplog.records), "the timer's checkpoint")
+        assert {r.name for r in caplog.records if r.getMessage() == line} == {"helpline.audit"}
+    finally:
+        timer.stop()
+    assert not thread.is_alive()
+
+
+def test_a_failed_read_is_logged_and_retried_on_the_next_tick(tmp_path, caplog) -> None:
+    broken = create_engine(f"sqlite:///{tmp_path / 'no-tables.db'}")  # every read of the head fails
+    caplog.set_level(logging.INFO, logger="helpline.audit")
+    timer = CheckpointTimer(engine=broken, interval=0.02)
+
+    def failures() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "helpline.audit" and r.levelno == logging.ERROR]
+
+    timer.start()
+    try:
+        _wait_for(lambda: len(failures()) >= 2, "two failed ticks")  # the thread lived on after the first
+    finally:
+        timer.stop()
+        broken.dispose()
+    first = failures()[0]
+    assert first.getMessage() == "audit checkpoint not logged; retried in 0.02 s"
+    assert first.exc_info is not None and "no such table" in str(first.exc_info[1])
+
+
+def test_an_empty_chain_logs_no_checkpoint(backend, migrated_url_factory, caplog, monkeypatch) -> None:
+    monkeypatch.setitem(audit._last_checkpoint, "seq", -1)  # any head at all would count as moved
+    empty = create_engine(migrated_url_factory(backend), poolclass=NullPool)  # the schema, and not one entry
+    caplog.set_level(logging.INFO, logger="helpline.audit")
+    try:
+        assert CheckpointTimer(engine=empty, interval=3600).run_once() is False
+    finally:
+        empty.dispose()
+    assert "audit checkpoint" not in caplog.text

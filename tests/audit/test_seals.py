@@ -258,8 +258,9 @@ def test_concurrent_writers_of_one_account_never_leave_a_broken_seal(tmp_path, d
         crypto.bind(s2, settings=settings, keyring=keyring)
         s2.get(User, user_id).role = "coordinator"
     loaded.password_hash = passwords.hash_password("a new long password")  # ... then s1 writes its change
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as conflict:
         s1.flush()
+    assert conflict.value.detail == "this account or case was changed by someone else meanwhile; try again"
     s1.rollback()
     s1.close()
     with unit_of_work(engine) as s3:
