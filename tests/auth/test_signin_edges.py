@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, update
@@ -99,6 +99,9 @@ def test_a_lock_ends_at_its_exact_moment(factory):
     assert not signin.is_locked(user, until)
     assert not signin.is_locked(user, until + timedelta(minutes=1))  # the moment given, not the clock
     assert signin.is_locked(user)  # no moment: now, ten minutes before the end
+    user.locked_until = until.astimezone(timezone(timedelta(hours=9)))  # the same instant, told in Tokyo
+    assert signin.is_locked(user, until - timedelta(seconds=1))
+    assert not signin.is_locked(user, until)
     user.locked_until = until.replace(tzinfo=None)  # as SQLite gives it back: UTC without a zone
     assert signin.is_locked(user, until - timedelta(seconds=1))
     assert not signin.is_locked(user, until)
@@ -187,12 +190,16 @@ def test_a_wrong_code_waits_the_names_delay_and_counts_with_either_password(sess
 
 
 def test_the_third_wrong_code_locks_for_exactly_the_lockout_minutes(session, factory, clock):
-    account = factory.account("caseworker")
+    account, bystander = factory.account("caseworker"), factory.account("caseworker")
+    # An earlier lock, long over, is replaced by the new one.
+    account.user.locked_until = clock - timedelta(hours=1)
+    session.flush()
     for failures in (1, 2):
         attempt(session, account.username, account.password, wrong_code(account))
-        assert _counters(session, account.user) == (failures, clock, None)
+        assert _counters(session, account.user) == (failures, clock, clock - timedelta(hours=1))
     attempt(session, account.username, account.password, wrong_code(account))
     assert _counters(session, account.user) == (3, clock, clock + timedelta(minutes=7))
+    assert _counters(session, bystander.user) == (0, None, None)
     failures = [entry for entry in audit_of(session, account.username) if entry[1] == "auth.failed"]
     assert failures == [
         (account.username, "auth.failed", {"failures": 1}),
@@ -282,7 +289,9 @@ def test_a_code_spent_by_a_concurrent_sign_in_is_refused_as_a_replay(session, fa
 
 
 def test_spent_steps_are_kept_four_steps_then_swept(session, factory):
-    user = factory.user("caseworker")
+    user, other = factory.user("caseworker"), factory.user("caseworker")
+    assert signin._spend(session, other, 1000)
+    assert signin._spend(session, other, 1004)  # the same step, spent by someone else
     assert signin._spend(session, user, 1000)
     assert signin._spend(session, user, 1004)
     assert _spent(session, user) == [1000, 1004]
@@ -290,6 +299,7 @@ def test_spent_steps_are_kept_four_steps_then_swept(session, factory):
     assert _spent(session, user) == [1004, 1005]
     assert not signin._spend(session, user, 1005)
     assert _spent(session, user) == [1004, 1005]
+    assert _spent(session, other) == [1000, 1004]  # another person's steps are theirs to sweep
 
 
 def test_confirm_needs_the_password_then_a_code_and_spends_it(session, factory, clock):
@@ -339,3 +349,14 @@ def test_a_change_with_a_wrong_current_password_is_a_422_on_the_current_field(se
     assert refused.value.detail == [
         {"loc": ["body", "current"], "msg": "the current password or the code is wrong", "type": "value_error"}
     ]
+
+
+def test_a_count_left_without_a_time_starts_again_and_a_success_clears_it(session, factory, clock):
+    # Accounts from before failures carried a time may hold a count with none: it is not recent.
+    counted, cleared = factory.account("caseworker"), factory.account("caseworker")
+    for account in (counted, cleared):
+        session.execute(update(User).where(User.id == account.user.id).values(failed_logins=4, last_failure_at=None))
+    attempt(session, counted.username, counted.password, wrong_code(counted))
+    assert _counters(session, counted.user) == (1, clock, None)
+    assert isinstance(attempt(session, cleared.username, cleared.password, cleared.totp().now()), signin.Admitted)
+    assert _counters(session, cleared.user) == (0, None, None)
