@@ -256,6 +256,9 @@ def test_changing_the_password_needs_it_twice_and_starts_one_fresh_full_session(
     assert {k: _stored(session, started.web)[k] for k in ("stage", "locale")} == {"stage": "full", "locale": "ru"}
     assert _stored(session, old.web) is None
     assert _count(session, account.user) == 1
+    assert [actor for actor, action, _ in audit_of(session, account.username) if action == "user.password"] == [
+        account.username
+    ]
     assert isinstance(
         signin.authenticate(
             session, username=account.username, password="a brand new passphrase", otp=account.totp().now()
