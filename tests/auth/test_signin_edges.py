@@ -8,11 +8,12 @@ import hmac
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
+import pyotp
 import pytest
 from sqlalchemy import select, update
 
+from app.auth import passwords, signin
 from app.auth import service as auth_service
-from app.auth import signin
 from app.auth.models import SignInThrottle, TotpSpent, User
 from app.crypto import service as crypto
 from app.crypto.keyring import get_keyring
@@ -160,6 +161,8 @@ def test_the_duress_password_admits_as_duress_while_the_account_is_held(session,
     assert isinstance(admitted, signin.Admitted)
     assert admitted.user.id == account.user.id
     assert (admitted.duress, admitted.delay) == (True, 0.01)
+    # Like any sign-in that gets in, it clears the name's slow-down.
+    assert attempt(session, account.username, "wrong guess!!", "123456").delay == 0.0
 
 
 def test_the_real_password_admits_without_duress_when_a_duress_password_is_set(session, factory, clock):
@@ -360,3 +363,11 @@ def test_a_count_left_without_a_time_starts_again_and_a_success_clears_it(sessio
     assert _counters(session, counted.user) == (1, clock, None)
     assert isinstance(attempt(session, cleared.username, cleared.password, cleared.totp().now()), signin.Admitted)
     assert _counters(session, cleared.user) == (0, None, None)
+
+
+def test_a_code_that_happens_to_match_the_dummy_secret_is_refused_like_any_other(session, clock, monkeypatch):
+    secret = passwords.new_totp_secret()
+    monkeypatch.setattr(signin, "_DUMMY_TOTP", secret)
+    refused = attempt(session, "no-such-name", "some password!", pyotp.TOTP(secret).now())
+    assert isinstance(refused, signin.Refused)
+    assert refused.delay == 0.0
