@@ -4,7 +4,7 @@ the stage a sign-in opens, and the form token as a known answer."""
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select, update
@@ -154,7 +154,7 @@ def test_a_session_ends_at_exactly_its_absolute_limit(session, factory, clock):
 def test_a_session_older_than_the_credentials_ends_and_one_as_old_lives(session, factory, clock):
     user = factory.user("caseworker")
     older, same = _two(session, user, {"created_at": clock - timedelta(seconds=1)}, {})
-    user.credentials_changed_at = clock
+    user.credentials_changed_at = clock.astimezone(timezone(timedelta(hours=9)))  # the same instant, told in Tokyo
     session.flush()
     assert sessions.resume(session, token=same.token)[0].id == same.web.id
     ended = _ended(session, older.token)
@@ -256,9 +256,9 @@ def test_changing_the_password_needs_it_twice_and_starts_one_fresh_full_session(
     assert {k: _stored(session, started.web)[k] for k in ("stage", "locale")} == {"stage": "full", "locale": "ru"}
     assert _stored(session, old.web) is None
     assert _count(session, account.user) == 1
-    assert [actor for actor, action, _ in audit_of(session, account.username) if action == "user.password"] == [
-        account.username
-    ]
+    entries = audit_of(session, account.username)
+    assert [actor for actor, action, _ in entries if action == "user.password"] == [account.username]
+    assert entries[-1] == (account.username, "session.start", {"stage": "full"})
     assert isinstance(
         signin.authenticate(
             session, username=account.username, password="a brand new passphrase", otp=account.totp().now()
