@@ -3,7 +3,7 @@ what each admin action changes and records, tokens at the edge of their lifetime
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pyotp
 import pytest
@@ -141,6 +141,7 @@ def test_a_token_lives_exactly_its_lifetime(session, factory, clock, monkeypatch
     user = factory.user("caseworker")
     token, ttl = auth_service.issue_token(session, user=user)
     assert ttl == 420
+    assert len(token) == 43  # 32 random bytes, URL-safe base64
     session.flush()
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == auth_service.token_hash(token)))
     assert (row.user_id, signin._aware(row.created_at), signin._aware(row.expires_at), row.duress) == (
@@ -166,7 +167,8 @@ def test_a_token_made_at_the_moment_of_a_credential_change_still_works_and_an_ol
     older, _ = auth_service.issue_token(session, user=user)
     monkeypatch.setattr(auth_service, "now", lambda: clock + timedelta(seconds=1))
     same, _ = auth_service.issue_token(session, user=user)
-    user.credentials_changed_at = clock + timedelta(seconds=1)
+    # The change's time told in Tokyo: the same instant as the newer token's.
+    user.credentials_changed_at = (clock + timedelta(seconds=1)).astimezone(timezone(timedelta(hours=9)))
     session.flush()
     assert auth_service.user_for_token(session, token=same) is user
     with pytest.raises(NotAuthenticated, match="^invalid or expired token$"):
