@@ -34,9 +34,10 @@ def test_only_names_that_start_with_the_prefix_are_shadows():
     assert not duress.is_shadow("ivan~duress-")
 
 
-def test_a_trigger_ends_every_credential_holds_the_account_and_raises_the_alarm_once(session, factory):
+def test_a_trigger_ends_every_credential_holds_the_account_and_raises_the_alarm_once(session, factory, tokyo_clock):
     account = factory.account("caseworker")
     user = account.user
+    user.created_on = date(2024, 5, 1)  # the shadow account is made today, whenever its person was
     factory.token(user)
     sessions.start(session, user=user)
     before = datetime.now(UTC)
@@ -81,6 +82,7 @@ def test_a_trigger_ends_every_credential_holds_the_account_and_raises_the_alarm_
 
 def test_the_stand_in_has_the_persons_name_role_and_dates_and_the_shadows_id(factory):
     user = factory.user("coordinator")
+    user.created_on = date(2024, 5, 1)
     stand_in = duress.stand_in(user)
     assert (
         stand_in.id,
@@ -89,6 +91,9 @@ def test_the_stand_in_has_the_persons_name_role_and_dates_and_the_shadows_id(fac
         stand_in.active,
         stand_in.must_change_password,
         stand_in.totp_enrolled,
+        stand_in.totp_last_step,
+        stand_in.failed_logins,
+        stand_in.password_hash,
         stand_in.credentials_changed_at,
         stand_in.created_on,
     ) == (
@@ -98,8 +103,11 @@ def test_the_stand_in_has_the_persons_name_role_and_dates_and_the_shadows_id(fac
         True,
         False,
         True,
+        0,
+        0,
+        "!",
         user.credentials_changed_at,
-        user.created_on,
+        date(2024, 5, 1),
     )
 
 
