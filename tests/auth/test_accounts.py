@@ -381,3 +381,25 @@ def test_deactivating_ends_every_credential_and_records_who(session, factory, cl
     assert signin._aware(user.credentials_changed_at) == clock
     assert _audited(session, user.username, "user.deactivate") == [("admin", {})]
     assert isinstance(attempt(session, user.username, account.password, account.totp().now()), signin.Refused)
+
+
+def test_a_password_holding_the_persons_own_name_is_refused_wherever_it_is_chosen(session, factory):
+    account = factory.account("caseworker", username="zarina")
+    named = "Zarina keeps the key"
+    rule = ("password", "the password must not contain the user name")
+    with pytest.raises(Invalid) as by_admin:
+        auth_service.set_password(session, actor="admin", user=account.user, password=named)
+    assert _field_error(by_admin.value) == rule
+    with pytest.raises(Invalid) as by_self:
+        auth_service.change_own_password(
+            session, user=account.user, current=account.password, otp=account.totp().now(), password=named, repeat=named
+        )
+    assert _field_error(by_self.value) == rule
+    with pytest.raises(Invalid) as at_creation:
+        auth_service.create_user(
+            session, actor="admin", username="Marat", role="caseworker", password="marat the brave"
+        )
+    assert _field_error(at_creation.value) == rule
+    with pytest.raises(Invalid) as as_duress:
+        auth_service.set_duress(session, actor="admin", user=account.user, password=named)
+    assert _field_error(as_duress.value) == rule
