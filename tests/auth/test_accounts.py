@@ -14,6 +14,7 @@ from app.auth import service as auth_service
 from app.auth.models import ApiToken, SignInThrottle, TotpSpent, User, WebSession
 from app.crypto import service as crypto
 from app.crypto.keyring import get_keyring
+from app.crypto.models import DataKey
 from app.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound
 from tests.auth.conftest import attempt, audit_of, wrong_code
 
@@ -242,6 +243,8 @@ def test_resetting_two_factor_hands_over_a_new_secret_and_needs_enrolment_again(
     user.totp_last_step = 12345
     _give_credentials(session, factory, user)
     uri = pyotp.parse_uri(auth_service.reset_totp(session, actor="admin", user=user))
+    # Sealed under the person's one data key, as at creation: shredding that key still silences it.
+    assert session.scalar(select(func.count()).select_from(DataKey).where(DataKey.subject_id == user.id)) == 1
     assert (uri.name, uri.issuer) == (user.username, "Helpline")
     assert uri.secret != account.totp_secret
     assert (user.totp_enrolled, user.totp_last_step) == (False, 0)
