@@ -5,41 +5,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import event, select, update
 
 from app.auth import passwords, signin
 from app.auth import service as auth_service
 from app.auth.models import SignInThrottle, User
-from app.crypto import service as crypto
-from app.crypto.keyring import get_keyring
-
-
-@pytest.fixture
-def quick(session, settings):
-    """Small delays, so the growth can be seen without waiting for it."""
-    fast = settings.model_copy(update={"sign_in_delay_ms": 10, "sign_in_delay_cap_ms": 80})
-    crypto.bind(session, settings=fast, keyring=get_keyring(settings))
-    return fast
-
-
-def _wrong_code(account) -> str:
-    now = account.totp().now()
-    return "000000" if now != "000000" else "111111"
-
-
-def _attempt(session, name, password, otp):
-    try:
-        return signin.authenticate(session, username=name, password=password, otp=otp)
-    except signin.Refused as exc:
-        return exc
+from tests.auth.conftest import attempt, wrong_code
 
 
 def test_wrong_passwords_slow_the_name_down_but_never_lock_it(session, factory, quick):
     account = factory.account("admin")
     delays = []
     for i in range(quick.lockout_threshold * 4):
-        refused = _attempt(session, account.username, f"wrong guess {i:04d}", "123456")
+        refused = attempt(session, account.username, f"wrong guess {i:04d}", "123456")
         assert isinstance(refused, signin.Refused)
         delays.append(refused.delay)
     # Growing (doubling from the base), then capped.
@@ -49,17 +27,17 @@ def test_wrong_passwords_slow_the_name_down_but_never_lock_it(session, factory, 
     user = session.get(User, account.user.id)
     assert user.locked_until is None and user.failed_logins == 0
     # The real person, with the right password and a code, still gets in (after the same wait).
-    admitted = _attempt(session, account.username, account.password, account.totp().now())
+    admitted = attempt(session, account.username, account.password, account.totp().now())
     assert isinstance(admitted, signin.Admitted)
     assert admitted.delay == 0.08
     # ... and their success clears the slow-down for the next time.
-    assert _attempt(session, account.username, "wrong again!!", "123456").delay == 0.0
+    assert attempt(session, account.username, "wrong again!!", "123456").delay == 0.0
 
 
 def test_an_unknown_name_is_slowed_down_exactly_like_a_real_one(session, factory, quick):
     account = factory.account("caseworker")
-    real = [_attempt(session, account.username, f"guess {i}", "123456").delay for i in range(6)]
-    ghost = [_attempt(session, "nobody-" + account.username, f"guess {i}", "123456").delay for i in range(6)]
+    real = [attempt(session, account.username, f"guess {i}", "123456").delay for i in range(6)]
+    ghost = [attempt(session, "nobody-" + account.username, f"guess {i}", "123456").delay for i in range(6)]
     assert real == ghost
     assert real[-1] > real[1] > 0
 
@@ -67,21 +45,21 @@ def test_an_unknown_name_is_slowed_down_exactly_like_a_real_one(session, factory
 def test_wrong_codes_after_the_right_password_lock_until_unlocked(session, factory, quick):
     account = factory.account("caseworker")
     for _ in range(quick.lockout_threshold):
-        assert isinstance(_attempt(session, account.username, account.password, _wrong_code(account)), signin.Refused)
+        assert isinstance(attempt(session, account.username, account.password, wrong_code(account)), signin.Refused)
     session.expire_all()
     assert signin.is_locked(session.get(User, account.user.id))
-    locked = _attempt(session, account.username, account.password, account.totp().now())
+    locked = attempt(session, account.username, account.password, account.totp().now())
     assert isinstance(locked, signin.Refused)
     assert locked.detail == signin.SIGN_IN_FAILED
     user = session.get(User, account.user.id)
     auth_service.unlock(session, actor="admin", user=user)
-    assert isinstance(_attempt(session, account.username, account.password, account.totp().now()), signin.Admitted)
+    assert isinstance(attempt(session, account.username, account.password, account.totp().now()), signin.Admitted)
 
 
 def test_code_failures_decay_after_a_quiet_period(session, factory, quick):
     account = factory.account("caseworker")
     for _ in range(quick.lockout_threshold - 1):
-        _attempt(session, account.username, account.password, _wrong_code(account))
+        attempt(session, account.username, account.password, wrong_code(account))
     session.expire_all()
     assert session.get(User, account.user.id).failed_logins == quick.lockout_threshold - 1
     # Days later (the account above kept its failures for days before this was fixed):
@@ -90,7 +68,7 @@ def test_code_failures_decay_after_a_quiet_period(session, factory, quick):
         .where(User.id == account.user.id)
         .values(last_failure_at=signin._now() - timedelta(minutes=quick.failure_decay_minutes + 1))
     )
-    _attempt(session, account.username, account.password, _wrong_code(account))
+    attempt(session, account.username, account.password, wrong_code(account))
     session.expire_all()
     user = session.get(User, account.user.id)
     assert user.failed_logins == 1
@@ -100,14 +78,14 @@ def test_code_failures_decay_after_a_quiet_period(session, factory, quick):
 def test_password_slow_down_decays_too(session, factory, quick):
     account = factory.account("caseworker")
     for i in range(4):
-        _attempt(session, account.username, f"guess {i}", "123456")
-    assert _attempt(session, account.username, "guess x", "123456").delay > 0
+        attempt(session, account.username, f"guess {i}", "123456")
+    assert attempt(session, account.username, "guess x", "123456").delay > 0
     session.execute(
         update(SignInThrottle).values(
             last_failure_at=signin._now() - timedelta(minutes=quick.failure_decay_minutes + 1)
         )
     )
-    assert _attempt(session, account.username, "guess y", "123456").delay == 0.0
+    assert attempt(session, account.username, "guess y", "123456").delay == 0.0
 
 
 class _Work:
@@ -156,7 +134,7 @@ def test_unknown_locked_pending_and_active_names_do_the_same_work_and_get_the_sa
     auth_service.set_duress(session, actor="test", user=duressed.user, password="a quite different phrase")
     session.flush()
     # Caches (index key, key derivation) warm up on a first attempt, as on a running server.
-    _attempt(session, "warm-up", "x" * 12, "123456")
+    attempt(session, "warm-up", "x" * 12, "123456")
     work = _Work(monkeypatch, session)
     cases = {
         "unknown": ("no-such-name", "some password!", "123456"),
@@ -167,7 +145,7 @@ def test_unknown_locked_pending_and_active_names_do_the_same_work_and_get_the_sa
     }
     seen = {}
     for label, (name, password, otp) in cases.items():
-        outcome = _attempt(session, name, password, otp)
+        outcome = attempt(session, name, password, otp)
         assert isinstance(outcome, signin.Refused), label
         seen[label] = (outcome.status_code, outcome.detail, *work.reset())
     first = next(iter(seen.values()))
@@ -179,12 +157,12 @@ def test_unknown_locked_pending_and_active_names_do_the_same_work_and_get_the_sa
     other.user.totp_enrolled = True
     session.flush()
     warm = factory.account("caseworker")
-    _attempt(session, warm.username, warm.password, "")  # the audit chain's tail is cached after one entry
+    attempt(session, warm.username, warm.password, "")  # the audit chain's tail is cached after one entry
     session.flush()
     work.reset()
     with_password = {}
     for label, account in (("pending", pending), ("active", other)):
-        outcome = _attempt(session, account.username, account.password, "")
+        outcome = attempt(session, account.username, account.password, "")
         assert isinstance(outcome, signin.Refused), label
         with_password[label] = (outcome.status_code, outcome.detail, *work.reset())
     assert with_password["pending"] == with_password["active"]
@@ -193,11 +171,11 @@ def test_unknown_locked_pending_and_active_names_do_the_same_work_and_get_the_sa
 
 def test_a_spray_of_made_up_names_leaves_no_rows_behind_once_decayed(session, quick):
     for i in range(30):
-        _attempt(session, f"sprayed-{i}", "whatever pass", "123456")
+        attempt(session, f"sprayed-{i}", "whatever pass", "123456")
     session.execute(
         update(SignInThrottle).values(
             last_failure_at=signin._now() - timedelta(minutes=quick.failure_decay_minutes + 1)
         )
     )
-    _attempt(session, "one-more", "whatever pass", "123456")
+    attempt(session, "one-more", "whatever pass", "123456")
     assert session.scalars(select(SignInThrottle.failures)).all() == [1]
