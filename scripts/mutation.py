@@ -67,7 +67,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     "app/stats/disclosure.py": ["tests/stats/test_disclosure.py", "tests/stats/test_disclosure_edges.py"],
     # What is published and to whom: the release ledger, the joint check of everything released so far.
     "app/stats/ledger.py": ["tests/stats/test_ledger.py", "tests/stats/test_attacks.py", "tests/stats/test_api.py"],
-    "app/stats/joint.py": ["tests/stats/test_attacks.py", "tests/stats/test_ledger.py"],
+    "app/stats/joint.py": ["tests/stats/test_joint.py", "tests/stats/test_attacks.py", "tests/stats/test_ledger.py"],
     "app/stats/published.py": [
         "tests/stats/test_published.py",
         "tests/stats/test_ledger.py",

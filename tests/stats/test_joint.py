@@ -1,0 +1,93 @@
+"""Joint suppression and the periods of the release ledger, against answers worked out by hand (no database)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from app.errors import Invalid
+from app.stats import joint
+
+
+def test_months_are_written_and_read_as_yyyy_mm() -> None:
+    assert joint.month_label(date(987, 3, 14)) == "0987-03"
+    assert joint.month_label(date(2026, 11, 1)) == "2026-11"
+    assert joint.parse_month("2026-03") == date(2026, 3, 1)
+    assert joint.parse_month("0999-12") == date(999, 12, 1)
+
+
+@pytest.mark.parametrize("text", ["2026-3", "202-03", "20266-03", "2026-003", "2026-13", "2026/03", "2026-03-01", ""])
+def test_anything_else_is_refused_naming_the_field(text: str) -> None:
+    with pytest.raises(Invalid) as refused:
+        joint.parse_month(text)
+    assert refused.value.detail == [
+        {"loc": ["body", "month"], "msg": "must be a month written as YYYY-MM", "type": "value_error"}
+    ]
+
+
+def test_quarters_months_and_spans_of_each_kind_of_period() -> None:
+    assert [joint.quarter(m) for m in range(1, 13)] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    assert joint.months_of("2026-Q3") == [date(2026, 7, 1), date(2026, 8, 1), date(2026, 9, 1)]
+    assert joint.months_of("2026-Q1") == [date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1)]
+    assert joint.months_of("2026") == [date(2026, m, 1) for m in range(1, 13)]
+    assert joint.months_of("2026-02") == [date(2026, 2, 1)]
+    assert joint.span("2024-02") == (date(2024, 2, 1), date(2024, 2, 29))
+    assert joint.span("2024-Q4") == (date(2024, 10, 1), date(2024, 12, 31))
+    assert joint.span("2025") == (date(2025, 1, 1), date(2025, 12, 31))
+    assert joint.Table(cells={"a": 3, "b": 0, "c": 9}).total == 12
+
+
+def _alone(cells: dict[str, int], k: int = 5) -> set[str]:
+    return joint.suppress_jointly({"2025-05": joint.Table(cells=cells)}, regions=list(cells), k=k)
+
+
+def test_a_month_alone_hides_its_small_figures_at_exactly_k() -> None:
+    assert _alone({"a": 7, "b": 6, "c": 0}) == set()
+    assert _alone({"a": 0, "b": 0, "c": 0}) == set()
+    # A single small cell is the total too: both go.
+    assert _alone({"a": 3, "b": 0, "c": 0}) == {"a", joint.TOTAL}
+    assert _alone({"a": 0, "b": 1, "c": 0}) == {"b", joint.TOTAL}
+    # At K a figure is shown, below it hidden.
+    assert _alone({"a": 5, "b": 0}) == set()
+    assert _alone({"a": 4, "b": 0}) == {"a", joint.TOTAL}
+    assert _alone({"a": 4, "b": 0}, k=4) == set()
+    assert _alone({"a": 3, "b": 0}, k=4) == {"a", joint.TOTAL}
+
+
+def _decide(year: dict[str, dict[str, int]], regions=("m", "n"), k: int = 5) -> dict[str, set[str]]:
+    """Release the periods in order, each suppressed jointly with the ones before it, as the ledger does."""
+    released: dict[str, joint.Table] = {}
+    for period, cells in year.items():
+        released[period] = joint.Table(cells={r: cells.get(r, 0) for r in regions})
+        released[period].hidden = joint.suppress_jointly(released, regions=list(regions), k=k)
+    return {p: t.hidden or set() for p, t in released.items()}
+
+
+def test_a_quarter_that_would_give_away_a_hidden_month_is_hidden_too() -> None:
+    hidden = _decide({"2025-01": {"m": 6}, "2025-02": {"m": 7}, "2025-03": {"m": 3}, "2025-Q1": {"m": 16}})
+    assert hidden == {"2025-01": set(), "2025-02": set(), "2025-03": {"m", ""}, "2025-Q1": {"m", ""}}
+
+
+def test_a_quarter_of_shown_months_is_shown() -> None:
+    hidden = _decide(
+        {"2025-04": {"m": 6}, "2025-05": {"m": 7, "n": 5}, "2025-06": {"m": 8}, "2025-Q2": {"m": 21, "n": 5}}
+    )
+    assert hidden == {p: set() for p in ("2025-04", "2025-05", "2025-06", "2025-Q2")}
+
+
+def test_a_later_quarter_or_the_year_never_gives_away_a_small_month() -> None:
+    months = {f"2025-{m:02d}": {"m": 9, "n": 0} for m in range(1, 13)}
+    months["2025-08"] = {"m": 9, "n": 2}
+    year: dict[str, dict[str, int]] = {}
+    for m in range(1, 13):
+        year[f"2025-{m:02d}"] = months[f"2025-{m:02d}"]
+        if m % 3 == 0:
+            parts = [months[f"2025-{p:02d}"] for p in (m - 2, m - 1, m)]
+            year[f"2025-Q{m // 3}"] = {r: sum(p[r] for p in parts) for r in ("m", "n")}
+    year["2025"] = {"m": 108, "n": 2}
+    hidden = _decide(year)
+    # August's 2 goes with its 9 (its total, 11, is known from the quarter's anyway). The quarter's 27 less
+    # July's and September's 9 would give August's 9 and so the 2: it goes with its 2; the year's 108 less
+    # the other quarters' would give the quarter's 27: likewise. Every total is shown; nothing else hidden.
+    assert {p: h for p, h in hidden.items() if h} == {"2025-08": {"m", "n"}, "2025-Q3": {"m", "n"}, "2025": {"m", "n"}}
