@@ -180,3 +180,47 @@ def test_the_listing_names_each_release_with_its_span_and_time(session) -> None:
         assert i.created_at.tzinfo is not None
         assert i.created_at == (row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC))
     assert published.get_release(session, period="2025-Q1", today=date(2025, 4, 2)).id == rows[3].id
+
+
+def test_a_small_snapshot_is_hidden_and_named_in_the_release_and_the_summary(session, factory) -> None:
+    worker = factory.user("caseworker")
+    for i in range(3):
+        factory.case(worker, status="verifying", opened_on=date(2025, 6, 3 + i), region="dagestan")
+    [row] = _release(session, 2025, (6,))
+    release = published.release(row)
+    assert release.open_at_end is not None
+    assert release.open_at_end.cells == {
+        "new": 0,
+        "verifying": None,
+        "planning": 0,
+        "in_transit": 0,
+        "paused": 0,
+        "lost_contact": 0,
+    }
+    assert release.open_at_end.total is None
+    assert release.suppressed == [
+        "contacts.dagestan",
+        "cases_opened.dagestan",
+        "contacts.total",
+        "cases_opened.total",
+        "open_at_end.verifying",
+        "open_at_end.total",
+    ]
+    s = published.summary(session, start=date(2025, 6, 1), end=date(2025, 6, 30), today=TODAY)
+    assert s.open_by_status == {**EMPTY_STATUS, "verifying": None} and s.open_cases is None
+    assert s.suppressed == [
+        "series[0].contacts",
+        "series[0].cases_opened",
+        "totals.contacts",
+        "totals.cases_opened",
+        "by_region.contacts.dagestan",
+        "by_region.cases_opened.dagestan",
+        "open_by_status.verifying",
+        "open_by_status.evacuated",
+        "open_by_status.resettled",
+    ]
+    # A quarter's or a year's release has no snapshot of its own.
+    rows = _release(session, 2025, (4, 5))
+    quarter = published.release(rows[-1])
+    assert quarter.period == "2025-Q2" and quarter.open_at_end is None
+    assert [s for s in quarter.suppressed if s.startswith("open_at_end")] == []
