@@ -224,3 +224,15 @@ def test_a_small_snapshot_is_hidden_and_named_in_the_release_and_the_summary(ses
     quarter = published.release(rows[-1])
     assert quarter.period == "2025-Q2" and quarter.open_at_end is None
     assert [s for s in quarter.suppressed if s.startswith("open_at_end")] == []
+
+
+def test_three_months_across_a_quarter_end_are_not_that_quarter(session) -> None:
+    _release(session, 2025, (1, 2, 3, 4))
+    s = published.summary(session, start=date(2025, 2, 1), end=date(2025, 4, 30), today=TODAY)
+    assert [r.period for r in s.releases] == ["2025-02", "2025-03", "2025-04"]
+
+
+def test_the_summary_releases_last_month_first_if_nobody_has(session) -> None:
+    s = published.summary(session, today=date(2025, 8, 10))
+    assert [p.period for p in s.series] == ["2025-07"]
+    assert [r.period for r in s.releases] == ["2025-07"]
