@@ -91,3 +91,32 @@ def test_a_later_quarter_or_the_year_never_gives_away_a_small_month() -> None:
     # July's and September's 9 would give August's 9 and so the 2: it goes with its 2; the year's 108 less
     # the other quarters' would give the quarter's 27: likewise. Every total is shown; nothing else hidden.
     assert {p: h for p, h in hidden.items() if h} == {"2025-08": {"m", "n"}, "2025-Q3": {"m", "n"}, "2025": {"m", "n"}}
+
+
+def test_a_quarter_hides_just_what_its_months_would_give_away_in_one_region() -> None:
+    hidden = _decide(
+        {
+            "2025-01": {"m": 6, "n": 9},
+            "2025-02": {"m": 1, "n": 2},
+            "2025-03": {"m": 4, "n": 1},
+            "2025-Q1": {"m": 11, "n": 12},
+        }
+    )
+    # The quarter's 12 for n less January's 9 would leave February's and March's n together: 3. So n goes,
+    # and with it the total (23 - 11 would give n back); hiding m instead of the total would leave the
+    # total, and 23 less January's 15 and March's 5 is February's 3. m's 11 stays shown.
+    assert hidden["2025-Q1"] == {"n", ""}
+
+
+def test_a_quarter_hides_its_total_where_only_the_total_would_give_a_run_away() -> None:
+    hidden = _decide(
+        {
+            "2025-01": {"m": 7, "n": 3},
+            "2025-02": {"m": 1, "n": 1},
+            "2025-03": {"m": 2, "n": 0},
+            "2025-Q1": {"m": 10, "n": 4},
+        }
+    )
+    # n's 4 is small; the total's 14 less January's 10 would give February and March together: 4.
+    # Those two must go, and nothing else: m's 10 stays shown.
+    assert hidden["2025-Q1"] == {"n", ""}
