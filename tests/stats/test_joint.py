@@ -120,3 +120,35 @@ def test_a_quarter_hides_its_total_where_only_the_total_would_give_a_run_away() 
     # n's 4 is small; the total's 14 less January's 10 would give February and March together: 4.
     # Those two must go, and nothing else: m's 10 stays shown.
     assert hidden["2025-Q1"] == {"n", ""}
+
+
+def test_a_quarter_that_leaks_one_region_after_another_hides_each_and_keeps_its_known_total() -> None:
+    hidden = _decide(
+        {
+            "2025-01": {"m": 6, "n": 6, "o": 0},
+            "2025-02": {"m": 2, "n": 1, "o": 7},
+            "2025-03": {"m": 2, "n": 3, "o": 4},
+            "2025-Q1": {"m": 10, "n": 10, "o": 11},
+        },
+        regions=("m", "n", "o"),
+    )
+    assert hidden["2025-01"] == set()
+    # Less January's 6, the quarter's m and n would give February's and March's together, 4 each; its o
+    # less January's 0 and February's 7 would give March's 4. All three go. Its total, 31, is January's
+    # 12 + February's 10 + March's 9, all shown: it says nothing new and stays.
+    assert hidden["2025-Q1"] == {"m", "n", "o"}
+
+
+def test_where_forcing_cannot_settle_it_every_non_zero_figure_of_the_new_table_goes() -> None:
+    hidden = _decide(
+        {
+            "2025-01": {"m": 9, "n": 6},
+            "2025-02": {"m": 1, "n": 5},
+            "2025-03": {"m": 2, "n": 5},
+            "2025-Q1": {"m": 12, "n": 16},
+        }
+    )
+    # The quarter's 12 less January's 9 gives February's and March's m together (3); hiding m leaves the
+    # total less n. The last resort hides every non-zero figure, the total too: that adds no equation, so
+    # it cannot undo what the months already protect.
+    assert hidden["2025-Q1"] == {"m", "n", ""}

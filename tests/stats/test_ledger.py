@@ -379,6 +379,9 @@ def test_first_use_in_january_releases_december_and_a_spent_budget_leaves_it_unr
     monkeypatch.setattr(settings, "release_noise", False)
     ledger.ensure_previous_month(session, today=date(2026, 3, 5))
     assert [r.period for r in ledger.list_releases(session)] == ["2025-12", "2026-02"]
+    # The day given decides which month has ended, not the clock of the machine.
+    ledger.ensure_previous_month(session, today=date(2999, 2, 10))
+    assert [r.period for r in ledger.list_releases(session)][-1] == "2999-01"
 
 
 def test_an_unknown_period_is_not_found_in_plain_words(session) -> None:
