@@ -159,6 +159,8 @@ def test_the_snapshot_and_the_noise_come_from_the_last_month_of_the_range(
     assert s.open_by_status == {**EMPTY_STATUS, **frozen.open_at_end.cells}
     assert s.open_cases == frozen.open_at_end.total
     assert s.dp is not None and s.dp.epsilon == 0.5
+    listed = {i.period: i.epsilon for i in published.list_releases(session, today=TODAY)}
+    assert (listed["2025-01"], listed["2025-02"]) == (None, 0.5)
     assert frozen.dp is not None and frozen.dp.model_dump() == {
         "epsilon": 0.5,
         "tables": ["contacts", "cases_opened", "evacuated", "resettled", "open_at_end"],
