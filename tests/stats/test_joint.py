@@ -152,3 +152,66 @@ def test_where_forcing_cannot_settle_it_every_non_zero_figure_of_the_new_table_g
     # total less n. The last resort hides every non-zero figure, the total too: that adds no equation, so
     # it cannot undo what the months already protect.
     assert hidden["2025-Q1"] == {"m", "n", ""}
+
+
+def _year_of(months: dict[int, dict[str, int]], regions=("m", "n")) -> dict[str, dict[str, int]]:
+    """Twelve months (missing ones zero), each quarter after its third month, the year last."""
+    full = {m: {r: months.get(m, {}).get(r, 0) for r in regions} for m in range(1, 13)}
+    year: dict[str, dict[str, int]] = {}
+    for m, cells in full.items():
+        year[f"2025-{m:02d}"] = cells
+        if m % 3 == 0:
+            year[f"2025-Q{m // 3}"] = {r: sum(full[p][r] for p in (m - 2, m - 1, m)) for r in regions}
+    year["2025"] = {r: sum(c[r] for c in full.values()) for r in regions}
+    return year
+
+
+def test_the_year_hides_its_total_where_hidden_figures_known_to_be_non_zero_would_be_pinned() -> None:
+    year = _year_of(
+        {2: {"m": 9, "n": 9}, 3: {"n": 9}, 4: {"m": 9}, 6: {"m": 1}, 8: {"n": 9}, 9: {"m": 1, "n": 1}, 12: {"m": 8}}
+    )
+    hidden = _decide(year)
+    # June's 1 goes with its total; September's 1s and their 2 all go. The second quarter's m, 10, is April's 9
+    # and June's 1, so it goes with its total; the third quarter's 1, and its 10 (with August's 9, September's
+    # 1) and its 11 all go. The year's m, 28, would give June to September's m (2) and its n, 28, September's
+    # n (1). Its total, 56, less the shown quarters' 27 and 8, would give June's and September's totals
+    # together, 3, over three hidden figures a reader knows are not zero: each would be 1. All three go.
+    assert {p: h for p, h in hidden.items() if h} == {
+        "2025-06": {"m", ""},
+        "2025-09": {"m", "n", ""},
+        "2025-Q2": {"m", ""},
+        "2025-Q3": {"m", "n", ""},
+        "2025": {"m", "n", ""},
+    }
+
+
+def test_a_year_of_scattered_small_months_is_released_whole_and_gives_nothing_small_away() -> None:
+    from tests.stats.solver import Reader
+
+    year = _year_of(
+        {
+            1: {"m": 2},
+            2: {"n": 9},
+            3: {"n": 2},
+            5: {"n": 1},
+            6: {"n": 9},
+            8: {"m": 9},
+            11: {"n": 8},
+            12: {"m": 9, "n": 9},
+        }
+    )
+    hidden = _decide(year)
+    reader = Reader()
+    for period, cells in year.items():
+        months = [d.month for d in joint.months_of(period)]
+        for r in ("m", "n"):
+            if r not in hidden[period]:
+                reader.learn([(m, r) for m in months], cells[r])
+        if "" not in hidden[period]:
+            reader.learn([(m, r) for m in months for r in ("m", "n")], sum(cells.values()))
+    for group in (["m"], ["n"], ["m", "n"]):
+        for a in range(1, 13):
+            for b in range(a, 13):
+                value = reader.determined([(m, r) for m in range(a, b + 1) for r in group])
+                assert value is None or not 0 < value < 5, (group, a, b, value)
+    assert reader.figures > 30  # the reader did learn most of the year
