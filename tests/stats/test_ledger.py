@@ -437,3 +437,23 @@ def test_releases_are_listed_by_first_day_then_shortest_first_whatever_order_the
         )
     session.flush()
     assert [r.period for r in ledger.list_releases(session)] == ["2023-01", "2023-Q1", "2023", "2023-02"]
+
+
+def test_referrals_by_partner_are_frozen_as_series_each_suppressed_on_its_own() -> None:
+    shown, basis = ledger._referral_tables(["Embassy", "Shelter"], {"made": [3, 8], "accepted": [0, 6]}, k=5)
+    # Embassy's 3 goes, and with the total shown Shelter's 8 would give it back: it goes too.
+    assert shown == {
+        "partners": ["Embassy", "Shelter"],
+        "made": {"cells": [None, None], "total": 11},
+        "accepted": {"cells": [0, 6], "total": 6},
+    }
+    assert basis == {"partners": ["Embassy", "Shelter"], "made": [3, 8], "accepted": [0, 6]}
+    # At K nothing is hidden; with K one higher the 5 goes with its equal total.
+    assert ledger._referral_tables(["Shelter"], {"made": [5], "accepted": [5]}, k=5)[0]["made"] == {
+        "cells": [5],
+        "total": 5,
+    }
+    assert ledger._referral_tables(["Shelter"], {"made": [5], "accepted": [5]}, k=6)[0]["accepted"] == {
+        "cells": [None],
+        "total": None,
+    }
