@@ -215,3 +215,19 @@ def test_a_year_of_scattered_small_months_is_released_whole_and_gives_nothing_sm
                 value = reader.determined([(m, r) for m in range(a, b + 1) for r in group])
                 assert value is None or not 0 < value < 5, (group, a, b, value)
     assert reader.figures > 30  # the reader did learn most of the year
+
+
+def test_a_region_added_during_the_year_counts_as_zero_in_the_months_before_it() -> None:
+    january = joint.Table(cells={"m": 9}, hidden=set())  # frozen before region n was configured
+    february = joint.Table(cells={"m": 9, "n": 9})
+    assert joint.suppress_jointly({"2025-01": january, "2025-02": february}, regions=["m", "n"], k=5) == set()
+    february.hidden = set()
+    march = joint.Table(cells={"m": 0, "n": 2})
+    year = {"2025-01": january, "2025-02": february, "2025-03": march}
+    assert joint.suppress_jointly(year, regions=["m", "n"], k=5) == {"n", ""}
+    march.hidden = {"n", ""}
+    # The quarter's n, 11, less February's 9 (and January's none) would give March's 2, and its total, 29,
+    # less January's 9 and February's 18, March's total 2. Its m, 18, says nothing new.
+    quarter = joint.Table(cells={"m": 18, "n": 11})
+    year["2025-Q1"] = quarter
+    assert joint.suppress_jointly(year, regions=["m", "n"], k=5) == {"n", ""}
