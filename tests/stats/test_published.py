@@ -221,6 +221,10 @@ def test_a_small_snapshot_is_hidden_and_named_in_the_release_and_the_summary(ses
         "open_by_status.evacuated",
         "open_by_status.resettled",
     ]
+    # A month hidden before a month shown stays named.
+    _release(session, 2025, (7,))
+    two = published.summary(session, start=date(2025, 6, 1), end=date(2025, 7, 31), today=TODAY)
+    assert [s for s in two.suppressed if s.startswith("series")] == ["series[0].contacts", "series[0].cases_opened"]
     # A quarter's or a year's release has no snapshot of its own.
     rows = _release(session, 2025, (4, 5))
     quarter = published.release(rows[-1])
@@ -238,3 +242,12 @@ def test_the_summary_releases_last_month_first_if_nobody_has(session) -> None:
     s = published.summary(session, today=date(2025, 8, 10))
     assert [p.period for p in s.series] == ["2025-07"]
     assert [r.period for r in s.releases] == ["2025-07"]
+
+
+def test_a_region_configured_after_an_earlier_month_sums_as_zero_there(session, monkeypatch, settings) -> None:
+    monkeypatch.setattr(settings, "regions", ("moscow",))
+    _release(session, 2023, (1,))
+    monkeypatch.setattr(settings, "regions", ("moscow", "chechnya"))
+    _release(session, 2023, (2,))
+    s = published.summary(session, start=date(2023, 1, 1), end=date(2023, 2, 28), today=TODAY)
+    assert s.by_region["contacts"] == {"moscow": 0, "chechnya": 0}
