@@ -364,3 +364,11 @@ def test_pinned_sums_solves_with_pivots_other_than_one() -> None:
         (frozenset({2}), Fraction(2)),
         (frozenset({0, 1, 2}), Fraction(6)),
     ]
+
+
+def test_a_new_small_figure_that_a_frozen_shown_one_equals_cannot_be_hidden_safely() -> None:
+    # x balances a new 3 in against a 3 already shown out: no complement can help, and hiding the 3 anyway
+    # leaves it recoverable, so the release is refused rather than made.
+    arcs = [d.Arc(3, "a", "x"), d.Arc(3, "x", "b", fixed=False), d.Arc(8, "c", "y")]
+    with pytest.raises(d.DisclosureError, match="^figures already published leave 1 recoverable$"):
+        d.protect_network(arcs, k=5, balanced={"x"})
