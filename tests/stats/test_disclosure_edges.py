@@ -321,3 +321,54 @@ def test_a_quantile_of_one_observation_is_shown_when_k_is_one() -> None:
 def test_noise_refuses_parameters_with_one_clear_message(epsilon: float, sensitivity: int) -> None:
     with pytest.raises(d.DisclosureError, match="^epsilon must be positive and finite and sensitivity at least 1$"):
         d.add_integer_noise([5], epsilon=epsilon, sensitivity=sensitivity)
+
+
+# --- the network form used for a year's releases ------------------------------------------------------------
+
+
+def test_a_network_needs_a_threshold_of_at_least_one() -> None:
+    with pytest.raises(d.DisclosureError, match="^the threshold k must be at least 1$"):
+        d.protect_network([d.Arc(3, "a", "x")], k=0, balanced={"x"})
+    assert d.protect_network([d.Arc(3, "a", "x"), d.Arc(3, "x", "b")], k=1, balanced={"x"}) == set()
+
+
+def test_a_new_small_figure_beside_a_frozen_shown_sum_takes_its_complement() -> None:
+    # x balances: 3 + 9 in, the frozen 12 out. The 3 goes; with 12 shown the 9 would give it back: it goes too.
+    arcs = [d.Arc(3, "a", "x"), d.Arc(9, "a", "x"), d.Arc(12, "x", "b", fixed=False)]
+    assert d.protect_network(arcs, k=5, balanced={"x"}) == {0, 1}
+    # Unbalanced (its other figures unpublished), x gives nothing away: only the 3 goes.
+    assert d.protect_network(arcs, k=5, balanced=set()) == {0}
+
+
+def test_a_frozen_hidden_figure_already_recoverable_is_refused_by_count() -> None:
+    # A 3 frozen hidden whose node balances against a shown 3: published before, it can be worked out now.
+    arcs = [d.Arc(3, "a", "x", fixed=True), d.Arc(3, "x", "b", fixed=False), d.Arc(8, "c", "y")]
+    with pytest.raises(d.DisclosureError, match="^figures already published leave 1 recoverable$"):
+        d.protect_network(arcs, k=5, balanced={"x"})
+
+
+def test_pinned_sums_solves_with_pivots_other_than_one() -> None:
+    # a + b = 4, a + c = 3, b + c = 5: eliminating leaves 2c = 4, so a = 1, b = 3, c = 2; d is never named.
+    equations = [(frozenset({0, 1}), 4), (frozenset({0, 2}), 3), (frozenset({1, 2}), 5)]
+    candidates = [
+        frozenset({0}),
+        frozenset({1}),
+        frozenset({2}),
+        frozenset({0, 1, 2}),
+        frozenset({3}),
+        frozenset({2, 3}),
+    ]
+    assert d.pinned_sums(equations, candidates) == [
+        (frozenset({0}), Fraction(1)),
+        (frozenset({1}), Fraction(3)),
+        (frozenset({2}), Fraction(2)),
+        (frozenset({0, 1, 2}), Fraction(6)),
+    ]
+
+
+def test_a_new_small_figure_that_a_frozen_shown_one_equals_cannot_be_hidden_safely() -> None:
+    # x balances a new 3 in against a 3 already shown out: no complement can help, and hiding the 3 anyway
+    # leaves it recoverable, so the release is refused rather than made.
+    arcs = [d.Arc(3, "a", "x"), d.Arc(3, "x", "b", fixed=False), d.Arc(8, "c", "y")]
+    with pytest.raises(d.DisclosureError, match="^figures already published leave 1 recoverable$"):
+        d.protect_network(arcs, k=5, balanced={"x"})
