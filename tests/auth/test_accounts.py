@@ -398,6 +398,8 @@ def test_a_password_holding_the_persons_own_name_is_refused_wherever_it_is_chose
             session, user=account.user, current=account.password, otp=account.totp().now(), password=named, repeat=named
         )
     assert _field_error(by_self.value) == rule
+    # Refused before the code was looked at: the person keeps it for their next try.
+    assert session.scalars(select(TotpSpent.step).where(TotpSpent.user_id == account.user.id)).all() == []
     with pytest.raises(Invalid) as at_creation:
         auth_service.create_user(
             session, actor="admin", username="Marat", role="caseworker", password="marat the brave"
