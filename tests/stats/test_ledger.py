@@ -252,6 +252,8 @@ def test_quarters_and_the_year_come_when_their_last_month_does_in_any_order(sess
         ("2025-Q4", "quarter", date(2025, 10, 1), date(2025, 12, 31)),
         ("2025", "year", date(2025, 1, 1), date(2025, 12, 31)),
     ]
+    # Exact months make exact quarters and years: no epsilon stated.
+    assert [ledger.get_release(session, period=p).epsilon for p in ("2025-Q1", "2025")] == [None, None]
     # Oldest first day first; of one first day, the shortest period first.
     assert [r.period for r in ledger.list_releases(session)][:6] == [
         "2025-01",

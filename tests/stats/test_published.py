@@ -170,7 +170,10 @@ def test_the_snapshot_and_the_noise_come_from_the_last_month_of_the_range(
 
 def test_the_listing_names_each_release_with_its_span_and_time(session) -> None:
     rows = _release(session, 2025, (1, 2, 3))
+    stamps = {r.period: r.created_at for r in rows}  # as written: aware, in UTC
+    session.expire_all()  # read back from the database, where SQLite keeps no zone
     items = published.list_releases(session, today=date(2025, 4, 2))
+    assert {i.period: i.created_at for i in items} == stamps
     assert [(i.period, i.kind, i.first_day, i.last_day, i.epsilon) for i in items] == [
         ("2025-01", "month", date(2025, 1, 1), date(2025, 1, 31), None),
         ("2025-Q1", "quarter", date(2025, 1, 1), date(2025, 3, 31), None),
