@@ -85,3 +85,35 @@ def test_analyst_downloads_both_exports_from_the_page(pages, client, factory, se
 def test_caseworkers_cannot_export(pages, client, factory):
     pages.signed_in(factory.account("caseworker"))
     assert client.get("/exports").status_code == 403
+
+
+def test_the_users_page_names_the_account_shows_its_state_and_explains_a_refusal(pages, client, factory, session):
+    from datetime import UTC, datetime, timedelta
+
+    locked = factory.account("caseworker")
+    held = factory.account("caseworker")
+    admin = factory.account("admin")
+    # A timed lock-out ends within the hour; a duress hold lasts until an admin unlocks (far in the future).
+    session.get(User, locked.user.id).locked_until = datetime.now(UTC) + timedelta(minutes=10)
+    session.get(User, held.user.id).locked_until = datetime(9000, 1, 1, tzinfo=UTC)
+    session.commit()
+    pages.signed_in(admin)
+    made = pages.post("/admin/users", {"username": "night-shift", "role": "coordinator"})
+    assert made.status_code == 200
+    assert "Account night-shift created" in made.text  # the one-time hand-over names whose secrets these are
+    assert "<title>QR code for the authenticator app</title>" in made.text  # the QR code's accessible name
+    for role in ("caseworker", "coordinator", "analyst", "admin"):
+        assert f'<option value="{role}"' in made.text
+    row = {name: _row(made.text, name) for name in (locked.username, held.username, admin.username)}
+    assert ">locked<" in row[locked.username] and "/unlock" in row[locked.username]
+    assert ">held after a duress sign-in<" in row[held.username] and "/unlock" in row[held.username]
+    assert ">active<" in row[admin.username] and "/unlock" not in row[admin.username]
+    bad = pages.post("/admin/users", {"username": "no spaces", "role": "caseworker"})
+    assert bad.status_code == 422
+    assert 'id="username-error"' in bad.text and 'aria-invalid="true"' in bad.text
+
+
+def _row(html: str, username: str) -> str:
+    """The accounts table's row of ``username``."""
+    start = html.index(f"<td>{username}</td>")
+    return html[start : html.index("</tr>", start)]
