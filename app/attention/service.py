@@ -48,14 +48,17 @@ def raise_item(
     if kind not in KINDS:
         raise ValueError(f"unknown attention kind {kind}")  # a programming error, never user input
     if not new_record:
-        already = session.scalar(
-            select(AttentionItem.id).where(
-                AttentionItem.kind == kind,
-                AttentionItem.resolved_on.is_(None),
-                AttentionItem.record_code == record_code,
-                AttentionItem.other_code == other_code,
-            )
-        )
+        same = [
+            AttentionItem.kind == kind,
+            AttentionItem.resolved_on.is_(None),
+            AttentionItem.record_code == record_code,
+            AttentionItem.other_code == other_code,
+        ]
+        if record_code is None and other_code is None:
+            # About no record (a duress sign-in): about the person who raised it, so another person's
+            # open alarm never swallows this one.
+            same.append(AttentionItem.raised_by == raised_by)
+        already = session.scalar(select(AttentionItem.id).where(*same))
         if already is not None:
             return
     # Core, no ORM flush: the row is new and nothing in this transaction holds it as an object.

@@ -146,3 +146,18 @@ def test_the_unit_of_work_is_marked_for_duress_or_not(session):
     assert duress.active(session) is True
     duress.mark(session, False)
     assert duress.active(session) is False
+
+
+def test_each_persons_duress_alarm_has_its_own_queue_entry_and_a_repeat_adds_none(session, factory):
+    first, second = factory.account("caseworker").user, factory.account("coordinator").user
+    duress.triggered(session, user=first)
+    duress.triggered(session, user=second)  # while the first alarm is still open
+    auth_service.unlock(session, actor="admin", user=first)
+    duress.triggered(session, user=first)  # again, before a coordinator has dealt with the first entry
+    session.flush()
+    open_items = session.execute(
+        select(AttentionItem.raised_by)
+        .where(AttentionItem.kind == "duress", AttentionItem.resolved_on.is_(None))
+        .order_by(AttentionItem.raised_by)
+    ).scalars()
+    assert list(open_items) == sorted([first.username, second.username])
