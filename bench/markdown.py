@@ -13,7 +13,7 @@ from bench.report import _fmt
 def render(doc: dict[str, Any]) -> str:
     m, v = doc["machine"], doc["versions"]
     out = [
-        f"Run of {doc['date']} ({'quick' if doc['quick'] else 'full'}, {doc['size']:,} contacts); "
+        f"Run of {doc['date']} ({'smoke: figures not measurements' if doc.get('smoke') else 'quick' if doc['quick'] else 'full'}, {doc['size']:,} contacts); "
         f"{m['cpu_model']}, {m['cores']} cores, {m['ram_bytes'] / 2**30:.0f} GB RAM, load average at start "
         f"{m['load_average_at_start'][0]:.1f}; Python {v['python']}, SQLite {v['sqlite']}, {v.get('postgres') or 'no PostgreSQL'}, "
         f"SQLAlchemy {v['sqlalchemy']}, FastAPI {v['fastapi']}, uvicorn {v['uvicorn']}, cryptography {v['cryptography']}.",

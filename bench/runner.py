@@ -45,9 +45,11 @@ class Unavailable(Exception):
 class Context:
     """What benchmarks share: options, the data sets, one PostgreSQL server, a scratch directory."""
 
-    def __init__(self, *, size: int, quick: bool, work: Path, postgres: bool) -> None:
+    def __init__(self, *, size: int, quick: bool, work: Path, postgres: bool, smoke: bool = False) -> None:
         self.size = size
-        self.quick = quick
+        self.quick = quick or smoke
+        # The harness end to end with the shortest loads: every figure is written, none is worth reading.
+        self.smoke = smoke
         self.work = work
         self.use_postgres = postgres
         self._installs: dict[int, dataset.Install] = {}
@@ -133,6 +135,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         help=f"run only these ({', '.join(BENCHMARKS)}); repeatable or comma-separated",
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="as --quick, with one-second loads and single repeats: checks the harness, its figures mean nothing",
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where latest.json and the dated copy go")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--no-scale", action="store_true", help="skip the 10k/100k scale points of a full run")
@@ -182,7 +189,8 @@ def _workdir(keep: bool) -> Iterator[Path]:
 def write_results(doc: dict[str, Any], results_dir: Path) -> Path:
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = doc["date"].replace(":", "").replace("-", "")[:15]
-    dated = results_dir / f"{stamp}-{'quick' if doc['quick'] else 'full'}-{doc['size']}.json"
+    kind = "smoke" if doc.get("smoke") else "quick" if doc["quick"] else "full"
+    dated = results_dir / f"{stamp}-{kind}-{doc['size']}.json"
     text = json.dumps(doc, indent=1, sort_keys=False) + "\n"
     for path in (dated, results_dir / "latest.json"):
         tmp = path.with_suffix(".tmp")
@@ -194,12 +202,14 @@ def write_results(doc: dict[str, Any], results_dir: Path) -> Path:
 def main(argv: list[str] | None = None, *, log: Callable[[str], None] | None = None) -> int:
     args = _parse(argv)
     names = _selected(args.only)
+    args.quick = args.quick or args.smoke
     size = args.size or (QUICK_SIZE if args.quick else FULL_SIZE)
     started = datetime.now(UTC)
     doc: dict[str, Any] = {
         "schema": RESULTS_SCHEMA,
         "date": started.isoformat(timespec="seconds"),
         "quick": bool(args.quick),
+        "smoke": bool(args.smoke),
         "size": size,
         "scale_sizes": [] if (args.quick or args.no_scale) else [s for s in SCALE_SIZES if s < size] + [size],
         **machine.describe(),
@@ -207,7 +217,7 @@ def main(argv: list[str] | None = None, *, log: Callable[[str], None] | None = N
     }
     outcomes: list[Outcome] = []
     with _workdir(args.keep_work) as work:
-        ctx = Context(size=size, quick=args.quick, work=work, postgres=not args.no_postgres)
+        ctx = Context(size=size, quick=args.quick, work=work, postgres=not args.no_postgres, smoke=args.smoke)
         ctx.scale_sizes = doc["scale_sizes"]  # type: ignore[attr-defined]
         try:
             for name in names:
