@@ -223,13 +223,24 @@ def _check(obj: Any, session: Session | None) -> None:
     keyring = session.info.get("keyring")
     if keyring is None:
         return
-    columns = SEALED[type(obj)]
-    state = inspect(obj)
-    if state.unloaded & {*columns, "seal", "id"}:
-        return  # a partial refresh; the full load checked it
-    if holds(keyring, type(obj).__tablename__, obj.id, _values(obj, columns), obj.seal):
+    model = type(obj)
+    columns = SEALED[model]
+    what, label = ("user", "username") if model is User else ("case", "code")
+    if inspect(obj).unloaded & {*columns, "seal", label}:
+        # Read narrowly (load_only, defer): the row as stored is checked instead, so leaving the seal or a
+        # sealed column out of a query cannot carry a forged row past the check. Through the connection:
+        # a session query here could autoflush in the middle of a load.
+        t = model.__table__
+        row = (
+            session.connection()
+            .execute(select(t.c[label], t.c.seal, *(t.c[c] for c in columns)).where(t.c.id == obj.id))
+            .one()
+        )
+        name, seal, values = row[0], row[1], dict(zip(columns, row[2:], strict=True))
+    else:
+        name, seal, values = getattr(obj, label), obj.seal, _values(obj, columns)
+    if holds(keyring, model.__tablename__, obj.id, values, seal):
         return
-    what, name = ("user", obj.username) if isinstance(obj, User) else ("case", obj.code)
     session.info.setdefault(_ALARMS, set()).add((what, name))
     # Out of the identity map: a later query in the same session must load, and refuse, it again.
     session.expunge(obj)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.auth import duress, passwords, signin
-from app.auth.models import ApiToken, Role, SignInThrottle, User, WebSession
+from app.auth.models import ApiToken, Role, SignInThrottle, TotpSpent, User, WebSession
 from app.crypto import service as crypto
 from app.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound
 
@@ -185,6 +185,8 @@ def reset_totp(session: Session, *, actor: str, user: User) -> str:
     user.totp_secret_ct = _seal_totp(session, user, secret)
     user.totp_enrolled = False
     user.totp_last_step = 0
+    # Steps spent under the old secret would refuse the new secret's codes in those steps as replays.
+    session.execute(delete(TotpSpent).where(TotpSpent.user_id == user.id))
     end_credentials(session, user)
     audit.record(session, actor=actor, action="user.totp_reset", target=user.username)
     return passwords.totp_uri(secret, user.username)

@@ -74,11 +74,15 @@ def start(session: Session, *, user: User, stage: str = FULL, locale: str = "en"
     token = secrets.token_urlsafe(32)
     moment = _now()
     # Sessions nobody came back to are swept here, so dead rows do not pile up between sign-ins.
+    # "fetch": the database picks the rows and the session drops those; the default would re-compare the
+    # loaded sessions in Python, where SQLite's zone-less times cannot be compared with the clock.
     session.execute(
-        delete(WebSession).where(
+        delete(WebSession)
+        .where(
             (WebSession.expires_at <= moment)
             | (WebSession.last_seen_at <= moment - timedelta(minutes=settings.session_idle_minutes))
         )
+        .execution_options(synchronize_session="fetch")
     )
     web = WebSession(
         user_id=user.id,

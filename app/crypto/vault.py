@@ -52,7 +52,9 @@ class VaultTransitProvider:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, func: Any, *args: Any, invalid: type[CryptoError] = CryptoError, **kwargs: Any) -> Any:
+        """``invalid`` is raised for a request Vault refuses as invalid: DecryptionError only for an unwrap,
+        where it means a wrong key, a moved key or an altered one; anything else is the operator's to fix."""
         try:
             return func(*args, mount_point=self._mount, **kwargs)
         except hvac.exceptions.InvalidPath:
@@ -62,11 +64,18 @@ class VaultTransitProvider:
         except hvac.exceptions.InvalidRequest as exc:
             # Vault's messages name paths and versions, never plaintext.
             reason = "; ".join(getattr(exc, "errors", None) or []) or "invalid request"
-            raise DecryptionError(f"Vault {what} failed: {reason}") from None
+            raise invalid(f"Vault {what} failed: {reason}") from None
         except hvac.exceptions.VaultError as exc:
             raise CryptoError(f"Vault {what} failed: {type(exc).__name__}") from None
         except OSError as exc:  # requests' connection errors derive from OSError
             raise CryptoError(f"cannot reach Vault for {what}: {type(exc).__name__}") from None
+
+    def _batch(self, what: str, func: Any, sent: int, **kwargs: Any) -> list[dict[str, Any]]:
+        """One result per key sent, in order: a short answer must not pair a new wrapping with another's row."""
+        results: list[dict[str, Any]] = self._call(what, func, **kwargs)["data"]["batch_results"]
+        if len(results) != sent:
+            raise CryptoError(f"Vault {what} failed: {len(results)} results for {sent} data keys")
+        return results
 
     def _info(self) -> dict[str, Any]:
         data: dict[str, Any] = self._call("reading the key", self._client.secrets.transit.read_key, name=self._key)[
@@ -115,6 +124,7 @@ class VaultTransitProvider:
             name=self._key,
             ciphertext=wrapped.decode("ascii"),
             associated_data=_b64(aad),
+            invalid=DecryptionError,
         )
         return base64.b64decode(response["data"]["plaintext"])
 
@@ -123,24 +133,27 @@ class VaultTransitProvider:
         for kek_id, wrapped, _, _ in items:
             if _version_of(wrapped) != kek_id:
                 raise DecryptionError("cannot unwrap data key: its KEK id does not match the Vault ciphertext")
-        opened = self._call(
+        opened = self._batch(
             "unwrapping data keys",
             self._client.secrets.transit.decrypt_data,
+            len(items),
             name=self._key,
             batch_input=[{"ciphertext": w.decode("ascii"), "associated_data": _b64(a)} for _, w, a, _ in items],
-        )["data"]["batch_results"]
+            invalid=DecryptionError,
+        )
         if any("error" in r and r["error"] for r in opened):
             raise DecryptionError("Vault could not unwrap a data key of the batch: wrong key or altered")
-        sealed = self._call(
+        sealed = self._batch(
             "wrapping data keys",
             self._client.secrets.transit.encrypt_data,
+            len(items),
             name=self._key,
             key_version=target,
             batch_input=[
                 {"plaintext": r["plaintext"], "associated_data": _b64(item[3])}
                 for r, item in zip(opened, items, strict=True)
             ],
-        )["data"]["batch_results"]
+        )
         if any("error" in r and r["error"] for r in sealed):
             raise CryptoError("Vault could not wrap a data key of the batch")
         return [str(r["ciphertext"]).encode("ascii") for r in sealed]

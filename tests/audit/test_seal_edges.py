@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, load_only
 
 from app.audit import seals
 from app.audit.models import AuditEntry
@@ -175,6 +175,39 @@ def test_a_refresh_of_the_seal_alone_is_checked(session, factory) -> None:
     _raw(session, User, user.id, seal="1:" + "0" * 64)
     with pytest.raises(seals.SealBroken):
         session.refresh(user, ["seal"])
+
+
+NARROW_READS = {
+    "load_only": (load_only(User.id, User.failed_logins), load_only(Case.id, Case.status)),
+    "defer the seal": (defer(User.seal), defer(Case.seal)),
+    "defer a sealed column": (defer(User.role), defer(Case.assigned_to_id)),
+}
+
+
+@pytest.mark.parametrize("narrow", NARROW_READS.values(), ids=NARROW_READS.keys())
+def test_a_forged_row_read_narrowly_is_refused_as_when_read_whole(session, factory, narrow) -> None:
+    user = factory.user("caseworker")
+    case = factory.case(user)
+    name, user_id, code, case_id = user.username, user.id, case.code, case.id
+    session.flush()
+
+    def read() -> tuple[User, Case]:
+        session.expunge_all()  # a fresh load, as in a new request
+        found = session.scalars(select(User).options(narrow[0]).where(User.id == user_id)).one()
+        return found, session.scalars(select(Case).options(narrow[1]).where(Case.id == case_id)).one()
+
+    assert [row.id for row in read()] == [user_id, case_id]  # an intact row read narrowly is handed out
+    _raw(session, User, user_id, role="admin")
+    _raw(session, Case, case_id, assigned_to_id=None)
+    with pytest.raises(seals.SealBroken):
+        read()
+    session.expunge_all()
+    with pytest.raises(seals.SealBroken):
+        session.scalars(select(Case).options(narrow[1]).where(Case.id == case_id)).one()
+    session.commit()
+    why = "security columns changed outside Helpline"
+    assert _alarm_details(session, name) == [{"kind": "user", "why": why}]
+    assert _alarm_details(session, code) == [{"kind": "case", "why": why}]
 
 
 def test_a_session_without_the_key_provider_neither_checks_nor_writes_sealed_columns(session, factory) -> None:

@@ -3,6 +3,7 @@ what each admin action changes and records, tokens at the edge of their lifetime
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pyotp
@@ -253,6 +254,18 @@ def test_resetting_two_factor_hands_over_a_new_secret_and_needs_enrolment_again(
     assert _audited(session, user.username, "user.totp_reset") == [("admin", {})]
     assert isinstance(attempt(session, user.username, account.password, account.totp().now()), signin.Refused)
     assert isinstance(attempt(session, user.username, account.password, uri.now()), signin.Admitted)
+
+
+def test_a_code_from_the_new_secret_is_good_in_the_step_the_old_secret_last_signed_in(session, factory):
+    account = factory.account("caseworker")
+    user = account.user
+    moment = time.time()  # both codes for one step: accepted from that step to the next (one step of drift)
+    assert isinstance(attempt(session, user.username, account.password, account.totp().at(moment)), signin.Admitted)
+    uri = pyotp.parse_uri(auth_service.reset_totp(session, actor="admin", user=user))
+    # The old secret's spent steps say nothing about the new one: not a replay.
+    assert isinstance(attempt(session, user.username, account.password, uri.at(moment)), signin.Admitted)
+    actions = [action for _, action, _ in audit_of(session, user.username) if action.startswith(("user.totp", "auth."))]
+    assert actions == ["user.totp_enrolled", "user.totp_reset", "user.totp_enrolled"]
 
 
 def test_resetting_a_password_hands_over_a_one_time_one(session, factory, clock):

@@ -214,8 +214,10 @@ def test_wrap_and_unwrap_use_the_version_asked_for(vault: VaultTransitStandIn) -
     with pytest.raises(DecryptionError) as info:
         provider.unwrap(1, b"vault:v1:AAAA:AAAA", _aad(subject, 1))
     assert str(info.value) == "Vault unwrapping a data key failed: failed to base64-decode"
-    with pytest.raises(DecryptionError) as info:
+    # A wrapping Vault refuses is an operator's problem, never reported as data that failed to open.
+    with pytest.raises(CryptoError) as info:
         provider.wrap(3, dek, _aad(subject, 3))
+    assert type(info.value) is CryptoError
     assert str(info.value) == "Vault wrapping a data key failed: requested version for encryption is not valid"
 
 
@@ -309,10 +311,30 @@ def test_rewrap_batch_reports_which_half_vault_failed(vault: VaultTransitStandIn
     with pytest.raises(CryptoError) as info:
         provider.rewrap_batch([item], 1)
     assert str(info.value) == "Vault refused wrapping data keys: the token lacks permission or has expired"
-    # A Vault answering fewer results than keys sent must not yield a shorter list of new wrappings.
-    vault.interpose("POST", f"/v1/transit/decrypt/{KEY}", (200, {"data": {"batch_results": []}}))
-    with pytest.raises(ValueError):
+    vault.interpose("POST", f"/v1/transit/encrypt/{KEY}", (400, {"errors": ["invalid key version"]}))
+    with pytest.raises(CryptoError) as info:
         provider.rewrap_batch([item], 1)
+    assert type(info.value) is CryptoError
+    assert str(info.value) == "Vault wrapping data keys failed: invalid key version"
+
+
+def test_rewrap_batch_refuses_an_answer_with_another_count_than_the_keys_sent(vault: VaultTransitStandIn) -> None:
+    provider = _provider(vault)
+    subject = uuid.uuid4()
+    item = (1, provider.wrap(1, cipher.new_key(), _aad(subject, 1)), _aad(subject, 1), _aad(subject, 1))
+    # Fewer results than keys must never become a shorter list of new wrappings, nor more a longer one.
+    short, long = {"data": {"batch_results": []}}, {"data": {"batch_results": [{"ciphertext": "vault:v1:AAAA"}] * 3}}
+    for path, answer, message in (
+        ("decrypt", short, "Vault unwrapping data keys failed: 0 results for 2 data keys"),
+        ("encrypt", short, "Vault wrapping data keys failed: 0 results for 2 data keys"),
+        ("encrypt", long, "Vault wrapping data keys failed: 3 results for 2 data keys"),
+    ):
+        vault.interpose("POST", f"/v1/transit/{path}/{KEY}", (200, answer))
+        with pytest.raises(CryptoError) as info:
+            provider.rewrap_batch([item, item], 1)
+        assert type(info.value) is CryptoError
+        assert str(info.value) == message
+    assert len(provider.rewrap_batch([item, item], 1)) == 2  # the stand-in answering again: one for each
 
 
 def test_add_primary_kek_rotates_in_vault(vault: VaultTransitStandIn) -> None:
