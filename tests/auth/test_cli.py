@@ -161,11 +161,21 @@ def test_reset_password_of_a_name_that_does_not_exist_prints_no_password(install
 # ----------------------------------------------------------------------------- user set-duress
 
 
-def test_set_duress_reads_one_line_of_standard_input(install, capsys, monkeypatch):
-    _stdin(monkeypatch, DURESS + "\r\nthe second line is not read\n")
+@pytest.mark.parametrize(
+    ("stdin", "duress", "not_it"),
+    [
+        (DURESS + "\r\nthe second line is not read\n", DURESS, DURESS + "\r"),
+        # Only the line break is taken off: spaces and letters at the end are the password's own.
+        (" a calm walk by the sea \n", " a calm walk by the sea ", " a calm walk by the sea"),
+        ("a calm walk to sector X\n", "a calm walk to sector X", "a calm walk to sector "),
+    ],
+)
+def test_set_duress_reads_one_line_of_standard_input(install, capsys, monkeypatch, stdin, duress, not_it):
+    _stdin(monkeypatch, stdin)
     assert _run(capsys, "user", "set-duress", "boris", "--password-stdin") == (0, "boris: duress password set\n", "")
     user = _user(install, "boris")
-    assert passwords.verify_password(user.duress_hash, DURESS)
+    assert passwords.verify_password(user.duress_hash, duress)
+    assert not passwords.verify_password(user.duress_hash, not_it)
     assert passwords.verify_password(user.password_hash, PASSWORD)  # the real one is untouched
     assert _audit(install) == [("cli", "user.duress_set", "boris", {})]
 
