@@ -40,7 +40,12 @@ PACKAGE_TESTS: dict[str, list[str]] = {
     "app/crypto": ["tests/crypto"],
     # tests/security/test_auth_attacks.py is left out: it drives a server in another process, where mutmut
     # cannot see which mutant a test reached, and each run of it takes minutes.
-    "app/auth": ["tests/auth", "tests/web/test_auth_pages.py", "tests/web/test_admin_pages.py"],
+    "app/auth": [
+        "tests/auth",
+        "tests/web/test_auth_pages.py",
+        "tests/web/test_admin_pages.py",
+        "tests/web/test_sign_in_stages.py",
+    ],
     # The quiet-server checkpoint test is left out for the same reason: a live server in other processes, and
     # half a minute per mutant it reaches; the timer's own rule and checkpoint files are tested in-process.
     "app/audit": [
@@ -63,6 +68,8 @@ MODULE_TESTS: dict[str, list[str]] = {
     "app/cases/permissions.py": ["tests/cases", "tests/security/test_access_matrix.py"],
     # The web pages reach passwords only through sign-in, which tests/auth drives directly.
     "app/auth/passwords.py": ["tests/auth"],
+    # The account commands run in this process through app.cli.main (tests/cli runs them as child processes).
+    "app/auth/cli.py": ["tests/auth/test_cli.py"],
     "app/audit/link.py": ["tests/audit/test_link_format.py", "tests/audit/test_keyed_chain.py"],
     # protect_network and pinned_sums are reached through the joint suppression of a year's releases.
     "app/stats/disclosure.py": [

@@ -167,8 +167,9 @@ def _account_page(visit: Visit, *, errors: dict[str, str] | None = None, done: s
 
 
 @router.get("/account")
-def account(visit: SignedIn) -> Response:
-    return _account_page(visit)
+def account(visit: SignedIn, done: str | None = None) -> Response:
+    # ``done`` names what the last form did (see the redirects below), for the notice that says so.
+    return _account_page(visit, done=done)
 
 
 @router.post("/account/password")

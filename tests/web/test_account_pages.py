@@ -195,6 +195,7 @@ def test_setting_ones_own_duress_password_needs_the_password_and_a_code(pages, c
         from_page="/account",
     )
     assert done.status_code == 303
+    assert done.headers["location"] == "/account?done=duress"
     session.expire_all()
     assert session.get(User, account.user.id).duress_hash is not None
 
