@@ -330,6 +330,17 @@ def test_noise_works_in_a_fresh_process() -> None:
     assert run.stdout.strip() == "2"
 
 
+def test_noise_turns_on_the_opendp_features_it_needs_itself() -> None:
+    """The same promise in this process: whatever an earlier caller left switched off."""
+    dp = pytest.importorskip("opendp.prelude")
+    dp.disable_features("contrib")
+    try:
+        noisy = d.add_integer_noise([7, 8], epsilon=1.0)
+    finally:
+        dp.enable_features("contrib")
+    assert len(noisy) == 2 and all(isinstance(v, int) and v >= 0 for v in noisy)
+
+
 @pytest.mark.parametrize(("k", "n"), [(0, 0), (1, 0)])
 def test_a_quantile_of_no_observations_is_never_shown(k: int, n: int) -> None:
     assert d.protect_quantile(1.5, n, k=k) is None
