@@ -66,6 +66,16 @@ def test_a_new_key_file_has_the_documented_layout_and_lives_in_a_new_directory(t
     assert repr(provider) == f"FileKeyProvider(path={str(path)!r}, keks=1)"
 
 
+def test_a_new_key_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    umask = os.umask(0)  # the mode asked for, not one a strict umask would have trimmed to 0600 anyway
+    try:
+        FileKeyProvider.create(path)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def test_a_saved_key_file_keeps_the_layout(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     provider = FileKeyProvider.create(path)
