@@ -66,6 +66,16 @@ def test_a_new_key_file_has_the_documented_layout_and_lives_in_a_new_directory(t
     assert repr(provider) == f"FileKeyProvider(path={str(path)!r}, keks=1)"
 
 
+def test_a_new_key_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    umask = os.umask(0)  # the mode asked for, not one a strict umask would have trimmed to 0600 anyway
+    try:
+        FileKeyProvider.create(path)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def test_a_saved_key_file_keeps_the_layout(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     provider = FileKeyProvider.create(path)
@@ -159,6 +169,34 @@ def test_keys_and_roots_added_by_another_process_are_found_without_a_restart(tmp
     with pytest.raises(UnknownKeyError) as info:
         service.unwrap(777, wrapped, _aad(subject, 777))
     assert str(info.value) == "key-encryption key 777 is not in the key file"
+
+
+def test_a_key_or_root_already_held_is_used_without_reading_the_key_file(tmp_path: Path, monkeypatch) -> None:
+    # Every data key opened asks for its KEK: only an id this process does not hold may cost a look at the disk.
+    path = tmp_path / "keys.json"
+    service = FileKeyProvider.create(path)
+    old = service.primary_kek_id()
+    root_id, root = service.integrity_root()
+    subject, dek = uuid.uuid4(), cipher.new_key()
+    wrapped = service.wrap(old, dek, _aad(subject, old))
+    rotate = FileKeyProvider(path)  # `keys rotate` in another process re-wraps everything, then retires the old KEK
+    rotate.add_primary_kek()
+    rotate.retire_kek(old)
+    assert str(old) not in json.loads(path.read_text())["keks"]
+    # A request that read its wrapped key before the rotation committed can still open it.
+    assert service.unwrap(old, wrapped, _aad(subject, old)) == dek
+
+    def read_the_file() -> tuple[int, int]:
+        raise AssertionError("the key file was read for a key this process already holds")
+
+    held = FileKeyProvider(path)
+    new = held.primary_kek_id()
+    held_root = held.integrity_root()
+    monkeypatch.setattr(held, "_stamp", read_the_file)
+    wrapped = held.wrap(new, dek, _aad(subject, new))
+    assert held.unwrap(new, wrapped, _aad(subject, new)) == dek
+    assert held.integrity_root(root_id) == (root_id, root) == held_root
+    assert held.integrity_root() == (root_id, root)
 
 
 def _edit_in_place(path: Path, primary: int) -> os.stat_result:

@@ -260,6 +260,28 @@ def test_a_search_that_revisits_a_node_still_finds_the_cheap_cycle() -> None:
     assert released.cells[0][2] == 15 and released.cells[1][0] == 9 and released.cells[1][2] == 6
 
 
+def test_a_small_two_may_fall_while_a_hidden_one_beside_it_rises() -> None:
+    """[[2,1,20],[20,20,20],[20,20,20]]: the 2 and the 1 in row 0 are small. For the 2, the cheapest cycle lets
+    it fall by one while the 1 rises: (0,0) down, (0,1) up, (1,1) down, (1,0) up costs 20 + 20. Letting the 2
+    rise instead needs the 1 to fall, which a reader knows it cannot, so that way round goes by column 2:
+    (1,0), (1,2) and (0,2) cost 60. The four cells of rows 0-1 x columns 0-1 are hidden; column 2 and every
+    total stay shown."""
+    released = d.protect_table([[2, 1, 20], [20, 20, 20], [20, 20, 20]], k=5)
+    assert released.cells == [[None, None, 20], [None, None, 20], [20, 20, 20]]
+    assert released.row_totals == [23, 60, 60] and released.col_totals == [42, 41, 60]
+    assert released.grand_total == 143
+
+
+def test_a_hidden_two_may_fall_to_let_a_small_one_rise() -> None:
+    """[[1,2,20],[20,20,20],[20,20,20]]: the 1 can only rise. Its cheapest cycle takes the hidden 2 beside it
+    down by one: (0,0) up, (1,0) down, (1,1) up, (0,1) down costs 20 + 20, against 60 for (1,0), (1,2) and
+    (0,2) if the 2 could not fall. The same four cells are hidden and every total stays shown."""
+    released = d.protect_table([[1, 2, 20], [20, 20, 20], [20, 20, 20]], k=5)
+    assert released.cells == [[None, None, 20], [None, None, 20], [20, 20, 20]]
+    assert released.row_totals == [23, 60, 60] and released.col_totals == [41, 42, 60]
+    assert released.grand_total == 143
+
+
 def test_an_empty_table_releases_only_a_zero_total() -> None:
     released = d.protect_table([], k=5)
     assert released.cells == [] and released.row_totals == [] and released.col_totals == []
@@ -306,6 +328,17 @@ def test_noise_works_in_a_fresh_process() -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "2"
+
+
+def test_noise_turns_on_the_opendp_features_it_needs_itself() -> None:
+    """The same promise in this process: whatever an earlier caller left switched off."""
+    dp = pytest.importorskip("opendp.prelude")
+    dp.disable_features("contrib")
+    try:
+        noisy = d.add_integer_noise([7, 8], epsilon=1.0)
+    finally:
+        dp.enable_features("contrib")
+    assert len(noisy) == 2 and all(isinstance(v, int) and v >= 0 for v in noisy)
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 0), (1, 0)])
@@ -372,3 +405,20 @@ def test_a_new_small_figure_that_a_frozen_shown_one_equals_cannot_be_hidden_safe
     arcs = [d.Arc(3, "a", "x"), d.Arc(3, "x", "b", fixed=False), d.Arc(8, "c", "y")]
     with pytest.raises(d.DisclosureError, match="^figures already published leave 1 recoverable$"):
         d.protect_network(arcs, k=5, balanced={"x"})
+
+
+def test_the_last_resort_hides_every_new_non_zero_figure_and_nothing_else() -> None:
+    """x balances a new 3 and a shown 7 in against a new 10 out; y balances that 10 against a shown 10 and a 0
+    an earlier release hid. The 3 needs the 10 hidden and the hidden 0 to rise, which the complement search
+    cannot use (it never takes a zero), so it gives up; the last resort hides the new 3 and 10, and the new 1
+    and 0 between unpublished nodes: the 1 goes, the 0 stays shown. A reader then has 3 = z + 3 with z >= 0."""
+    arcs = [
+        d.Arc(3, "a", "x"),
+        d.Arc(7, "a", "x", fixed=False),
+        d.Arc(10, "x", "y"),
+        d.Arc(10, "y", "b", fixed=False),
+        d.Arc(0, "y", "b", fixed=True),
+        d.Arc(1, "c", "d"),
+        d.Arc(0, "c", "d"),
+    ]
+    assert d.protect_network(arcs, k=5, balanced={"x", "y"}) == {0, 2, 4, 5}
