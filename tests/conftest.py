@@ -35,6 +35,16 @@ if os.environ.get("HELPLINE_TEST_BACKENDS"):
     BACKENDS = tuple(os.environ["HELPLINE_TEST_BACKENDS"].split(","))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with long tests (marked ``slow``) first, each module kept whole and in its order.
+
+    ``make test`` runs in two processes that are handed tests as they go; a long module begun last would keep
+    one process busy after the other ran out of work.
+    """
+    long_modules = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in long_modules)
+
+
 def make_settings(base: Path, *, database_url: str | None = None, **overrides: object) -> Settings:
     """Settings for a throwaway install under ``base`` (key file created if absent)."""
     base.mkdir(parents=True, exist_ok=True)

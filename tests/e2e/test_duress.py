@@ -19,7 +19,8 @@ from app.contacts.schemas import ContactIn
 from tests.support.browser import new_context
 from tests.support.live_server import LiveAccount, LiveServer
 
-pytestmark = pytest.mark.e2e
+# `make test` runs in two processes: this module's tests stay in one (one server and one Chromium for the module).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_duress")]
 
 DURESS = "the kettle is on the stove"
 PAGES = ("/contacts/new", "/contacts", "/cases", "/account")

@@ -24,7 +24,8 @@ from tests.support.browser import (
     origin_of,
 )
 
-pytestmark = pytest.mark.e2e
+# `make test` runs in two processes: this module's tests stay in one (one Chromium for the module).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_browser")]
 
 PAGES: dict[str, tuple[bytes, dict[str, str]]] = {
     "/js.html": (
