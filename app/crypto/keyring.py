@@ -76,11 +76,17 @@ def _unb64(text: str, what: str) -> bytes:
     return value
 
 
+_KEK_ID_DRAWS = 64
+
+
 def _new_kek_id(existing: set[int]) -> int:
-    while True:
+    # A handful of KEKs among 2**32 ids: 64 draws that all miss mean the random source is broken, and key
+    # creation must stop with a line that says so rather than spin.
+    for _ in range(_KEK_ID_DRAWS):
         kek_id = secrets.randbits(32)
         if kek_id and kek_id not in existing:
             return kek_id
+    raise CryptoError(f"no free key id in {_KEK_ID_DRAWS} random draws: the random source is broken")
 
 
 class _LocalKeks(ABC):

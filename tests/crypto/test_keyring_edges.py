@@ -15,6 +15,7 @@ import pytest
 
 from app.config import Settings
 from app.crypto import cipher
+from app.crypto import keyring as keyring_module
 from app.crypto.errors import CryptoError, DecryptionError, KeyFileError, UnknownKeyError
 from app.crypto.keyring import (
     EnvKeyProvider,
@@ -287,6 +288,33 @@ def test_new_key_ids_are_nonzero_32_bit_and_never_one_already_taken() -> None:
 
     taken = Taken()
     assert _new_kek_id(taken) == taken.asked[-1] and len(taken.asked) == 4
+
+
+def test_a_new_key_id_is_drawn_as_32_random_bits_until_one_is_neither_zero_nor_taken(monkeypatch) -> None:
+    asked: list[int] = []
+    draws = iter([0, 5, 0, 9, 11])
+
+    def randbits(k: int) -> int:
+        asked.append(k)
+        return next(draws)  # past the last draw: StopIteration, so a draw that never ends fails at once
+
+    monkeypatch.setattr(keyring_module.secrets, "randbits", randbits)
+    assert _new_kek_id({5}) == 9
+    assert asked == [32, 32, 32, 32]
+
+
+def test_a_random_source_that_only_gives_taken_ids_stops_key_creation_after_64_draws(monkeypatch) -> None:
+    asked: list[int] = []
+
+    def randbits(k: int) -> int:
+        asked.append(k)
+        return 5
+
+    monkeypatch.setattr(keyring_module.secrets, "randbits", randbits)
+    with pytest.raises(CryptoError) as info:
+        _new_kek_id({5})
+    assert str(info.value) == "no free key id in 64 random draws: the random source is broken"
+    assert len(asked) == 64
 
 
 def test_rewrapping_with_a_wrong_associated_data_is_refused(tmp_path: Path) -> None:
