@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist): each starts its own PostgreSQL and is handed tests as it finishes others; a
-# module whose tests share a module-scoped fixture (a live server, Chromium, the bench run) is marked with
-# xdist_group and stays in one process, so that fixture is built once. PYTEST_WORKERS=0 runs in this process.
+# Test processes (pytest-xdist): each starts its own PostgreSQL and is handed whole modules as it finishes
+# others, so a module's shared fixture (a live server, Chromium, the bench run) is built once; the modules with
+# long tests come first (tests/conftest.py). PYTEST_WORKERS=0 runs in this process.
 PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint bench mutation venv deps system-deps clean-venv
@@ -46,7 +46,7 @@ $(AXE):
 	npm install --prefix tests/e2e/.node --no-audit --no-fund axe-core@4.14.1
 
 test: $(VENV)/.installed-test system-deps lint $(AXE)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # Mutation testing of the security core (scripts/mutation.py): slow, not part of `make test`. One module at a
 # time under nice; `make mutation MODULES=app/crypto/cipher.py` for a subset.

@@ -38,7 +38,7 @@ if os.environ.get("HELPLINE_TEST_BACKENDS"):
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Modules with long tests (marked ``slow``) first, each module kept whole and in its order.
 
-    ``make test`` runs in two processes that are handed tests as they go; a long module begun last would keep
+    ``make test`` runs in two processes that are handed whole modules as they go; a long module begun last would keep
     one process busy after the other ran out of work.
     """
     long_modules = {item.path for item in items if item.get_closest_marker("slow") is not None}

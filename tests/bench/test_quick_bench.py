@@ -19,9 +19,6 @@ import pytest
 
 from bench.runner import BENCHMARKS
 
-# `make test` runs in two processes: this module's tests stay in one (one bench run for the module).
-pytestmark = pytest.mark.xdist_group("test_quick_bench")
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -13,9 +13,6 @@ from app.auth import service as auth_service
 from app.auth.models import ApiToken, User, WebSession
 from tests.support.live_server import LiveServer
 
-# `make test` runs in two processes: this module's tests stay in one (one install for the module).
-pytestmark = pytest.mark.xdist_group("test_account_commands")
-
 
 @pytest.fixture(scope="module")
 def install(tmp_path_factory):

@@ -22,8 +22,7 @@ from tests.support import axe
 from tests.support.browser import new_context
 from tests.support.live_server import LiveServer
 
-# `make test` runs in two processes: this module's tests stay in one (one server and one Chromium for the module).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_caseworker_day")]
+pytestmark = pytest.mark.e2e
 
 FIRST_HALF = "Called at night from a borrowed phone; brother detained on Tuesday. "
 SECOND_HALF = "Second half typed after the session ended: needs a safe flat in Nalchik."

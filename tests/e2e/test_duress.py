@@ -19,8 +19,7 @@ from app.contacts.schemas import ContactIn
 from tests.support.browser import new_context
 from tests.support.live_server import LiveAccount, LiveServer
 
-# `make test` runs in two processes: this module's tests stay in one (one server and one Chromium for the module).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_duress")]
+pytestmark = pytest.mark.e2e
 
 DURESS = "the kettle is on the stove"
 PAGES = ("/contacts/new", "/contacts", "/cases", "/account")

@@ -19,8 +19,7 @@ from sqlalchemy import update
 from tests.support.browser import ConsoleRecorder, RequestRecorder, new_context
 from tests.support.live_server import LiveAccount, LiveServer
 
-# `make test` runs in two processes: this module's tests stay in one (one server and one Chromium for the module).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_web")]
+pytestmark = pytest.mark.e2e
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 SEEDED_ESCAPES = 5  # enough that the dashboard shows the count instead of "<5"

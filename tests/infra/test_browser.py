@@ -24,8 +24,7 @@ from tests.support.browser import (
     origin_of,
 )
 
-# `make test` runs in two processes: this module's tests stay in one (one Chromium for the module).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_browser")]
+pytestmark = pytest.mark.e2e
 
 PAGES: dict[str, tuple[bytes, dict[str, str]]] = {
     "/js.html": (

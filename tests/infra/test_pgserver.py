@@ -19,9 +19,6 @@ import pytest
 from tests.support import pgserver
 from tests.support.pgserver import PG_SYSTEM_USER, PostgresError, PostgresServer, start_postgres
 
-# `make test` runs in two processes: this module's tests stay in one (one PostgreSQL for the module).
-pytestmark = pytest.mark.xdist_group("test_pgserver")
-
 CANARY = "canary-7f3c2a-Ωжß"
 
 

@@ -20,9 +20,6 @@ import pytest
 
 from tests.support.live_server import HOST, LiveServer, unique_name
 
-# `make test` runs in two processes: this module's tests stay in one (one server for the module's slow clients).
-pytestmark = pytest.mark.xdist_group("test_slow_clients")
-
 FORM_ROUTES = (
     "/login",
     "/login/enrol",

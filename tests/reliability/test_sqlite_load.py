@@ -11,9 +11,6 @@ from tests.reliability.load import CLIENTS, Load, missing_writes
 from tests.security import figures
 from tests.support.live_server import LiveServer
 
-# `make test` runs in two processes: this module's tests stay in one (one server for the soak and the kill).
-pytestmark = pytest.mark.xdist_group("test_sqlite_load")
-
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:

@@ -40,9 +40,6 @@ from tests.conftest import make_settings
 from tests.factories import Factory
 from tests.security import figures
 
-# `make test` runs in two processes: this module's tests stay in one (one install for the module).
-pytestmark = pytest.mark.xdist_group("test_fuzz")
-
 EXAMPLES = int(os.environ.get("HELPLINE_FUZZ_EXAMPLES", "10"))
 ROLES = ("caseworker", "coordinator", "analyst", "admin", "anon")
 POSITIVE_CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]

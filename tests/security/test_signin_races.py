@@ -21,9 +21,6 @@ from app.auth.models import ApiToken, SignInThrottle, User
 from tests.security import figures
 from tests.support.live_server import LiveAccount, LiveServer, unique_name
 
-# `make test` runs in two processes: this module's tests stay in one (one racing server per backend for the module).
-pytestmark = pytest.mark.xdist_group("test_signin_races")
-
 BURST = 20
 
 
