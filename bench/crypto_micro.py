@@ -55,7 +55,7 @@ def run(ctx: Any, outcome: Outcome) -> None:
     key = crypto.SubjectKey(subject, 7, dek)
     raw = AESGCM(dek)
     nonce = os.urandom(12)
-    quick, smoke = ctx.quick, getattr(ctx, "smoke", False)
+    quick, smoke = ctx.quick, ctx.smoke
 
     def measure(name: str, fn: Callable[[], Any], floor: float | None = None, note: str | None = None) -> float:
         value = _per_op_us(fn, quick=quick, smoke=smoke)

@@ -48,7 +48,7 @@ def requires() -> str | None:
 
 def _durations(ctx: Any) -> tuple[int, int]:
     """(warm-up, measured) seconds per load."""
-    if getattr(ctx, "smoke", False):
+    if ctx.smoke:
         return (1, 1)
     return (1, 4) if ctx.quick else (3, 15)
 
