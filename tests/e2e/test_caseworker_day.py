@@ -22,7 +22,8 @@ from tests.support import axe
 from tests.support.browser import new_context
 from tests.support.live_server import LiveServer
 
-pytestmark = pytest.mark.e2e
+# Long: collected first, so the two test processes finish together (tests/conftest.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FIRST_HALF = "Called at night from a borrowed phone; brother detained on Tuesday. "
 SECOND_HALF = "Second half typed after the session ended: needs a safe flat in Nalchik."

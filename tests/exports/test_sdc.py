@@ -14,6 +14,9 @@ from app import demo
 from app.exports import records
 from bench.records_sdc import demo_fine, published_of, released
 
+# Long: collected first, so the two test processes finish together (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 K = 5
 
 

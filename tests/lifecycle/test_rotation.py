@@ -21,6 +21,9 @@ from app.lifecycle import service as lifecycle
 from app.lifecycle.models import KeyRotation
 from tests.lifecycle.seed import Install, fresh_keys, read_all, sealed_snapshot, seed
 
+# Long: collected first, so the two test processes finish together (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -20,6 +20,9 @@ from app.referrals.models import InboxPackage
 from tests.referrals.conftest import Org, befriend
 from tests.referrals.test_two_installations import CASE, CONTACT, _refer
 
+# Long: collected first, so the two test processes finish together (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 
 def _free_port() -> int:
     with socket.socket() as s:

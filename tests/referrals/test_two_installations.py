@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pyrage
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
@@ -17,6 +18,9 @@ from app.cases.models import Case
 from app.referrals import package
 from app.referrals.models import Consent, Referral
 from tests.referrals.conftest import Org, befriend
+
+# Long: collected first, so the two test processes finish together (tests/conftest.py).
+pytestmark = pytest.mark.slow
 
 CONTACT = {"alias": "CANARY-ALIAS-7Q", "handle": "@canary_handle_k2", "notes": "CANARY-CONTACT-NOTE-ZZ"}
 CASE = {

@@ -21,6 +21,9 @@ from app.contacts.models import Contact
 from tests.support.live_server import LiveAccount, LiveServer, unique_name
 from tests.web.test_domain_pages import intake
 
+# Long: collected first, so the two test processes finish together (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 WORKERS = {"sqlite": 2, "postgresql": 4}
 TWICE = 20
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

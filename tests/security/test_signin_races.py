@@ -21,6 +21,9 @@ from app.auth.models import ApiToken, SignInThrottle, User
 from tests.security import figures
 from tests.support.live_server import LiveAccount, LiveServer, unique_name
 
+# Long: collected first, so the two test processes finish together (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 BURST = 20
 
 
