@@ -48,7 +48,11 @@ class BlindIndexEntry(Base):
     """A truncated HMAC of one subject's normalised value in one column and epoch."""
 
     __tablename__ = "blind_index_entry"
-    __table_args__ = (Index("ix_blind_index_entry_lookup", "column", "epoch", "bucket"),)
+    # On SQLite the key is the table (no row id, no second index of the key to write per entry).
+    __table_args__ = (
+        Index("ix_blind_index_entry_lookup", "column", "epoch", "bucket"),
+        {"sqlite_with_rowid": False},
+    )
 
     subject_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     column: Mapped[str] = mapped_column(String(48), primary_key=True)
