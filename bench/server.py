@@ -44,6 +44,13 @@ def cpu_seconds(pid: int) -> float:
     return float(sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)]))
 
 
+def written_bytes(pid: int) -> int:
+    """Bytes a process and its children have handed to ``write`` so far (the database's WAL, its
+    checkpoints and the logs): what a request costs the disk, however busy the machine is."""
+    proc = psutil.Process(pid)
+    return int(sum(p.io_counters().write_chars for p in [proc, *proc.children(recursive=True)]))
+
+
 def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 

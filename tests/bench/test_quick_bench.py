@@ -106,6 +106,12 @@ def test_intake_is_measured_against_its_floors_on_both_backends(quick_results) -
     cpu = next(f for f in doc["benchmarks"]["intake"]["figures"] if f["name"] == "sqlite.intake server CPU per request")
     assert cpu["unit"] == "ms" and cpu["value"] > 0 and cpu["floor"] > 0
     assert all(r["server_cpu_ms"] > 0 for load in ("plain app", "helpline") for r in details["rounds"][load])
+    # And what it costs the disk: Helpline writes the contact, its data key, index entry, audit entry and
+    # counters where the plain app writes one row, so it must show more bytes, both above zero.
+    written = next(
+        f for f in doc["benchmarks"]["intake"]["figures"] if f["name"] == "sqlite.intake written per request"
+    )
+    assert written["unit"] == "KB" and written["value"] > written["floor"] > 0
     # PostgreSQL: what one request costs the server, the database and wrk, and the ceiling that puts on workers.
     pg = doc["benchmarks"]["intake"]["details"]["postgresql"]["encrypted"]
     assert pg["server_cpu_ms"] > 0 and pg["database_cpu_ms"] > 0 and pg["client_cpu_ms"] > 0
