@@ -187,3 +187,13 @@ def test_a_query_is_trimmed_and_cut_and_an_empty_one_opens_nothing(session: Sess
             assert (result.query, result.hits, opened) == ("", [], [])
     long = "x" * 199 + "yz" + "w" * 10
     assert _search(session, worker, f"  {long}").query == "x" * 199 + "y"
+
+
+def test_a_name_is_looked_up_by_alias_only_when_asked(session: Session, factory: Factory) -> None:
+    worker = factory.user("caseworker")
+    zelim = factory.contact(worker, alias="Zelimkhan", received_on=_day(3))
+    before = len(_lookups(session, worker))
+    unasked = search_service.search(session=session, actor=worker, query="zelim")
+    assert (unasked.hits, _lookups(session, worker)[before:]) == ([], [])
+    result, opened = _opened_by(session, worker, "zelim", alias=True)
+    assert ([h.code for h in result.hits], opened) == ([zelim.code], [zelim.code])
