@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from app.audit.models import AuditEntry
 from app.cases.models import Case
@@ -221,8 +221,8 @@ def test_blank_for_shred_drops_the_notes_and_previous_values_of_that_record_only
 def test_notes_and_corrections_come_in_their_places_not_in_the_order_rows_were_stored(session, factory):
     worker = factory.user("caseworker")
     contact = _contact(session, factory, worker)
-    for text in ("stored first", "stored second", "stored third"):
-        notes.add_note(session, actor=worker, kind="contact", record=contact, text=text)
+    for written in ("stored first", "stored second", "stored third"):
+        notes.add_note(session, actor=worker, kind="contact", record=contact, text=written)
     for alias in ("Zelim B.", "Zelim C.", "Zelim D."):
         _correct(session, worker, contact, {"alias": alias})
     session.flush()
@@ -232,7 +232,16 @@ def test_notes_and_corrections_come_in_their_places_not_in_the_order_rows_were_s
             session.execute(
                 update(model).where(model.subject_id == contact.id, model.position == old).values(position=new)
             )
-    texts = [n.text for n in notes.notes_of(session, subject_id=contact.id, decrypt=True)]
-    previous = [c.previous for c in notes.corrections_of(session, subject_id=contact.id, decrypt=True)]
+    # SQLite reads through the (record, place) index, in place order with or without ORDER BY; told to return
+    # unordered rows backwards, it too shows a read that forgot to order them.
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        session.execute(text("PRAGMA reverse_unordered_selects = ON"))
+    try:
+        texts = [n.text for n in notes.notes_of(session, subject_id=contact.id, decrypt=True)]
+        previous = [c.previous for c in notes.corrections_of(session, subject_id=contact.id, decrypt=True)]
+    finally:
+        if sqlite:
+            session.execute(text("PRAGMA reverse_unordered_selects = OFF"))
     assert texts == ["stored third", "stored second", "stored first"]
     assert previous == ["Zelim C.", "Zelim B.", "Zelim"]
