@@ -219,7 +219,7 @@ class BulkWriter:
         self.lines.append((actor, action, target, detail))
 
     def _raise(self, kind: str, *, by: str, code: str, other: str | None = None) -> None:
-        # New records have no open entry yet, so raise_item's "only once" look-up has nothing to find.
+        # New records have no open entry yet: nothing here can meet the rule of one open entry per thing.
         self.queue.append(
             {"id": crypto.new_subject_id(), "kind": kind, "raised_on": self.today, "raised_by": by}
             | {"record_code": code, "other_code": other, "case_id": None}

@@ -9,11 +9,13 @@ resolves it, or its cause goes away (a verification request ends when the case i
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.attention.models import AttentionItem
+from app.attention.models import OPEN, THING, AttentionItem
 from app.attention.schemas import AttentionList, AttentionOut
 from app.audit import service as audit
 from app.auth.models import Role, User
@@ -38,32 +40,22 @@ def raise_item(
     record_code: str | None = None,
     other_code: str | None = None,
     case_id: uuid.UUID | None = None,
-    new_record: bool = False,
 ) -> None:
-    """Put an entry in the queue (once: an open entry for the same thing is not repeated); audited.
+    """Put an entry in the queue (once: an open entry for the same thing is not repeated); audited when it is new.
 
-    ``new_record``: ``record_code`` was drawn in this transaction, so no entry can name it yet and the
-    look-up for one is skipped (intake).
+    "The same thing" is ``uq_attention_item_open_thing`` (app/attention/models.py): the insert goes
+    ``ON CONFLICT DO NOTHING`` against it, so a repeat, or a rival worker's entry raised at the same moment,
+    leaves the one entry there and no second audit line. One statement either way, no look-up first.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown attention kind {kind}")  # a programming error, never user input
-    if not new_record:
-        same = [
-            AttentionItem.kind == kind,
-            AttentionItem.resolved_on.is_(None),
-            AttentionItem.record_code == record_code,
-            AttentionItem.other_code == other_code,
-        ]
-        if record_code is None and other_code is None:
-            # About no record (a duress sign-in): about the person who raised it, so another person's
-            # open alarm never swallows this one.
-            same.append(AttentionItem.raised_by == raised_by)
-        already = session.scalar(select(AttentionItem.id).where(*same))
-        if already is not None:
-            return
-    # Core, no ORM flush: the row is new and nothing in this transaction holds it as an object.
-    session.connection().execute(
-        _INSERT,
+    # An entry this transaction resolved through the ORM must be resolved in the table before the insert
+    # meets the index (nothing to write, as on intake's Core path, costs nothing).
+    session.flush()
+    # Core, no ORM object: the row is new and nothing in this transaction holds it as an object.
+    conn = session.connection()
+    inserted = conn.execute(
+        _INSERT[conn.dialect.name],
         {
             "id": new_id(),
             "kind": kind,
@@ -75,12 +67,25 @@ def raise_item(
             "resolved_on": None,
             "resolved_by": None,
         },
-    )
+    ).first()
+    if inserted is None:
+        return
     detail = {"other": other_code} if other_code else None
     audit.record(session, actor=raised_by, action=f"attention.{kind}", target=record_code, detail=detail)
 
 
-_INSERT = insert(AttentionItem)
+def _insert_stmt(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # The conflict target is the one index, so any other conflict still fails loudly. RETURNING says whether
+    # the row went in (a cursor's rowcount is not reliable on every driver).
+    return (
+        insert(AttentionItem)
+        .on_conflict_do_nothing(index_elements=list(THING), index_where=OPEN)
+        .returning(AttentionItem.id)
+    )
+
+
+_INSERT = {dialect: _insert_stmt(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 def open_count(session: Session) -> int:

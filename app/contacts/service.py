@@ -186,9 +186,7 @@ def record_contact(*, session: Session, actor: User, data: ContactIn, rate_limit
             target=contact.code,
             detail={"entries": [h.hex for h in hits]},
         )
-        attention.raise_item(
-            session, kind="known_bad", raised_by=actor.username, record_code=contact.code, new_record=True
-        )
+        attention.raise_item(session, kind="known_bad", raised_by=actor.username, record_code=contact.code)
     for code in others:
         attention.raise_item(
             session,
@@ -196,12 +194,9 @@ def record_contact(*, session: Session, actor: User, data: ContactIn, rate_limit
             raised_by=actor.username,
             record_code=contact.code,
             other_code=code,
-            new_record=True,
         )
     if contact.risk == Risk.immediate:
-        attention.raise_item(
-            session, kind="immediate_danger", raised_by=actor.username, record_code=contact.code, new_record=True
-        )
+        attention.raise_item(session, kind="immediate_danger", raised_by=actor.username, record_code=contact.code)
     counters.contact_recorded(session, contact=contact)
     summary = _summary(contact, recorded_by=actor.username, case_id=None)
     summary.duplicate_of = [DuplicateRef(id=i, code=c) for i, c in seen]

@@ -55,8 +55,11 @@ def _by_handle(session: Session, actor: User, handle: str) -> list[Hit]:
         reader=actor,
         where=permissions.contacts_visible_to(actor) & Contact.shredded_on.is_(None),
     )
+    # Newest first, then by code, as the alias search: the same query always lists in the same order.
     for row_id, code, day in session.execute(
-        select(Contact.id, Contact.code, Contact.received_on).where(Contact.id.in_(contacts))
+        select(Contact.id, Contact.code, Contact.received_on)
+        .where(Contact.id.in_(contacts))
+        .order_by(Contact.received_on.desc(), Contact.code)
     ):
         hits.append(Hit(kind="contact", id=row_id, code=code, on=day, matched="handle"))
     cases = flagged.handle_matches(
@@ -68,7 +71,9 @@ def _by_handle(session: Session, actor: User, handle: str) -> list[Hit]:
         reader=actor,
         where=permissions.cases_visible_to(actor) & Case.shredded_on.is_(None),
     )
-    for row_id, code, day in session.execute(select(Case.id, Case.code, Case.opened_on).where(Case.id.in_(cases))):
+    for row_id, code, day in session.execute(
+        select(Case.id, Case.code, Case.opened_on).where(Case.id.in_(cases)).order_by(Case.opened_on.desc(), Case.code)
+    ):
         hits.append(Hit(kind="case", id=row_id, code=code, on=day, matched="handle"))
     return hits
 

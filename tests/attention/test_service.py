@@ -130,13 +130,6 @@ def test_a_resolved_entry_does_not_swallow_a_new_one(session, factory):
     assert [i.record_code for i in attention.list_open(session=session, actor=coordinator).items] == ["K-0001"]
 
 
-def test_a_new_record_skips_the_look_up_for_an_earlier_entry(session):
-    # Intake: the code was drawn in this transaction, so the caller vouches that no entry names it yet.
-    for _ in range(2):
-        attention.raise_item(session, kind="known_bad", raised_by="aminat", record_code="K-0001", new_record=True)
-    assert _count(session) == 2
-
-
 def test_the_open_count_leaves_resolved_entries_out(session, factory):
     coordinator = factory.user("coordinator")
     assert attention.open_count(session) == 0
@@ -264,3 +257,22 @@ def test_closing_for_a_case_leaves_an_entry_already_resolved_as_it_was(session, 
     session.flush()
     attention.resolve_for_case(session, case_id=CASE_ID, kind="verification_request", by="zaur")
     assert [by for *_, by in _items(session)] == [coordinator.username]
+
+
+def test_an_entry_closed_for_its_case_in_the_same_transaction_does_not_swallow_a_new_one(session):
+    # resolve_for_case changes ORM objects and writes no audit (so flushes nothing): raise_item must write
+    # the closing before its insert meets the rule of one open entry per thing.
+    attention.raise_item(
+        session, kind="verification_request", raised_by="aminat", record_code="C-0001", case_id=CASE_ID
+    )
+    session.flush()
+    attention.resolve_for_case(session, case_id=CASE_ID, kind="verification_request", by="zaur")
+    attention.raise_item(
+        session, kind="verification_request", raised_by="aminat", record_code="C-0001", case_id=CASE_ID
+    )
+    today = date.today()
+    entries = [(kind, by, code, on, resolver) for kind, _, by, code, _, _, on, resolver in _items(session)]
+    assert sorted(entries, key=lambda e: e[3] is not None) == [
+        ("verification_request", "aminat", "C-0001", None, None),
+        ("verification_request", "aminat", "C-0001", today, "zaur"),
+    ]

@@ -3,8 +3,11 @@ to compare and which, and that a record the caseworker may not read is neither f
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -13,6 +16,7 @@ from app.auth.models import User
 from app.cases import service as case_service
 from app.cases.models import Case
 from app.contacts.models import Contact
+from app.crypto import service as crypto
 from app.search import service as search_service
 from app.search.schemas import Hit, SearchResult
 from tests.factories import Factory
@@ -197,3 +201,30 @@ def test_a_name_is_looked_up_by_alias_only_when_asked(session: Session, factory:
     assert (unasked.hits, _lookups(session, worker)[before:]) == ([], [])
     result, opened = _opened_by(session, worker, "zelim", alias=True)
     assert ([h.code for h in result.hits], opened) == ([zelim.code], [zelim.code])
+
+
+def test_handle_hits_come_newest_first_then_by_code(
+    session: Session, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ids rising in the order of recording: without an order of its own the search would give the rows in
+    # the order they were written or of their ids, oldest first here, and not the order asked for.
+    ids = (uuid.UUID(int=(0xA5 << 120) + n) for n in itertools.count())
+    monkeypatch.setattr(crypto, "new_subject_id", lambda: next(ids))
+    worker = factory.user("caseworker")
+    oldest = factory.contact(worker, handle="@twin_k", received_on=_day(9))
+    same_day = [factory.contact(worker, handle="@TWIN_K", received_on=_day(3)) for _ in range(2)]
+    for contact, code in zip(same_day, ("H-0002-BB", "H-0001-BB"), strict=True):
+        session.execute(update(Contact).where(Contact.id == contact.id).values(code=code))
+    newest = factory.contact(worker, handle="twin_k", received_on=_day(1))
+    older_case = factory.case(worker, opened_on=_day(6), handle="@twin_k")
+    newer_case = factory.case(worker, opened_on=_day(2), handle="@twin_k")
+
+    result = _search(session, worker, "@twin_k")
+    assert [(h.kind, h.code, h.on) for h in result.hits] == [
+        ("contact", newest.code, _day(1)),
+        ("contact", "H-0001-BB", _day(3)),
+        ("contact", "H-0002-BB", _day(3)),
+        ("contact", oldest.code, _day(9)),
+        ("case", newer_case.code, _day(2)),
+        ("case", older_case.code, _day(6)),
+    ]
