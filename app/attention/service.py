@@ -8,6 +8,7 @@ resolves it, or its cause goes away (a verification request ends when the case i
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -55,7 +56,7 @@ def raise_item(
     # Core, no ORM object: the row is new and nothing in this transaction holds it as an object.
     conn = session.connection()
     inserted = conn.execute(
-        _INSERT[conn.dialect.name],
+        _insert(conn.dialect.name),
         {
             "id": new_id(),
             "kind": kind,
@@ -74,7 +75,9 @@ def raise_item(
     audit.record(session, actor=raised_by, action=f"attention.{kind}", target=record_code, detail=detail)
 
 
-def _insert_stmt(dialect: str) -> Any:
+@functools.cache
+def _insert(dialect: str) -> Any:
+    """The insert for ``dialect``, built at its first use and kept."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # The conflict target is the one index, so any other conflict still fails loudly. RETURNING says whether
     # the row went in (a cursor's rowcount is not reliable on every driver).
@@ -83,9 +86,6 @@ def _insert_stmt(dialect: str) -> Any:
         .on_conflict_do_nothing(index_elements=list(THING), index_where=OPEN)
         .returning(AttentionItem.id)
     )
-
-
-_INSERT = {dialect: _insert_stmt(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 def open_count(session: Session) -> int:
