@@ -235,6 +235,7 @@ def run_module(
     collect_only: bool,
     again: bool = False,
     resume: bool = False,
+    only: tuple[str, ...] = (),
 ) -> Result:
     slug = module.removesuffix(".py").replace("/", ".")
     dest = WORK / "work" / slug
@@ -252,7 +253,7 @@ def run_module(
     elif not collect_only:
         copy_checkout(dest)
         configure(dest, module)
-        run = mutmut(dest, "run", "--max-children", str(max_children))
+        run = mutmut(dest, "run", "--max-children", str(max_children), *only)
         output = (run.stdout[-2000:] + run.stderr[-2000:]).strip() or f"mutmut exited {run.returncode}"
     result = collect(dest, module, equivalents)
     result.seconds = time.monotonic() - started
@@ -366,6 +367,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run only the last run's surviving mutants again, against this checkout's tests (after adding tests)",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="a fresh run of only the mutants whose names match (e.g. 'app.auth.service.x_reset_totp*', "
+        "a function changed since the last full run); the others stay unchecked",
+    )
     args = parser.parse_args(argv)
     known = modules()
     chosen = args.modules or known
@@ -392,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             collect_only=args.collect,
             again=args.again,
             resume=args.resume,
+            only=tuple(args.only),
         )
         if args.again:
             result.measured = f"survivors run again {_measured()}"
