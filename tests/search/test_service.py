@@ -15,6 +15,7 @@ from app.audit.models import AuditEntry
 from app.auth.models import User
 from app.cases import service as case_service
 from app.cases.models import Case
+from app.contacts import service as contact_service
 from app.contacts.models import Contact
 from app.crypto import service as crypto
 from app.search import service as search_service
@@ -218,6 +219,13 @@ def test_handle_hits_come_newest_first_then_by_code(
     newest = factory.contact(worker, handle="twin_k", received_on=_day(1))
     older_case = factory.case(worker, opened_on=_day(6), handle="@twin_k")
     newer_case = factory.case(worker, opened_on=_day(2), handle="@twin_k")
+    # Two cases of one day, opened in the reverse order of their codes.
+    real = contact_service.new_code
+    codes = iter(("C-0002-BB", "C-0001-BB"))
+    monkeypatch.setattr(contact_service, "new_code", lambda prefix: next(codes) if prefix == "C" else real(prefix))
+    for _ in range(2):
+        factory.case(worker, opened_on=_day(4), handle="@twin_k")
+    monkeypatch.setattr(contact_service, "new_code", real)
 
     result = _search(session, worker, "@twin_k")
     assert [(h.kind, h.code, h.on) for h in result.hits] == [
@@ -226,5 +234,7 @@ def test_handle_hits_come_newest_first_then_by_code(
         ("contact", "H-0002-BB", _day(3)),
         ("contact", oldest.code, _day(9)),
         ("case", newer_case.code, _day(2)),
+        ("case", "C-0001-BB", _day(4)),
+        ("case", "C-0002-BB", _day(4)),
         ("case", older_case.code, _day(6)),
     ]
