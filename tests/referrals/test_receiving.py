@@ -378,3 +378,11 @@ def test_an_answer_without_a_date_is_refused(session, referred) -> None:
     with pytest.raises(PackageError, match=r"^refused: the answer's date is not a date$"):
         _take(session, _answer(referral.code, on="yesterday"))
     assert referral.status == "sent"
+
+
+@pytest.mark.parametrize("code", ["R-" + "7" * 40, "", "R-7K3Q-9M\n<script>"])
+def test_a_code_that_is_not_a_referral_code_is_refused(session, factory, sender, code: str) -> None:
+    factory.account("caseworker")
+    with pytest.raises(PackageError, match=r"^refused: the package's code is not a referral code$"):
+        _import(session, _sealed(_body(code=code)))
+    assert session.scalar(select(ReceivedReferral)) is None
