@@ -203,23 +203,59 @@ def test_a_package_is_imported_once_per_partner_and_code(session, factory, sende
         _import(session, _sealed(_body()))
     with pytest.raises(PackageError, match=again):  # re-signed with another date: the code is the same referral
         _import(session, _sealed(_body(sent_on="2026-12-02")))
-    assert _import(session, _sealed(_body(code="R-OTHER"))).code == "R-OTHER"
+    second = _import(session, _sealed(_body(code="R-2222")))
+    assert second.code == "R-2222"
     # Another partner may use the same code for its own referral.
     other = Ed25519PrivateKey.from_private_bytes(OTHER_SEED)
     other_key = base64.b64encode(other.public_key().public_bytes_raw()).decode()
     referral_service.add_partner(
         session=session, actor="admin", name="Other", age_recipient=SENDER_AGE, verify_key=other_key
     )
-    assert _import(session, _sealed({**_body(), "from": other_key}, key=other)).partner == "Other"
-    earlier = session.scalar(select(ReceivedReferral).where(ReceivedReferral.code == "R-OTHER"))
+    third = _import(session, _sealed({**_body(), "from": other_key}, key=other))
+    assert third.partner == "Other"
+    earlier = session.scalar(select(ReceivedReferral).where(ReceivedReferral.partner_id == third_partner_id(session)))
     earlier.imported_on = today - timedelta(days=1)
     session.flush()
-    listed = [(r.code, r.partner, r.status, r.imported_on, r.fields) for r in receiving.list_received(session=session)]
-    assert sorted(listed[:2]) == [
-        ("R-7K3Q-9M", "Other", "sent", today, ["full_name", "risk"]),
-        ("R-7K3Q-9M", "Sender", "sent", today, ["full_name", "risk"]),
+    listed = [
+        (r.code, r.partner, r.case_id, r.case_code, r.imported_on, r.fields)
+        for r in receiving.list_received(session=session)
     ]
-    assert listed[2:] == [("R-OTHER", "Sender", "sent", today - timedelta(days=1), ["full_name", "risk"])]
+    fields = ["full_name", "risk"]
+    # Newest first, then by code: R-2222 was imported after R-7K3Q-9M but sorts before it.
+    assert listed[0] == ("R-2222", "Sender", second.case_id, second.case_code, today, fields)
+    assert listed[1][:2] == ("R-7K3Q-9M", "Sender") and listed[1][4:] == (today, fields)
+    assert listed[2] == ("R-7K3Q-9M", "Other", third.case_id, third.case_code, today - timedelta(days=1), fields)
+
+
+def third_partner_id(session) -> Any:  # type: ignore[no-untyped-def]
+    from app.referrals.models import Partner
+
+    return session.scalar(select(Partner.id).where(Partner.name == "Other"))
+
+
+def test_the_list_of_received_referrals_stops_at_500(session, sender) -> None:
+    from app.referrals.models import Partner
+
+    partner_id = session.scalar(select(Partner.id).where(Partner.name == "Sender"))
+    today = crypto.settings_of(session).today()
+    session.add_all(
+        ReceivedReferral(
+            code=f"R-{n:04d}",
+            partner_id=partner_id,
+            case_id=None,
+            digest=f"{n:064d}",
+            imported_on=today,
+            imported_by="coord",
+            status="sent",
+            fields="" if n == 0 else "region",
+        )
+        for n in range(501)
+    )
+    session.flush()
+    listed = receiving.list_received(session=session)
+    assert len(listed) == 500
+    assert (listed[0].code, listed[-1].code, listed[0].case_code, listed[0].fields) == ("R-0000", "R-0499", None, [])
+    assert listed[-1].fields == ["region"]
 
 
 def _answer_doc(data: bytes) -> dict[str, Any]:
