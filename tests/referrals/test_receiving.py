@@ -244,7 +244,7 @@ def test_the_list_of_received_referrals_stops_at_500(session, sender) -> None:
             partner_id=partner_id,
             case_id=None,
             digest=f"{n:064d}",
-            imported_on=today,
+            imported_on=today - timedelta(days=n % 2),
             imported_by="coord",
             status="sent",
             fields="" if n == 0 else "region",
@@ -253,9 +253,12 @@ def test_the_list_of_received_referrals_stops_at_500(session, sender) -> None:
     )
     session.flush()
     listed = receiving.list_received(session=session)
+    # Today's (even) codes first, in order, then yesterday's: the last odd code no longer fits.
     assert len(listed) == 500
-    assert (listed[0].code, listed[-1].code, listed[0].case_code, listed[0].fields) == ("R-0000", "R-0499", None, [])
-    assert listed[-1].fields == ["region"]
+    assert [r.code for r in listed[:2]] == ["R-0000", "R-0002"]
+    assert [r.code for r in listed[250:252]] == ["R-0500", "R-0001"]
+    assert listed[-1].code == "R-0497"
+    assert (listed[0].case_code, listed[0].fields, listed[-1].fields) == (None, [], ["region"])
 
 
 def _answer_doc(data: bytes) -> dict[str, Any]:
