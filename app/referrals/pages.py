@@ -79,6 +79,7 @@ SERVICE_MESSAGES = (
     N_("the identity file holds no age identity (a line starting AGE-SECRET-KEY-1)"),
     N_("refused: not encrypted to this organisation's identity, or damaged"),
     N_("refused: signed by an organisation that is not a partner here"),
+    N_("refused: the package's code is not a referral code"),
 )
 
 

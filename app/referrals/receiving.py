@@ -9,6 +9,7 @@ sealed under fresh keys of this installation; the only link back is the sender's
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -37,6 +38,9 @@ CASE_FIELDS = CASE_SEALED
 CONTACT_FIELDS = CONTACT_SEALED
 # Until the receiving caseworker assesses the person, an imported contact counts as high risk.
 DEFAULT_RISK = "high"
+# A referral code as Helpline makes them (``R-7K3Q-9M``), with room for a partner's longer scheme: it must fit
+# the 16-character column and be answerable (``make_answer`` looks codes up upper-cased).
+CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{0,15}")
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ def import_referral(*, session: Session, actor: str, data: bytes, identity: Any,
     if not isinstance(values, dict) or not set(values) <= known:
         raise PackageError("refused: the package carries fields Helpline does not know")
     code = doc["code"]
+    if not CODE.fullmatch(code):
+        raise PackageError("refused: the package's code is not a referral code")
     digest = hashlib.sha256(package.canonical(doc)).hexdigest()
     earlier = session.scalar(
         select(ReceivedReferral).where(

@@ -140,3 +140,25 @@ def befriend(a: Org, b: Org) -> None:
             "partner", "add", there.name, "--age-recipient", there.recipient, "--verify-key", there.verify_key()
         )
         assert result.returncode == 0, result.stderr
+
+
+def referral_of_region(session: Session, factory: Factory, *, partner: str) -> tuple[Any, Any]:
+    """A new case of a new caseworker, referred to ``partner`` with the region only (consented first)."""
+    from app.referrals import service as referral_service
+    from app.referrals.schemas import ConsentIn, ReferralIn
+
+    worker = factory.account("caseworker")
+    case = factory.case(worker.user)
+    consent = referral_service.record_consent(
+        session=session,
+        actor=worker.user,
+        case_id=case.id,
+        data=ConsentIn(partner=partner, given_on=case.opened_on, how="spoken", fields=["region"]),
+    )
+    made = referral_service.create_referral(
+        session=session,
+        actor=worker.user,
+        case_id=case.id,
+        data=ReferralIn(partner=partner, fields=["region"], consent_id=consent.id),
+    )
+    return made, case

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEntry
 from app.referrals.models import Partner, Referral
+from tests.referrals.conftest import referral_of_region
 from tests.web.conftest import Pages
 
 
@@ -164,7 +165,6 @@ def test_a_coordinator_imports_a_package_through_the_upload_page(pages, factory,
 def test_a_coordinator_imports_a_partners_answer_through_the_upload_page(pages, factory, session, client) -> None:
     from app.referrals import package
     from app.referrals import service as referral_service
-    from app.referrals.schemas import ConsentIn, ReferralIn
 
     ours, partner_identity = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
     partner_key = Ed25519PrivateKey.generate()
@@ -176,20 +176,7 @@ def test_a_coordinator_imports_a_partners_answer_through_the_upload_page(pages, 
         age_recipient=str(partner_identity.to_public()),
         verify_key=verify,
     )
-    worker = factory.account("caseworker")
-    case = factory.case(worker.user)
-    consent = referral_service.record_consent(
-        session=session,
-        actor=worker.user,
-        case_id=case.id,
-        data=ConsentIn(partner="Partner", given_on=case.opened_on, how="spoken", fields=["region"]),
-    )
-    made = referral_service.create_referral(
-        session=session,
-        actor=worker.user,
-        case_id=case.id,
-        data=ReferralIn(partner="Partner", fields=["region"], consent_id=consent.id),
-    )
+    made, case = referral_of_region(session, factory, partner="Partner")
     pages.signed_in(factory.account("coordinator"))
     body = {
         "format": package.STATUS,
