@@ -316,6 +316,12 @@ def test_rewrap_batch_reports_which_half_vault_failed(vault: VaultTransitStandIn
         provider.rewrap_batch([item], 1)
     assert type(info.value) is CryptoError
     assert str(info.value) == "Vault wrapping data keys failed: invalid key version"
+    # Vault refusing the unwrap as invalid means a wrong, moved or altered key: a DecryptionError, as for one key.
+    vault.interpose("POST", f"/v1/transit/decrypt/{KEY}", (400, {"errors": ["cipher: message authentication failed"]}))
+    with pytest.raises(CryptoError) as info:
+        provider.rewrap_batch([item], 1)
+    assert type(info.value) is DecryptionError
+    assert str(info.value) == "Vault unwrapping data keys failed: cipher: message authentication failed"
 
 
 def test_rewrap_batch_refuses_an_answer_with_another_count_than_the_keys_sent(vault: VaultTransitStandIn) -> None:
