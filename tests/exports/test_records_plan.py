@@ -243,6 +243,9 @@ def test_dropping_more_takes_the_smallest_classes_of_the_block_in_key_order() ->
     assert kept == {("P", "S", "a", "x", "y"): 1}
     assert records._drop_more(kept, ("P", "S"), 5, k=5) == 0
     assert kept == {("P", "S", "a", "x", "y"): 1}
+    blanks = {("P", "R", BLANK, "x", "y"): 2, ("P", "R", "a", BLANK, "y"): 3, ("P", "R", "a", "x", "y"): 5}
+    assert records._drop_more(blanks, ("P", "R"), 1, k=5) == 5  # both blanked classes, 2 + 3 values
+    assert blanks == {("P", "R", "a", "x", "y"): 5}
 
 
 def _shown(months: list[tuple[int, int]], shown: set[tuple[str, str]]) -> Published:
@@ -301,6 +304,9 @@ def test_plans_compared_within_and_outside_the_suppression_limit() -> None:
     assert records._better(plan((1, 0, 0, 0, 0), 0.2, 0), plan((0,) * 5, 0.3, 0), 100) is True
     assert records._better(plan((1, 0, 0, 0, 0), 0.2, 0), plan((0, 0, 0, 0, 0), 0.2, 0), 100) is False
     assert records._better(plan((0, 0, 0, 0, 0), 0.2, 0), plan((1, 0, 0, 0, 0), 0.2, 0), 100) is True
+    assert (
+        records._better(plan((0, 0, 1, 0, 0), 0.2, 0), plan((0, 1, 0, 0, 0), 0.2, 0), 100) is False
+    )  # a tie: the first
 
 
 def test_the_header_states_what_was_done() -> None:
