@@ -147,11 +147,12 @@ def test_withholding_what_the_releases_do_not_show() -> None:
         shown=frozenset({("2026-01", TOTAL), ("2026-01", "chechnya"), ("2026-01", "moscow"), ("2026-01", "abroad")}),
         regions=frozenset({"chechnya", "moscow", "abroad"}),
     )
-    rules = records._Withholding(published, {"dagestan", "chechnya", "moscow"})
+    rules = records._Withholding(published, {"dagestan", "chechnya", "moscow", "crimea"})
     assert rules.members == {
         "north_caucasus": {"chechnya", "dagestan"},
         "russia": {"moscow"},
         "abroad": {"abroad"},
+        "other": {"crimea"},  # a region of no group
     }
     assert rules.total("2026-01") is True and rules.total("2026-02") is False
     assert rules.region("2026-01", "chechnya", 0) is True
@@ -438,3 +439,37 @@ def test_a_node_with_small_classes_is_searched_when_its_blanks_may_still_win() -
         ("2026-01", "moscow", "messenger", BLANK, NO_CASE): 4,
     }
     assert plan.information_loss == pytest.approx(0.18) and plan.suppressed_values == 4
+    assert records.header_lines(plan, k=4, today=date(2026, 2, 1))[7].startswith("# suppressed_values: 4 (")
+
+
+def test_each_round_blanks_another_column_and_two_rounds_are_the_most() -> None:
+    classes = Counter(
+        {
+            ("P", "R", "phone", "low", "new"): 1,
+            ("P", "R", "signal", "low", "new"): 1,
+            ("P", "R", "email", "high", "new"): 1,
+            ("P", "R", "email", "medium", "new"): 1,
+            ("P", "R", "whatsapp", "immediate", "new"): 1,
+            ("P", "R", "whatsapp", "immediate", "closed"): 1,
+            ("P", "R", "referral", "high", "new"): 9,
+        }
+    )
+    kept, dropped, blanked, columns = records._suppress_locally(classes, k=2)
+    # Each column would rescue one pair: channel first, then risk; the status pair would need a third round.
+    assert columns == (2, 3)
+    assert kept == {
+        ("P", "R", "referral", "high", "new"): 9,
+        ("P", "R", BLANK, "low", "new"): 2,
+        ("P", "R", "email", BLANK, "new"): 2,
+    }
+    assert (dropped, blanked) == (2, 4)
+
+
+def test_a_region_group_the_releases_show_in_full_is_written() -> None:
+    fine = Counter(
+        {((2026, 1), "chechnya", "phone", "low", NO_CASE): 3, ((2026, 1), "dagestan", "phone", "low", NO_CASE): 3}
+    )
+    plan = records.plan(fine, k=5, published=_one_month(fine, {"chechnya", "dagestan"}))
+    assert plan.levels == (0, 1, 0, 0, 0)
+    assert plan.classes == {("2026-01", "north_caucasus", "phone", "low", NO_CASE): 6}
+    assert records.header_lines(plan, k=5, today=date(2026, 2, 1))[7].startswith("# suppressed_values: 0 (")
