@@ -90,6 +90,17 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/stats/test_ledger.py",
         "tests/stats/test_api.py",
     ],
+    # The record-level file: its counts over both query paths, the plans on hand-worked and demo-like data, and
+    # the file through the API. The property test is left out: it draws new data each run, and a mutant it
+    # catches costs minutes of shrinking; the 200,000-row memory test and the CLI run other processes or minutes.
+    "app/exports/records.py": [
+        "tests/exports/test_records.py",
+        "tests/exports/test_records_plan.py",
+        "tests/exports/test_sdc.py",
+        "tests/exports/test_api.py",
+        "--deselect",
+        "tests/exports/test_sdc.py::test_every_plan_is_k_anonymous_and_no_blank_can_be_filled_in",
+    ],
     # What the caseworker's day added: notes and corrections, the coordinators' queue, search.
     "app/notes/service.py": ["tests/notes", "tests/web/test_caseworker_pages.py"],
     "app/attention/service.py": [

@@ -93,3 +93,59 @@ def test_each_contact_is_one_row_and_a_second_case_is_refused_by_the_schema(sess
     assert counts == _joined(session)
     assert sum(counts.values()) == 10
     assert sum(n for key, n in counts.items() if key[4] == records.NO_CASE) == 6
+
+
+def _contact(session, user_id, day: date, region: str, channel: str, risk: str) -> uuid.UUID:
+    cid = uuid.uuid4()
+    session.execute(
+        insert(Contact.__table__),
+        [
+            {
+                "id": cid,
+                "code": f"S-{cid.hex[:8]}",
+                "received_on": day,
+                "channel": channel,
+                "region": region,
+                "language": "ru",
+                "risk": risk,
+                "needs": "",
+                "possible_duplicate": False,
+                "flagged_handle": False,
+                "recorded_by_id": user_id,
+                "last_activity_on": day,
+            }
+        ],
+    )
+    return cid
+
+
+def test_contacts_of_one_day_are_told_apart_by_every_column(session, factory) -> None:
+    user_id = factory.user("caseworker").id
+    day, later = date(2026, 3, 9), date(2026, 3, 30)
+    rows = [
+        (day, "moscow", "phone", "low", "new"),
+        (day, "moscow", "phone", "low", "new"),
+        (day, "moscow", "phone", "low", "closed"),
+        (day, "moscow", "phone", "low", None),
+        (later, "moscow", "phone", "low", None),
+        (day, "abroad", "phone", "low", None),
+        (day, "moscow", "signal", "low", "new"),
+        (day, "moscow", "phone", "high", None),
+    ]
+    for i, (on, region, channel, risk, status) in enumerate(rows):
+        cid = _contact(session, user_id, on, region, channel, risk)
+        if status is not None:
+            _case(session, user_id, cid, status, f"C-{i:06d}")
+    march = (2026, 3)
+    expected = Counter(
+        {
+            (march, "moscow", "phone", "low", "new"): 2,
+            (march, "moscow", "phone", "low", "closed"): 1,
+            (march, "moscow", "phone", "low", records.NO_CASE): 2,
+            (march, "abroad", "phone", "low", records.NO_CASE): 1,
+            (march, "moscow", "signal", "low", "new"): 1,
+            (march, "moscow", "phone", "high", records.NO_CASE): 1,
+        }
+    )
+    assert records.count_fine(session) == expected
+    assert _joined(session) == expected
