@@ -118,6 +118,15 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/referrals/test_pages.py::test_a_coordinator_imports_a_package_through_the_upload_page",
         "tests/referrals/test_pages.py::test_a_coordinator_imports_a_partners_answer_through_the_upload_page",
     ],
+    # The sending side: which of a person's fields leave in a package, and who may record, refer and download.
+    # Every in-process referral test (seconds on SQLite); the package is opened and read in test_sending.
+    "app/referrals/service.py": [
+        "tests/referrals/test_sending.py",
+        "tests/referrals/test_api.py",
+        "tests/referrals/test_pages.py",
+        "tests/referrals/test_receiving.py",
+        "tests/referrals/test_stats_release.py",
+    ],
     "app/referrals/receiving.py": [
         "tests/referrals/test_receiving.py",
         "tests/referrals/test_pages.py::test_a_coordinator_imports_a_package_through_the_upload_page",
