@@ -404,6 +404,10 @@ def build_package(*, session: Session, actor: User, referral_id: uuid.UUID) -> t
         raise Conflict(f"this referral is {referral.status}; its package can no longer be downloaded")
     if case.shredded_on is not None:
         raise Conflict("the case was shredded; there is nothing left to send")
+    # Withdrawal ends the open referrals it finds, but not one being made in a transaction it cannot see yet.
+    consent = session.get(Consent, referral.consent_id)
+    if consent is None or consent.withdrawn_on is not None:
+        raise Conflict("the person's consent was withdrawn; nothing may be sent")
     keyring = crypto.keyring_of(session)
     signing = keys.organisation_signing_key(keyring)
     body = {

@@ -20,7 +20,7 @@ from app.crypto import service as crypto
 from app.errors import Conflict, Forbidden, NotFound
 from app.referrals import keys, package
 from app.referrals import service as referral_service
-from app.referrals.models import Referral
+from app.referrals.models import Consent, Referral
 from app.referrals.schemas import ConsentIn, ReferralIn
 from tests.referrals.test_package import AGE_IDENTITY, AGE_RECIPIENT, PUBLIC_B64
 
@@ -218,3 +218,15 @@ def test_a_contact_whose_key_is_destroyed_stops_the_package(session, factory, pa
     made = _refer(session, worker, case, consented=["alias", "region"], sent=["region", "alias"])
     crypto.shred_subject(session, subject_id=case.contact_id)
     _refused(session, worker, made.id, match="^the case or its contact was shredded; there is nothing left to send$")
+
+
+def test_a_withdrawn_consent_stops_a_referral_still_marked_sent(session, factory, partner) -> None:
+    # Withdrawing a consent while a referral on it is being made (another transaction, not yet committed) leaves
+    # that referral "sent" on a withdrawn consent: the package must still not leave.
+    worker = factory.user("caseworker")
+    case = _case(factory, worker)
+    made = _refer(session, worker, case, consented=["full_name"], sent=["full_name"])
+    session.get(Consent, made.consent_id).withdrawn_on = date(2026, 11, 4)
+    session.flush()
+    assert session.get(Referral, made.id).status == "sent"
+    _refused(session, worker, made.id, match="^the person's consent was withdrawn; nothing may be sent$")
