@@ -7,6 +7,7 @@ wrong record or column shows.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -150,15 +151,20 @@ def test_fields_left_blank_go_as_null_and_no_needs_as_an_empty_list(session, fac
     assert doc["fields"] == {"alias": None, "full_name": None, "needs": []}
 
 
-def test_a_coordinator_downloads_the_same_fields_and_both_downloads_are_audited(session, factory, partner) -> None:
+def test_a_coordinator_downloads_the_same_fields_and_the_download_is_audited(session, factory, partner) -> None:
     worker = factory.user("caseworker")
     coordinator = factory.user("coordinator")
     case = _case(factory, worker)
     made = _refer(session, worker, case, consented=["risk", "alias"], sent=["risk"])
     _, doc = _opened(session, coordinator, made.id)
     assert doc["fields"] == {"risk": "immediate"}
-    rows = session.execute(select(AuditEntry.actor, AuditEntry.target).where(AuditEntry.action == "referral.package"))
-    assert rows.all() == [(coordinator.username, case.code)]
+    rows = session.execute(
+        select(AuditEntry.actor, AuditEntry.target, AuditEntry.detail).where(AuditEntry.action == "referral.package")
+    )
+    ((actor, target, detail),) = rows.all()
+    assert (actor, target) == (coordinator.username, case.code)
+    # The audit names the referral and the key it went to, never a field value.
+    assert json.loads(detail) == {"referral": made.code, "recipient": AGE_RECIPIENT}
 
 
 def test_no_package_for_anyone_else(session, factory, partner) -> None:
