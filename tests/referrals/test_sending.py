@@ -8,6 +8,7 @@ wrong record or column shows.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from app.audit.models import AuditEntry
 from app.contacts.models import Contact
 from app.crypto import service as crypto
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.referrals import keys, package
 from app.referrals import service as referral_service
 from app.referrals.models import Consent, Referral
@@ -236,3 +237,82 @@ def test_a_withdrawn_consent_stops_a_referral_still_marked_sent(session, factory
     session.flush()
     assert session.get(Referral, made.id).status == "sent"
     _refused(session, worker, made.id, match="^the person's consent was withdrawn; nothing may be sent$")
+
+
+def test_a_consent_and_a_referral_on_it_are_recorded_as_given(session, factory, partner) -> None:
+    worker = factory.user("caseworker")
+    case = _case(factory, worker)
+    today = crypto.settings_of(session).today()
+    consent = referral_service.record_consent(
+        session=session,
+        actor=worker,
+        case_id=case.id,
+        data=ConsentIn(partner=PARTNER, given_on=date(2026, 11, 3), how="written", fields=["risk", "alias", "risk"]),
+    )
+    assert consent.model_dump(exclude={"id"}) == {
+        "partner": PARTNER,
+        "given_on": date(2026, 11, 3),
+        "how": "written",
+        "fields": ["alias", "risk"],
+        "recorded_on": today,
+        "withdrawn_on": None,
+    }
+    (listed,) = referral_service.list_consents(session=session, actor=worker, case_id=case.id)
+    assert listed == consent
+    made = referral_service.create_referral(
+        session=session,
+        actor=worker,
+        case_id=case.id,
+        data=ReferralIn(partner=PARTNER, fields=["risk"], consent_id=consent.id),
+    )
+    assert re.fullmatch(r"R-[0-9A-Z]{4}-[0-9A-Z]{2}", made.code)
+    assert [(s.status, s.on, s.source, s.actor) for s in made.steps] == [("sent", today, "created", worker.username)]
+    rows = session.execute(
+        select(AuditEntry.action, AuditEntry.actor, AuditEntry.target, AuditEntry.detail)
+        .where(AuditEntry.action.like("referral.%"))
+        .order_by(AuditEntry.action)
+    )
+    assert [(a, u, t, json.loads(d)) for a, u, t, d in rows] == [
+        ("referral.consent", worker.username, case.code, {"partner": PARTNER}),
+        (
+            "referral.create",
+            worker.username,
+            case.code,
+            {"referral": made.code, "partner": PARTNER, "fields": ["risk"]},
+        ),
+    ]
+
+
+def test_a_referral_needs_this_persons_standing_consent_covering_every_field(session, factory, partner) -> None:
+    worker = factory.user("caseworker")
+    case = _case(factory, worker)
+    consent = _refer(session, worker, case, consented=["alias", "region"], sent=["region"]).consent_id
+    other = _refer(session, worker, _case(factory, worker), consented=["alias"], sent=["alias"]).consent_id
+
+    def refer(fields: list[str], consent_id) -> str:  # type: ignore[no-untyped-def]
+        with pytest.raises(Conflict) as err:
+            referral_service.create_referral(
+                session=session,
+                actor=worker,
+                case_id=case.id,
+                data=ReferralIn(partner=PARTNER, fields=fields, consent_id=consent_id),
+            )
+        return err.value.detail
+
+    assert refer(["alias", "risk", "full_name"], consent) == {
+        "message": "the consent does not cover every field chosen",
+        "not_covered": ["full_name", "risk"],
+    }
+    assert refer(["alias"], other) == "no consent of this person for this partner with that id"
+    referral_service.withdraw_consent(session=session, actor=worker, case_id=case.id, consent_id=consent)
+    assert refer(["alias"], consent) == "this consent was withdrawn"
+    with pytest.raises(Invalid) as err:
+        referral_service.record_consent(
+            session=session,
+            actor=worker,
+            case_id=case.id,
+            data=ConsentIn(partner=PARTNER, given_on=date(2026, 11, 1), how="spoken", fields=["alias"]),
+        )
+    assert err.value.detail == [
+        {"loc": ["body", "given_on"], "msg": "must not be before the first contact", "type": "value_error"}
+    ]
