@@ -211,6 +211,16 @@ def list_consents(*, session: Session, actor: User, case_id: uuid.UUID) -> list[
     return out
 
 
+def _consent_locked(session: Session, consent_id: uuid.UUID) -> Consent | None:
+    """The consent as committed now, locked to the end of the transaction (stage 1 of the lock order).
+
+    A referral is made on a consent and a withdrawal ends the referrals made on it; both hold the consent
+    row, so the second of two that meet waits for the first and then sees it: a withdrawal waiting on a
+    referral being made ends that referral too, and a referral waiting on a withdrawal is refused.
+    """
+    return session.get(Consent, consent_id, with_for_update=True, populate_existing=True)
+
+
 def withdraw_consent(
     *, session: Session, actor: User, case_id: uuid.UUID, consent_id: uuid.UUID, on: date | None = None
 ) -> list[str]:
@@ -218,7 +228,7 @@ def withdraw_consent(
     case = case_service.get_case_for(session=session, actor=actor, case_id=case_id)
     if not permissions.may_transition(actor, case):
         raise Forbidden()
-    consent = session.get(Consent, consent_id)
+    consent = _consent_locked(session, consent_id)
     if consent is None or consent.case_id != case.id:
         raise NotFound()
     if consent.withdrawn_on is not None:
@@ -266,7 +276,7 @@ def create_referral(*, session: Session, actor: User, case_id: uuid.UUID, data: 
     case = _assigned_case(session, actor, case_id)
     partner = get_partner(session=session, name=data.partner)
     fields = sorted({f.value for f in data.fields})
-    consent = session.get(Consent, data.consent_id)
+    consent = _consent_locked(session, data.consent_id)
     if consent is None or consent.case_id != case.id or consent.partner_id != partner.id:
         raise Conflict("no consent of this person for this partner with that id")
     if consent.withdrawn_on is not None:
