@@ -80,6 +80,7 @@ SERVICE_MESSAGES = (
     N_("refused: not encrypted to this organisation's identity, or damaged"),
     N_("refused: signed by an organisation that is not a partner here"),
     N_("refused: the package's code is not a referral code"),
+    N_("refused: the package carries no field"),
 )
 
 

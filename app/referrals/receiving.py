@@ -108,6 +108,8 @@ def import_referral(*, session: Session, actor: str, data: bytes, identity: Any,
     known = {f.value for f in ReferralField}
     if not isinstance(values, dict) or not set(values) <= known:
         raise PackageError("refused: the package carries fields Helpline does not know")
+    if not values:  # a sender always chooses at least one field: an empty package would make an empty record
+        raise PackageError("refused: the package carries no field")
     code = doc["code"]
     if not CODE.fullmatch(code):
         raise PackageError("refused: the package's code is not a referral code")

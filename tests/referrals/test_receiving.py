@@ -15,11 +15,12 @@ from typing import Any
 import pyrage
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
 from app.cases import service as case_service
 from app.contacts import service as contact_service
+from app.contacts.models import Contact
 from app.crypto import service as crypto
 from app.errors import Invalid
 from app.referrals import keys, package, receiving
@@ -182,6 +183,15 @@ def test_a_package_without_fields_is_refused(session, factory, sender) -> None:
     body = {k: v for k, v in _body().items() if k != "fields"}
     with pytest.raises(PackageError, match=r"^refused: the package carries fields Helpline does not know$"):
         _import(session, _sealed(body))
+
+
+def test_a_package_with_an_empty_set_of_fields_is_refused_and_writes_nothing(session, factory, sender) -> None:
+    factory.account("caseworker")
+    contacts = session.scalar(select(func.count()).select_from(Contact))
+    with pytest.raises(PackageError, match=r"^refused: the package carries no field$"):
+        _import(session, _sealed(_body(fields={})))
+    assert session.scalar(select(func.count()).select_from(Contact)) == contacts
+    assert session.scalar(select(ReceivedReferral)) is None
 
 
 def test_values_helpline_would_not_accept_are_refused(session, factory, sender) -> None:
