@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -60,6 +61,12 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def insert_on_conflict(dialect: str) -> Callable[..., Any]:
+    """The ``insert`` of ``dialect`` that speaks ``ON CONFLICT`` (PostgreSQL's, else SQLite's), for the upserts
+    and claim-or-skip inserts the hot paths build once per dialect."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def new_id() -> uuid.UUID:

@@ -13,7 +13,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.attention.models import OPEN, THING, AttentionItem
@@ -21,7 +20,7 @@ from app.attention.schemas import AttentionList, AttentionOut
 from app.audit import service as audit
 from app.auth.models import Role, User
 from app.crypto import service as crypto
-from app.db import new_id
+from app.db import insert_on_conflict, new_id
 from app.errors import Forbidden, NotFound
 
 # Every kind of entry; pages show each by its name in app/web/labels.py (ATTENTION).
@@ -78,7 +77,7 @@ def raise_item(
 @functools.cache
 def _insert(dialect: str) -> Any:
     """The insert for ``dialect``, built at its first use and kept."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_on_conflict(dialect)
     # The conflict target is the one index, so any other conflict still fails loudly. RETURNING says whether
     # the row went in (a cursor's rowcount is not reliable on every driver).
     return (

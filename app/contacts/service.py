@@ -8,7 +8,6 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +29,7 @@ from app.contacts.schemas import (
     Risk,
 )
 from app.crypto import service as crypto
+from app.db import insert_on_conflict
 from app.errors import Conflict, Forbidden, HelplineError, Invalid, NotFound
 from app.notes import service as notes_service
 from app.notes.schemas import ContactCorrectionIn, NoteOut
@@ -64,7 +64,7 @@ def insert_with_code(session: Session, row: Any, *, prefix: str) -> None:
 
 
 def _insert_contact_stmt(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_on_conflict(dialect)
     # RETURNING says whether the row went in (a cursor's rowcount is not reliable on every driver).
     return insert(Contact).on_conflict_do_nothing(index_elements=["code"]).returning(Contact.id)
 

@@ -22,12 +22,11 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Date, Integer, String, Table, and_, delete, event, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction, aliased, mapped_column
 
 from app.cases.models import Case, CaseTransition
 from app.contacts.models import Contact
-from app.db import COUNTERS_STAGE, Base, commit_step, reads_table
+from app.db import COUNTERS_STAGE, Base, commit_step, insert_on_conflict, reads_table
 
 WEEK, MONTH = "week", "month"
 GRAINS = (WEEK, MONTH)
@@ -143,7 +142,7 @@ def _pending_before_reading(state: ORMExecuteState) -> None:
 def _upsert(dialect: str) -> Any:
     table = PeriodCount.__table__
     assert isinstance(table, Table)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_on_conflict(dialect)
     stmt = insert(table)
     return stmt.on_conflict_do_update(
         index_elements=["grain", "period", "measure", "dim", "value"],
