@@ -81,6 +81,16 @@ SERVICE_MESSAGES = (
     N_("refused: signed by an organisation that is not a partner here"),
     N_("refused: the package's code is not a referral code"),
     N_("refused: the package carries no field"),
+    N_("this case was shredded"),
+    N_("this consent was already withdrawn"),
+    N_("no consent of this person for this partner with that id"),
+    N_("this consent was withdrawn"),
+    N_("the consent does not cover every field chosen"),
+    N_("the case's contact no longer exists"),
+    N_("the case or its contact was shredded; there is nothing left to send"),
+    N_("this referral waits for a coordinator's approval"),
+    N_("the case was shredded; there is nothing left to send"),
+    N_("the person's consent was withdrawn; nothing may be sent"),
 )
 
 
@@ -90,7 +100,9 @@ def _message(visit: Visit, exc: HelplineError) -> str:
     if isinstance(exc, package.PackageError):
         return visit._(str(exc.detail))
     detail = exc.detail.get("message") if isinstance(exc.detail, dict) else exc.detail
-    return visit._("That is not possible now.") + f" ({detail})"
+    # The service's reason in the visitor's language where the catalog has it (a reason naming a partner or a
+    # status is built per call and stays as the service wrote it).
+    return visit._("That is not possible now.") + f" ({visit._(str(detail))})"
 
 
 def timeline(visit: Visit, *, case_id: uuid.UUID) -> list[dict[str, Any]]:

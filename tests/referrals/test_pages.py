@@ -79,6 +79,8 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
         from_page=f"/cases/{case.id}/referrals",
     )
     assert refused.status_code == 409 and "case_notes" in refused.text
+    # The service's reason comes in the caseworker's language too, not only the lead.
+    assert "Сейчас это невозможно. (согласие охватывает не все выбранные поля)" in refused.text
     assert session.scalar(select(Referral).where(Referral.case_id == case.id)) is None
     made = pages.post(
         f"/cases/{case.id}/referrals",
