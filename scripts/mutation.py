@@ -126,6 +126,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/referrals/test_pages.py",
         "tests/referrals/test_receiving.py",
         "tests/referrals/test_stats_release.py",
+        "tests/referrals/test_consents_and_moves.py",
     ],
     "app/referrals/receiving.py": [
         "tests/referrals/test_receiving.py",
