@@ -460,3 +460,19 @@ def test_the_list_stops_at_500_referrals(session, factory, partners) -> None:
     codes = {_refer(session, worker, case, consent).code for _ in range(501)}
     listed = [r.code for r in referral_service.list_referrals(session=session, actor=worker)]
     assert len(listed) == 500 and listed == sorted(codes)[:500]  # all made today: by code
+
+
+def test_a_referrals_steps_are_shown_by_position_not_by_when_their_rows_were_written(
+    session, factory, partners
+) -> None:
+    worker = factory.user("caseworker")
+    case = _case(factory, worker)
+    made = _refer(session, worker, case, _consent(session, worker, case))
+    # Written out of order (as a restore or a replayed import could leave them): position 2 before position 1.
+    for position, status in ((2, "completed"), (1, "accepted")):
+        session.add(
+            ReferralStep(referral_id=made.id, position=position, status=status, on=LATER, source="answer", actor="x")
+        )
+    session.flush()
+    view = referral_service.referral_view(session=session, actor=worker, referral_id=made.id)
+    assert [s.status for s in view.steps] == ["sent", "accepted", "completed"]
