@@ -236,7 +236,7 @@ def withdraw_consent(
     day = on or crypto.settings_of(session).today()
     consent.withdrawn_on = day
     ended = []
-    # Each open referral locked after its consent (stage 1): a move or an answer stepping one of them
+    # Each open referral locked after its consent (stage 1): a move, an answer or a download of one of them
     # under way is waited for, and what it left is what is ended (nothing, if it ended the referral itself).
     open_referrals = (
         select(Referral)
@@ -422,13 +422,17 @@ def build_package(*, session: Session, actor: User, referral_id: uuid.UUID) -> t
     referral, case = get_referral_for(session=session, actor=actor, referral_id=referral_id)
     if not permissions.may_transition(actor, case):
         raise Forbidden()
+    # The referral held shared and read as committed now (stage 1): a move, or a withdrawal of its consent
+    # (which locks every open referral on it), under way is waited for and then refuses this package; one that
+    # comes after waits until the package is recorded, so the audit log shows them in the order they ran.
+    session.refresh(referral, with_for_update={"read": True})
     if referral.status == "pending":
         raise Conflict("this referral waits for a coordinator's approval")
     if referral.status not in DELIVERABLE:
         raise Conflict(f"this referral is {referral.status}; its package can no longer be downloaded")
     if case.shredded_on is not None:
         raise Conflict("the case was shredded; there is nothing left to send")
-    # Withdrawal ends the open referrals it finds, but not one being made in a transaction it cannot see yet.
+    # A withdrawal ends its open referrals under their locks, so this holds already; kept as the last word.
     consent = session.get(Consent, referral.consent_id)
     if consent is None or consent.withdrawn_on is not None:
         raise Conflict("the person's consent was withdrawn; nothing may be sent")

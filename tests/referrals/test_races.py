@@ -1,6 +1,6 @@
 """Two writers on one referral at the same moment, on PostgreSQL where they run side by side: the second waits
-for the first and then decides on what the first left, so a referral's steps stay one legal sequence and an ended
-referral is never reopened.
+for the first and then decides on what the first left, so a referral's steps stay one legal sequence, an ended
+referral is never reopened, and no package is built past a withdrawal.
 
 (On SQLite one writer runs at a time, so the two cannot overlap.)
 """
@@ -36,6 +36,10 @@ def _referral(made_in: Install) -> Any:
 
 def _move(referral_id: Any, to: str) -> Work:
     return lambda s, worker: referral_service.move(session=s, actor=worker, referral_id=referral_id, to=to)
+
+
+def _download(referral_id: Any) -> Work:
+    return lambda s, worker: referral_service.build_package(session=s, actor=worker, referral_id=referral_id)
 
 
 def _take_answer(code: str, status: str) -> Work:
@@ -102,3 +106,27 @@ def test_a_partners_answer_meeting_a_withdrawal_by_hand_does_not_reopen_the_refe
     )
     assert _state(install, made.id) == ("withdrawn", [(0, "sent"), (1, "withdrawn")])
     assert waiting >= 1
+
+
+def test_a_download_meeting_a_withdrawal_of_its_consent_waits_and_is_refused(install) -> None:  # noqa: F811
+    made = _referral(install)
+    answers, waiting = _overlap(install, _withdraw(install), _download(made.id))
+    assert answers["first"] == [made.code]
+    _refused(answers["second"], Conflict, "this referral is withdrawn; its package can no longer be downloaded")
+    assert waiting >= 1
+
+
+def test_a_download_meeting_a_withdrawal_by_hand_waits_and_is_refused(install) -> None:  # noqa: F811
+    made = _referral(install)
+    answers, waiting = _overlap(install, _move(made.id, "withdrawn"), _download(made.id))
+    assert answers["first"].status == "withdrawn"
+    _refused(answers["second"], Conflict, "this referral is withdrawn; its package can no longer be downloaded")
+    assert waiting >= 1
+
+
+def test_a_withdrawal_meeting_a_download_waits_for_it(install) -> None:  # noqa: F811
+    made = _referral(install)
+    answers, waiting = _overlap(install, _download(made.id), _withdraw(install))
+    assert answers["first"][0] == made.code
+    assert answers["second"] == [made.code]
+    assert waiting >= 1  # the package went out before the withdrawal, and the audit log says so in that order
