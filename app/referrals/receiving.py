@@ -187,7 +187,10 @@ def make_answer(*, session: Session, actor: str, code: str, status: str, partner
     query = query.where(ReceivedReferral.code == code.strip().upper())
     if partner is not None:
         query = query.where(Partner.name == partner)
-    rows = session.execute(query.limit(2)).all()
+    # The received referral locked as committed now (stage 1): two coordinators answering it at once are
+    # taken one after the other, so the partner never gets two answers the status did not allow.
+    locked = query.limit(2).with_for_update(of=ReceivedReferral).execution_options(populate_existing=True)
+    rows = session.execute(locked).all()
     if not rows:
         raise Invalid.field("code", f"no referral {code} was received here")
     if len(rows) > 1:

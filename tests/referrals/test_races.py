@@ -1,6 +1,6 @@
 """Two writers on one referral at the same moment, on PostgreSQL where they run side by side: the second waits
 for the first and then decides on what the first left, so a referral's steps stay one legal sequence, an ended
-referral is never reopened, and no package is built past a withdrawal.
+referral is never reopened, no package is built past a withdrawal, and a received referral is answered once.
 
 (On SQLite one writer runs at a time, so the two cannot overlap.)
 """
@@ -8,16 +8,17 @@ referral is never reopened, and no package is built past a withdrawal.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from app.auth.models import User
-from app.errors import Conflict
+from app.errors import Conflict, Invalid
 from app.referrals import receiving
 from app.referrals import service as referral_service
-from app.referrals.models import Referral, ReferralStep
+from app.referrals.models import Partner, ReceivedReferral, Referral, ReferralStep
 from tests.conftest import BACKENDS
 from tests.referrals.test_consent_race import Install, _overlap, _refer, _withdraw, install  # noqa: F401
 from tests.referrals.test_receiving import _answer, _ours
@@ -130,3 +131,42 @@ def test_a_withdrawal_meeting_a_download_waits_for_it(install) -> None:  # noqa:
     assert answers["first"][0] == made.code
     assert answers["second"] == [made.code]
     assert waiting >= 1  # the package went out before the withdrawal, and the audit log says so in that order
+
+
+def test_two_answers_to_one_received_referral_run_one_after_the_other(install) -> None:  # noqa: F811
+    def received(s: Any, _worker: User) -> None:
+        partner_id = s.scalar(select(Partner.id).where(Partner.name == "Shelter"))
+        s.add(
+            ReceivedReferral(
+                code="R-7K3Q-9M",
+                partner_id=partner_id,
+                case_id=install.case_id,
+                digest="0" * 64,
+                imported_on=date(2026, 11, 4),
+                imported_by="coord",
+                status="sent",
+                fields="full_name",
+            )
+        )
+
+    install.run(received)
+
+    def answer(status: str) -> Work:
+        return lambda s, _worker: receiving.make_answer(session=s, actor="coord", code="R-7K3Q-9M", status=status)
+
+    answers, waiting = _overlap(install, answer("accepted"), answer("declined"))
+    assert isinstance(answers["first"], bytes), answers["first"]
+    _refused(
+        answers["second"],
+        Invalid,
+        [
+            {
+                "loc": ["body", "status"],
+                "msg": "a referral that is accepted cannot be answered declined",
+                "type": "value_error",
+            }
+        ],
+    )
+    with install.engine.connect() as conn:
+        assert conn.scalar(select(ReceivedReferral.status)) == "accepted"
+    assert waiting >= 1
