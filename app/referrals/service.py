@@ -422,9 +422,11 @@ def build_package(*, session: Session, actor: User, referral_id: uuid.UUID) -> t
     referral, case = get_referral_for(session=session, actor=actor, referral_id=referral_id)
     if not permissions.may_transition(actor, case):
         raise Forbidden()
-    # The referral held shared and read as committed now (stage 1): a move, or a withdrawal of its consent
-    # (which locks every open referral on it), under way is waited for and then refuses this package; one that
-    # comes after waits until the package is recorded, so the audit log shows them in the order they ran.
+    # The case, then the referral, held shared and read as committed now (stage 1, the case before what hangs
+    # off it): a shred of the case, a move, or a withdrawal of its consent (which locks every open referral on
+    # it) under way is waited for and then refuses this package; one that comes after waits until the package
+    # is recorded, so the audit log shows them in the order they ran.
+    session.refresh(case, with_for_update={"read": True})
     session.refresh(referral, with_for_update={"read": True})
     if referral.status == "pending":
         raise Conflict("this referral waits for a coordinator's approval")

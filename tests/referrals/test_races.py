@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.audit.models import AuditEntry
 from app.auth.models import User
+from app.cases.models import Case
 from app.errors import Conflict, Invalid
+from app.lifecycle.shred import shred_case
 from app.referrals import receiving
 from app.referrals import service as referral_service
 from app.referrals.models import Partner, ReceivedReferral, Referral, ReferralStep
@@ -125,14 +128,6 @@ def test_a_download_meeting_a_withdrawal_by_hand_waits_and_is_refused(install) -
     assert waiting >= 1
 
 
-def test_a_withdrawal_meeting_a_download_waits_for_it(install) -> None:  # noqa: F811
-    made = _referral(install)
-    answers, waiting = _overlap(install, _download(made.id), _withdraw(install))
-    assert answers["first"][0] == made.code
-    assert answers["second"] == [made.code]
-    assert waiting >= 1  # the package went out before the withdrawal, and the audit log says so in that order
-
-
 def test_two_answers_to_one_received_referral_run_one_after_the_other(install) -> None:  # noqa: F811
     def received(s: Any, _worker: User) -> None:
         partner_id = s.scalar(select(Partner.id).where(Partner.name == "Shelter"))
@@ -169,4 +164,38 @@ def test_two_answers_to_one_received_referral_run_one_after_the_other(install) -
     )
     with install.engine.connect() as conn:
         assert conn.scalar(select(ReceivedReferral.status)) == "accepted"
+    assert waiting >= 1
+
+
+def _shred(made_in: Install) -> Work:
+    def shred(s: Any, _worker: User) -> list[str]:
+        code = s.get(Case, made_in.case_id).code
+        return shred_case(session=s, actor="admin", code=code)
+
+    return shred
+
+
+def test_a_download_meeting_a_shred_of_its_case_waits_and_is_refused(install) -> None:  # noqa: F811
+    made = _referral(install)
+    answers, waiting = _overlap(install, _shred(install), _download(made.id))
+    assert len(answers["first"]) == 1, answers["first"]
+    _refused(answers["second"], Conflict, "the case was shredded; there is nothing left to send")
+    assert waiting >= 1
+
+
+@pytest.mark.parametrize("ending", ["referral.consent_withdraw", "case.shred"])
+def test_a_withdrawal_or_a_shred_meeting_a_download_waits_for_it(install, ending: str) -> None:  # noqa: F811
+    made = _referral(install)
+    end = _withdraw(install) if ending == "referral.consent_withdraw" else _shred(install)
+    answers, waiting = _overlap(install, _download(made.id), end)
+    assert answers["first"][0] == made.code
+    assert not isinstance(answers["second"], BaseException), answers["second"]
+    # The package was built before the withdrawal or the shred, and the audit log says so in that order.
+    with install.engine.connect() as conn:
+        actions = conn.scalars(
+            select(AuditEntry.action)
+            .where(AuditEntry.action.in_(["referral.package", ending]))
+            .order_by(AuditEntry.seq)
+        )
+        assert list(actions) == ["referral.package", ending]
     assert waiting >= 1
