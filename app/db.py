@@ -6,7 +6,9 @@ Every writing transaction takes its locks in this order, and the unit of work is
 
 1. **domain rows** — the case or contact being changed is locked when it is loaded for a change
    (``SELECT … FOR UPDATE`` in the loading dependency or service; so is a consent a referral is made
-   on or that is withdrawn), new rows are inserted, unique keys
+   on or that is withdrawn, then a referral being moved, answered or ended with it, and a received
+   referral being answered; a package download holds its case, then its referral, ``FOR SHARE``),
+   new rows are inserted, unique keys
    are claimed, a data key used for sealing is held ``FOR SHARE``; on PostgreSQL a writer that wraps a
    new data key also holds the **keyring generation** shared (``app.crypto.service.hold_keyring``,
    which only ``keys rotate`` takes exclusively); all before anything below;

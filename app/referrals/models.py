@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import Date, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import Date, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, new_id
@@ -71,6 +71,8 @@ class ReferralStep(Base):
     """One status of a referral, for the case's timeline: how it got there (made, answer, by hand)."""
 
     __tablename__ = "referral_step"
+    # Invariant (migration 0015): one step per position; two steps decided on one read cannot both land.
+    __table_args__ = (Index("uq_referral_step_referral_id_position", "referral_id", "position", unique=True),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"), index=True)

@@ -187,7 +187,10 @@ def make_answer(*, session: Session, actor: str, code: str, status: str, partner
     query = query.where(ReceivedReferral.code == code.strip().upper())
     if partner is not None:
         query = query.where(Partner.name == partner)
-    rows = session.execute(query.limit(2)).all()
+    # The received referral locked as committed now (stage 1): two coordinators answering it at once are
+    # taken one after the other, so the partner never gets two answers the status did not allow.
+    locked = query.limit(2).with_for_update(of=ReceivedReferral).execution_options(populate_existing=True)
+    rows = session.execute(locked).all()
     if not rows:
         raise Invalid.field("code", f"no referral {code} was received here")
     if len(rows) > 1:
@@ -224,7 +227,11 @@ def make_answer(*, session: Session, actor: str, code: str, status: str, partner
 def import_answer(*, session: Session, actor: str, data: bytes, identity: Any) -> tuple[str, str]:
     """Check a partner's signed status answer and move the referral it names; returns (code, status)."""
     doc = package.decrypt(data, identity=identity, expect=package.STATUS)
-    referral = session.scalar(select(Referral).where(Referral.code == doc["code"]))
+    # Locked as committed now (stage 1), as a move by hand locks it: an answer meeting a withdrawal waits and
+    # is then refused, instead of reopening the referral the caseworker has just ended.
+    referral = session.scalar(
+        select(Referral).where(Referral.code == doc["code"]).with_for_update().execution_options(populate_existing=True)
+    )
     if referral is None:
         raise PackageError("refused: no referral with this code was made here")
     partner = session.get(Partner, referral.partner_id)

@@ -236,9 +236,16 @@ def withdraw_consent(
     day = on or crypto.settings_of(session).today()
     consent.withdrawn_on = day
     ended = []
-    for referral in session.scalars(
-        select(Referral).where(Referral.consent_id == consent.id, Referral.status.in_(OPEN)).order_by(Referral.code)
-    ):
+    # Each open referral locked after its consent (stage 1): a move, an answer or a download of one of them
+    # under way is waited for, and what it left is what is ended (nothing, if it ended the referral itself).
+    open_referrals = (
+        select(Referral)
+        .where(Referral.consent_id == consent.id, Referral.status.in_(OPEN))
+        .order_by(Referral.code)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    for referral in session.scalars(open_referrals):
         _step(session, referral, to="withdrawn", on=day, source="consent", actor=actor.username)
         ended.append(referral.code)
     session.flush()
@@ -333,10 +340,17 @@ def _out(session: Session, referral: Referral, *, partner_name: str, case_code: 
     )
 
 
-def get_referral_for(*, session: Session, actor: User, referral_id: uuid.UUID) -> tuple[Referral, Case]:
-    """A referral whose case the actor may see (assigned caseworker, coordinator); 404 otherwise."""
+def get_referral_for(
+    *, session: Session, actor: User, referral_id: uuid.UUID, for_update: bool = False
+) -> tuple[Referral, Case]:
+    """A referral whose case the actor may see (assigned caseworker, coordinator); 404 otherwise.
+
+    ``for_update`` locks the referral row, as committed now, to the end of the transaction (stage 1 of the
+    lock order): two status moves of one referral run one after the other, the second checked against the
+    status the first left, so two steps never share a position and an ended referral is never reopened.
+    """
     permissions.require_case_access(actor)
-    referral = session.get(Referral, referral_id)
+    referral = session.get(Referral, referral_id, with_for_update=for_update or None, populate_existing=for_update)
     if referral is None:
         raise NotFound()
     case = session.get(Case, referral.case_id)
@@ -408,13 +422,19 @@ def build_package(*, session: Session, actor: User, referral_id: uuid.UUID) -> t
     referral, case = get_referral_for(session=session, actor=actor, referral_id=referral_id)
     if not permissions.may_transition(actor, case):
         raise Forbidden()
+    # The case, then the referral, held shared and read as committed now (stage 1, the case before what hangs
+    # off it): a shred of the case, a move, or a withdrawal of its consent (which locks every open referral on
+    # it) under way is waited for and then refuses this package; one that comes after waits until the package
+    # is recorded, so the audit log shows them in the order they ran.
+    session.refresh(case, with_for_update={"read": True})
+    session.refresh(referral, with_for_update={"read": True})
     if referral.status == "pending":
         raise Conflict("this referral waits for a coordinator's approval")
     if referral.status not in DELIVERABLE:
         raise Conflict(f"this referral is {referral.status}; its package can no longer be downloaded")
     if case.shredded_on is not None:
         raise Conflict("the case was shredded; there is nothing left to send")
-    # Withdrawal ends the open referrals it finds, but not one being made in a transaction it cannot see yet.
+    # A withdrawal ends its open referrals under their locks, so this holds already; kept as the last word.
     consent = session.get(Consent, referral.consent_id)
     if consent is None or consent.withdrawn_on is not None:
         raise Conflict("the person's consent was withdrawn; nothing may be sent")
@@ -442,7 +462,7 @@ def build_package(*, session: Session, actor: User, referral_id: uuid.UUID) -> t
 
 def move(*, session: Session, actor: User, referral_id: uuid.UUID, to: str, on: date | None = None) -> ReferralOut:
     """Move a referral by hand (the partner said so by phone, or the caseworker withdraws it); 409 if illegal."""
-    referral, case = get_referral_for(session=session, actor=actor, referral_id=referral_id)
+    referral, case = get_referral_for(session=session, actor=actor, referral_id=referral_id, for_update=True)
     if not permissions.may_transition(actor, case):
         raise Forbidden()
     if referral.status == "pending" and to == "sent" and actor.role != Role.coordinator:
