@@ -346,6 +346,16 @@ def end_read(session: Session) -> None:
     session.commit()
 
 
+def commit_before_waiting(session: Session) -> None:
+    """Commit the unit of work so far, before it waits on something outside Helpline (a partner's server).
+
+    No lock and no transaction waits on the network: what was written is committed here, with its audit
+    entries and counters (the commit steps run as at the end), every row lock and SQLite's write lock are
+    let go, and the next statement begins a new transaction, which the unit of work ends as usual.
+    """
+    session.commit()
+
+
 # --- commit steps: how the unit of work enforces the lock order -----------------------------------
 
 # The commit steps, in order. Alarms are audit entries too, so they are noted before the chain is

@@ -30,6 +30,7 @@ from app.audit import service as audit
 from app.auth.models import User
 from app.crypto import service as crypto
 from app.crypto import signing as crypto_signing
+from app.db import commit_before_waiting
 from app.errors import Conflict, Forbidden, HelplineError, Invalid, NotFound, TooManyRequests
 from app.referrals import keys, package, receiving
 from app.referrals import service as referral_service
@@ -89,6 +90,11 @@ def deliver(*, session: Session, actor: User, referral_id: uuid.UUID) -> str:
         headers={"Content-Type": "application/json"},
         method="POST",
     )
+    # The package is built and its download recorded (committed) before it goes out, and nothing is held
+    # while the partner's server answers: a slow or stalled inbox (up to TIMEOUT_SECONDS) must not stop a
+    # shred, a withdrawal, or on SQLite every other writer. What happens meanwhile is recorded in its order.
+    case_code = case.code
+    commit_before_waiting(session)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310 (scheme checked)
             status = answer.status
@@ -98,7 +104,7 @@ def deliver(*, session: Session, actor: User, referral_id: uuid.UUID) -> str:
         raise DeliveryFailed(f"the partner's inbox could not be reached: {getattr(exc, 'reason', exc)}") from None
     if status != 201:
         raise DeliveryFailed(f"the partner's inbox refused the package (HTTP {status})")
-    audit.record(session, actor=actor.username, action="referral.deliver", target=case.code, detail={"referral": code})
+    audit.record(session, actor=actor.username, action="referral.deliver", target=case_code, detail={"referral": code})
     return code
 
 

@@ -357,8 +357,9 @@ def deliver(referral_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     ident = forms.parse_id(referral_id)
     referral = referral_service.referral_view(session=visit.db, actor=user, referral_id=ident)
     try:
-        with visit.db.begin_nested():
-            delivery.deliver(session=visit.db, actor=user, referral_id=ident)
+        # Not in a savepoint: the delivery commits the built package before it waits on the partner's server.
+        # A refusal comes before anything is written; a failed post after it leaves only the download recorded.
+        delivery.deliver(session=visit.db, actor=user, referral_id=ident)
     except (Conflict, delivery.DeliveryFailed) as exc:
         return _case_page(visit, str(referral.case_id), error=_message(visit, exc), status=exc.status_code)
     return redirect(visit, f"/cases/{referral.case_id}/referrals")
