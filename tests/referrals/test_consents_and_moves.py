@@ -84,13 +84,20 @@ def test_a_withdrawal_ends_every_open_referral_on_that_consent_in_code_order_and
     case = _case(factory, worker)
     consent = _consent(session, worker, case)
     other = _consent(session, worker, case, partner="Railroad")
-    made = [_refer(session, worker, case, consent) for _ in range(3)]
-    declined = made[2]
-    referral_service.move(
-        session=session, actor=worker, referral_id=declined.id, to="declined", on=date.today() + timedelta(days=1)
-    )
+    # Two open referrals on the consent, the later one with the smaller code (codes are random: referrals
+    # made in between are declined), so an order that is not by code shows.
+    first, accepted = _refer(session, worker, case, consent), _refer(session, worker, case, consent)
+    in_between = []
+    while accepted.code > first.code:
+        in_between.append(accepted)
+        accepted = _refer(session, worker, case, consent)
+    declined = _refer(session, worker, case, consent)
+    for closed in (*in_between, declined):
+        referral_service.move(
+            session=session, actor=worker, referral_id=closed.id, to="declined", on=date.today() + timedelta(days=1)
+        )
+    made = [first, accepted, declined]
     kept = _refer(session, worker, case, other, partner="Railroad")
-    accepted = made[1]
     referral_service.move(
         session=session, actor=worker, referral_id=accepted.id, to="accepted", on=date.today() + timedelta(days=2)
     )
@@ -99,7 +106,7 @@ def test_a_withdrawal_ends_every_open_referral_on_that_consent_in_code_order_and
         session=session, actor=worker, case_id=case.id, consent_id=consent.id, on=LATER
     )
 
-    open_codes = sorted([made[0].code, accepted.code])
+    open_codes = [accepted.code, first.code]  # by code, not in the order they were made
     assert ended == open_codes
     status = {r.code: (r.status, r.status_on) for r in session.scalars(select(Referral))}
     assert status[made[0].code] == ("withdrawn", LATER)
@@ -288,8 +295,11 @@ def test_referrals_are_listed_newest_first_then_by_code_and_only_of_visible_case
     case, second_case = _case(factory, worker), _case(factory, worker)
     theirs_case = _case(factory, other_worker)
     consent, second_consent = _consent(session, worker, case), _consent(session, worker, second_case)
-    made = [_refer(session, worker, case, consent), _refer(session, worker, second_case, second_consent)]
-    old = _refer(session, worker, case, consent)
+    three = [_refer(session, worker, case, consent), _refer(session, worker, second_case, second_consent)]
+    three.append(_refer(session, worker, case, consent))
+    # The one with the smallest code was sent earliest: newest first puts it last, an order by code alone first.
+    old = min(three, key=lambda r: r.code)
+    made = [r for r in three if r is not old]
     session.get(Referral, old.id).sent_on = date(2026, 11, 4)
     session.flush()
     theirs = _refer(session, other_worker, theirs_case, _consent(session, other_worker, theirs_case))
@@ -297,13 +307,13 @@ def test_referrals_are_listed_newest_first_then_by_code_and_only_of_visible_case
     mine = referral_service.list_referrals(session=session, actor=worker)
     assert [r.code for r in mine] == [*sorted(r.code for r in made), old.code]
     assert {r.code: r.case_code for r in mine} == {
-        made[0].code: case.code,
-        made[1].code: second_case.code,
-        old.code: case.code,
+        three[0].code: case.code,
+        three[1].code: second_case.code,
+        three[2].code: case.code,
     }
     assert all(r.partner == "Shelter" and r.fields == ["full_name"] for r in mine)
     one_case = referral_service.list_referrals(session=session, actor=worker, case_id=second_case.id)
-    assert [r.code for r in one_case] == [made[1].code]
+    assert [r.code for r in one_case] == [three[1].code]
     everyone = referral_service.list_referrals(session=session, actor=coordinator)
     assert sorted(r.code for r in everyone) == sorted([*(r.code for r in made), old.code, theirs.code])
     with pytest.raises(Forbidden):
@@ -388,8 +398,12 @@ def test_adding_a_partner_checks_its_name_and_keys_refuses_a_second_and_replaces
         age_recipient=other_recipient,
         verify_key=PUBLIC_B64,
         replace=True,
+        inbox_url="https://shelter.example/new-inbox",
     )
-    assert (replaced.age_recipient, replaced.inbox_url) == (other_recipient, None)
+    assert (replaced.age_recipient, replaced.inbox_url) == (other_recipient, "https://shelter.example/new-inbox")
+    assert session.scalar(select(Partner.inbox_url).where(Partner.name == "Shelter")) == (
+        "https://shelter.example/new-inbox"
+    )
     # A removed partner may be added again under its name without `replace`: its keys are the new ones.
     referral_service.remove_partner(session=session, actor="admin", name="Shelter")
     again = referral_service.add_partner(
@@ -476,3 +490,18 @@ def test_a_referrals_steps_are_shown_by_position_not_by_when_their_rows_were_wri
     session.flush()
     view = referral_service.referral_view(session=session, actor=worker, referral_id=made.id)
     assert [s.status for s in view.steps] == ["sent", "accepted", "completed"]
+
+
+def test_consents_of_one_day_are_listed_by_id(session, factory, partners, monkeypatch) -> None:
+    from app.crypto import service as crypto
+
+    worker = factory.user("caseworker")
+    case = _case(factory, worker)
+    # Recorded the same day, the first with the larger id: the list does not follow the order of writing.
+    ids = iter([uuid.UUID(int=2**127 + 2), uuid.UUID(int=2**127 + 1)])
+    monkeypatch.setattr(crypto, "new_subject_id", lambda: next(ids))
+    first = _consent(session, worker, case, partner="Shelter")
+    second = _consent(session, worker, case, partner="Railroad")
+    monkeypatch.undo()
+    listed = referral_service.list_consents(session=session, actor=worker, case_id=case.id)
+    assert [(c.id, c.partner) for c in listed] == [(second.id, "Railroad"), (first.id, "Shelter")]
