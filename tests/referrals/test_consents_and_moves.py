@@ -84,19 +84,20 @@ def test_a_withdrawal_ends_every_open_referral_on_that_consent_in_code_order_and
     case = _case(factory, worker)
     consent = _consent(session, worker, case)
     other = _consent(session, worker, case, partner="Railroad")
-    # Two open referrals on the consent, the later one with the smaller code (codes are random: referrals
-    # made in between are declined), so an order that is not by code shows.
-    first, accepted = _refer(session, worker, case, consent), _refer(session, worker, case, consent)
+    # Two open referrals on the consent whose codes run against both the order they were made in and the order
+    # of their statuses: the earlier one, accepted, has the larger code (codes are random: referrals made in
+    # between are declined), so an order that is not by code shows.
+    accepted, later = _refer(session, worker, case, consent), _refer(session, worker, case, consent)
     in_between = []
-    while accepted.code > first.code:
-        in_between.append(accepted)
-        accepted = _refer(session, worker, case, consent)
+    while later.code > accepted.code:
+        in_between.append(later)
+        later = _refer(session, worker, case, consent)
     declined = _refer(session, worker, case, consent)
     for closed in (*in_between, declined):
         referral_service.move(
             session=session, actor=worker, referral_id=closed.id, to="declined", on=date.today() + timedelta(days=1)
         )
-    made = [first, accepted, declined]
+    made = [later, accepted, declined]
     kept = _refer(session, worker, case, other, partner="Railroad")
     referral_service.move(
         session=session, actor=worker, referral_id=accepted.id, to="accepted", on=date.today() + timedelta(days=2)
@@ -106,7 +107,7 @@ def test_a_withdrawal_ends_every_open_referral_on_that_consent_in_code_order_and
         session=session, actor=worker, case_id=case.id, consent_id=consent.id, on=LATER
     )
 
-    open_codes = [accepted.code, first.code]  # by code, not in the order they were made
+    open_codes = [later.code, accepted.code]  # by code, not in the order made, nor by status
     assert ended == open_codes
     status = {r.code: (r.status, r.status_on) for r in session.scalars(select(Referral))}
     assert status[made[0].code] == ("withdrawn", LATER)
