@@ -91,6 +91,7 @@ SERVICE_MESSAGES = (
     N_("this referral waits for a coordinator's approval"),
     N_("the case was shredded; there is nothing left to send"),
     N_("the person's consent was withdrawn; nothing may be sent"),
+    N_("this partner was removed; nothing may be sent to it"),
 )
 
 

@@ -438,6 +438,11 @@ def build_package(*, session: Session, actor: User, referral_id: uuid.UUID) -> t
     consent = session.get(Consent, referral.consent_id)
     if consent is None or consent.withdrawn_on is not None:
         raise Conflict("the person's consent was withdrawn; nothing may be sent")
+    # A partner is removed when it must no longer be trusted (its keys lost, or not who it said it was): no
+    # package goes to it, even for a referral made before.
+    partner = session.get(Partner, referral.partner_id)
+    if partner is None or partner.removed_on is not None:
+        raise Conflict("this partner was removed; nothing may be sent to it")
     keyring = crypto.keyring_of(session)
     signing = keys.organisation_signing_key(keyring)
     body = {

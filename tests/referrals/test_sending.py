@@ -239,6 +239,19 @@ def test_a_withdrawn_consent_stops_a_referral_still_marked_sent(session, factory
     _refused(session, worker, made.id, match="^the person's consent was withdrawn; nothing may be sent$")
 
 
+def test_nothing_goes_to_a_partner_removed_after_the_referral_was_made(session, factory, partner) -> None:
+    worker = factory.user("caseworker")
+    case = _case(factory, worker)
+    made = _refer(session, worker, case, consented=["full_name"], sent=["full_name"])
+    referral_service.remove_partner(session=session, actor="admin", name=PARTNER)
+    assert session.get(Referral, made.id).status == "sent"
+    _refused(session, worker, made.id, match="^this partner was removed; nothing may be sent to it$")
+    _refused(
+        session, factory.user("coordinator"), made.id, match="^this partner was removed; nothing may be sent to it$"
+    )
+    assert session.scalar(select(AuditEntry).where(AuditEntry.action == "referral.package")) is None
+
+
 def test_a_consent_and_a_referral_on_it_are_recorded_as_given(session, factory, partner) -> None:
     worker = factory.user("caseworker")
     case = _case(factory, worker)
