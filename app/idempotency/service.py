@@ -95,6 +95,18 @@ def remember(session: Session, *, status: int, body: bytes) -> None:
     session.flush()
 
 
+def release(session: Session) -> None:
+    """Give back the key this request claimed, so the same request may be sent again under it.
+
+    For a request that committed part of its work before it failed (a delivery commits its package before
+    it posts it): its claim is committed too, without an answer, and would otherwise replay as a success.
+    """
+    row = session.info.pop(_CLAIM, None)
+    if row is not None:
+        session.delete(row)
+        session.flush()
+
+
 # --- web forms -------------------------------------------------------------------------------------
 
 FORM_FIELD = "form_once"

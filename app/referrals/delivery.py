@@ -32,6 +32,7 @@ from app.crypto import service as crypto
 from app.crypto import signing as crypto_signing
 from app.db import commit_before_waiting
 from app.errors import Conflict, Forbidden, HelplineError, Invalid, NotFound, TooManyRequests
+from app.idempotency import service as idempotency
 from app.referrals import keys, package, receiving
 from app.referrals import service as referral_service
 from app.referrals.models import InboxPackage, Partner
@@ -53,6 +54,9 @@ class DeliveryOut(BaseModel):
 
 class DeliveryFailed(HelplineError):
     status_code = 502
+    # The package was built and its download committed before the post; what the failure records (the
+    # attempt, the request's key given back) is kept too.
+    keep_changes = True
 
 
 def valid_inbox_url(url: str) -> str:
@@ -95,15 +99,28 @@ def deliver(*, session: Session, actor: User, referral_id: uuid.UUID) -> str:
     # shred, a withdrawal, or on SQLite every other writer. What happens meanwhile is recorded in its order.
     case_code = case.code
     commit_before_waiting(session)
+    failed = None
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310 (scheme checked)
             status = answer.status
     except urllib.error.HTTPError as exc:
         status = exc.code
     except (urllib.error.URLError, OSError) as exc:
-        raise DeliveryFailed(f"the partner's inbox could not be reached: {getattr(exc, 'reason', exc)}") from None
-    if status != 201:
-        raise DeliveryFailed(f"the partner's inbox refused the package (HTTP {status})")
+        status = None
+        failed = DeliveryFailed(f"the partner's inbox could not be reached: {getattr(exc, 'reason', exc)}")
+    if failed is None and status != 201:
+        failed = DeliveryFailed(f"the partner's inbox refused the package (HTTP {status})")
+    if failed is not None:
+        # Recorded, and the request's Idempotency-Key given back: sent again, it tries again.
+        idempotency.release(session)
+        audit.record(
+            session,
+            actor=actor.username,
+            action="referral.deliver_failed",
+            target=case_code,
+            detail={"referral": code, "status": status},
+        )
+        raise failed
     audit.record(session, actor=actor.username, action="referral.deliver", target=case_code, detail={"referral": code})
     return code
 

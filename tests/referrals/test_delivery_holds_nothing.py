@@ -148,3 +148,75 @@ def test_a_stalled_partner_inbox_holds_up_no_other_writer(backend, database_url_
         ("referral.deliver", made.code),
     ]
     engine.dispose()
+
+
+class _FlakyInbox(http.server.BaseHTTPRequestHandler):
+    answers: list[int]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        status = self.answers.pop(0)
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_a_failed_delivery_is_recorded_and_the_same_request_may_be_sent_again(client, factory, session) -> None:
+    answers = [500, 201]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Inbox", (_FlakyInbox,), {"answers": answers}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/referrals/inbox"
+        referral_service.add_partner(
+            session=session,
+            actor="admin",
+            name="Shelter",
+            age_recipient=AGE_RECIPIENT,
+            verify_key=PUBLIC_B64,
+            inbox_url=url,
+        )
+        worker = factory.user("caseworker")
+        case = factory.case(worker, full_name="Иван Петров")
+        consent = referral_service.record_consent(
+            session=session,
+            actor=worker,
+            case_id=case.id,
+            data=ConsentIn(partner="Shelter", given_on=case.opened_on, how="spoken", fields=["full_name"]),
+        )
+        made = referral_service.create_referral(
+            session=session,
+            actor=worker,
+            case_id=case.id,
+            data=ReferralIn(partner="Shelter", fields=["full_name"], consent_id=consent.id),
+        )
+        headers = {**factory.headers(worker), "Idempotency-Key": "deliver-once-please"}
+        session.commit()
+        path = f"/api/v1/referrals/{made.id}/deliver"
+
+        failed = client.post(path, headers=headers)
+        assert failed.status_code == 502
+        assert failed.json() == {"detail": "the partner's inbox refused the package (HTTP 500)"}
+        again = client.post(path, headers=headers)  # the same key: tried again, not replayed as a success
+        assert again.status_code == 200 and again.json() == {"delivered": made.code}
+        assert answers == []  # the inbox was asked twice
+        replayed = client.post(path, headers=headers)  # and now the key holds the answer
+        assert replayed.status_code == 200 and replayed.headers.get("Idempotent-Replayed") == "true"
+    finally:
+        server.shutdown()
+        server.server_close()
+    session.rollback()
+    trail = session.execute(
+        select(AuditEntry.action, AuditEntry.detail)
+        .where(AuditEntry.action.like("referral.%"), AuditEntry.target == case.code)
+        .order_by(AuditEntry.seq)
+    ).all()
+    assert [(a, json.loads(d)) for a, d in trail if a != "referral.consent" and a != "referral.create"] == [
+        ("referral.package", {"referral": made.code, "recipient": AGE_RECIPIENT}),
+        ("referral.deliver_failed", {"referral": made.code, "status": 500}),
+        ("referral.package", {"referral": made.code, "recipient": AGE_RECIPIENT}),
+        ("referral.deliver", {"referral": made.code}),
+    ]
