@@ -138,6 +138,76 @@ def test_each_write_sent_twice_at_once_takes_effect_once(live: LiveServer) -> No
     _assert_consistent(live)
 
 
+@pytest.mark.slow
+def test_each_referral_move_and_withdrawal_sent_twice_at_once_takes_effect_once(live: LiveServer) -> None:
+    """The referral locks through real server processes (several workers on PostgreSQL): a status move and a
+    consent withdrawal each sent twice at once land once, and every referral's steps stay one per position."""
+    from app.referrals import service as referral_service
+    from app.referrals.models import Referral, ReferralStep
+    from tests.referrals.test_package import AGE_RECIPIENT, PUBLIC_B64
+
+    rounds = TWICE // 2
+    worker = live.create_user(unique_name("cw"), "caseworker", via_cli=False)
+    token = live.issue_token(worker)
+    today = date.today().isoformat()
+    with live.session() as db:
+        referral_service.add_partner(
+            session=db,
+            actor="test",
+            name="Shelter",
+            age_recipient=AGE_RECIPIENT,
+            verify_key=PUBLIC_B64,  # type: ignore[arg-type]
+        )
+    made = []
+    with _client(live, token) as http:
+        for n in range(rounds):
+            contact = http.post("/api/v1/contacts", json=contact_body(2, n)).json()["id"]
+            case = http.post("/api/v1/cases", json={"contact_id": contact}).json()["id"]
+            consent = http.post(
+                f"/api/v1/cases/{case}/consents",
+                json={"partner": "Shelter", "given_on": today, "how": "spoken", "fields": ["full_name"]},
+            ).json()["id"]
+            referral = http.post(
+                f"/api/v1/cases/{case}/referrals",
+                json={"partner": "Shelter", "fields": ["full_name"], "consent_id": consent},
+            ).json()["id"]
+            made.append((case, consent, referral))
+    outcomes: Counter[str] = Counter()
+    for case, consent, referral in made:
+        accepted = _at_once(
+            live, token, lambda c, r=referral: c.post(f"/api/v1/referrals/{r}/status", json={"to": "accepted"})
+        )
+        outcomes[f"accept {accepted}"] += 1
+        withdrawn = _at_once(
+            live,
+            token,
+            lambda c, k=case, i=consent: c.post(f"/api/v1/cases/{k}/consents/{i}/withdraw", json={}),
+        )
+        outcomes[f"withdraw {withdrawn}"] += 1
+    figures.count("double_submits", 2 * rounds)
+    figures.count("double_submit_extra_effects", sum(n for k, n in outcomes.items() if "409" not in k))
+    assert outcomes == {"accept [200, 409]": rounds, "withdraw [200, 409]": rounds}
+    with live.session() as db:
+        ids = [uuid.UUID(r) for _, _, r in made]
+        assert set(db.scalars(select(Referral.status).where(Referral.id.in_(ids)))) == {"withdrawn"}  # type: ignore[attr-defined]
+        steps = db.execute(  # type: ignore[attr-defined]
+            select(ReferralStep.referral_id, ReferralStep.position, ReferralStep.status)
+            .where(ReferralStep.referral_id.in_(ids))
+            .order_by(ReferralStep.referral_id, ReferralStep.position)
+        ).all()
+        by_referral: dict[uuid.UUID, list[tuple[int, str]]] = {}
+        for referral_id, position, status in steps:
+            by_referral.setdefault(referral_id, []).append((position, status))
+        assert list(by_referral.values()) == [[(0, "sent"), (1, "accepted"), (2, "withdrawn")]] * rounds
+        actions = Counter(
+            db.scalars(  # type: ignore[attr-defined]
+                select(AuditEntry.action).where(AuditEntry.action.in_(["referral.status", "referral.consent_withdraw"]))
+            )
+        )
+        assert actions == {"referral.status": rounds, "referral.consent_withdraw": rounds}
+    _assert_consistent(live)
+
+
 def _assert_consistent(live: LiveServer) -> None:
     check = live.cli("stats", "check", check=False)
     assert check.returncode == 0, check.stdout + check.stderr
