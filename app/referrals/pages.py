@@ -264,7 +264,9 @@ def move(referral_id: str, visit: SignedIn, form: CheckedForm) -> Response:
 # --- all referrals, and importing a partner's package -----------------------------------------
 
 
-def _list_page(visit: Visit, *, error: str | None = None, done: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _list_page(  # type: ignore[no-untyped-def]
+    visit: Visit, *, error: str | None = None, done: str | None = None, status: int = 200, assign: str | None = None
+):
     user = visit.require(Role.caseworker, Role.coordinator)
     coordinator = user.role == Role.coordinator
     context = {
@@ -278,6 +280,7 @@ def _list_page(visit: Visit, *, error: str | None = None, done: str | None = Non
         "answers": list(ANSWERS),
         "error": error,
         "done": done,
+        "assign": assign,  # the caseworker chosen for a refused import stays chosen (files cannot be kept)
     }
     return render(visit, "referrals.html", context, status=status)
 
@@ -303,15 +306,15 @@ def _uploads(visit: Visit, form: Any) -> tuple[bytes, Any]:
 @router.post("/referrals/import")
 def import_package(visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.coordinator)
+    assign = str(form.get("assign", ""))[:64] or None
     try:
         data, identity = _uploads(visit, form)
-        assign = str(form.get("assign", ""))[:64] or None
         with visit.db.begin_nested():
             done = receiving.import_referral(
                 session=visit.db, actor=user.username, data=data, identity=identity, assign=assign
             )
     except (package.PackageError, Invalid) as exc:
-        return _list_page(visit, error=_message(visit, exc), status=422)
+        return _list_page(visit, error=_message(visit, exc), status=422, assign=assign)
     return _list_page(visit, done=visit._("Imported as case %(code)s.") % {"code": done.case_code})
 
 

@@ -22,7 +22,8 @@ from app.contacts.models import Contact
 from app.referrals import package
 from app.referrals import service as referral_service
 from app.referrals.models import ReceivedReferral
-from tests.e2e.test_web import sign_in, switch_language
+from tests.e2e.test_caseworker_day import PHONE
+from tests.e2e.test_web import shot, sign_in, switch_language
 from tests.support.browser import ConsoleRecorder, RequestRecorder, new_context
 from tests.support.live_server import LiveServer
 
@@ -91,6 +92,13 @@ def test_a_coordinator_uploads_refused_and_genuine_packages_in_russian(live: Liv
     expect(page.locator("body")).to_contain_text("отклонено: код в пакете не является кодом направления")
     _upload(page, sealed(fields={}), str(ours), "zaur")
     expect(page.locator("body")).to_contain_text("отклонено: в пакете нет ни одного поля")
+    assert page.locator("#i-assign").input_value() == "zaur"  # the chosen caseworker is still chosen
+    # At phone width the refusal and the form still fit the screen.
+    page.set_viewport_size(PHONE)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the refused upload is {width}px wide at {PHONE['width']}px"
+    shot(page, "referral-upload-refused-ru-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
     assert _counts(live) == before  # nothing of a refused package was written
 
     _upload(page, sealed(), str(ours), "zaur")
