@@ -50,6 +50,9 @@ DAYS = 456  # about 15 months of history
 CASEWORKERS = 20
 ROLES = {"coordinator": "bench-coordinator", "analyst": "bench-analyst", "admin": "bench-admin"}
 CASEWORKER = "bench-cw00"  # the caseworker the benchmarks sign in as; owns ~1/20 of the records
+# The office: every caseworker. An intake load records each contact as the next of them in turn, as an
+# office's phones would: the hourly intake limit counts one caseworker's own contacts of the last hour.
+OFFICE = [f"bench-cw{i:02d}" for i in range(CASEWORKERS)]
 
 CONTACT_INDEX_COLUMN = "contact.handle"
 TABLES = ("user_account", "index_key", "data_key", "blind_index_entry", "contact", "evacuation_case", "case_transition")
@@ -159,20 +162,26 @@ class Install:
 
     def issue_token(self, username: str, engine: Engine | None = None) -> str:
         """A bearer token for a synthetic user, minted through the auth service (no TOTP step spent)."""
+        return self.issue_tokens([username], engine)[0]
+
+    def issue_tokens(self, usernames: list[str], engine: Engine | None = None) -> list[str]:
+        """A bearer token for each synthetic user, in order, minted through the auth service."""
         from app.auth import service as auth_service
 
         settings = self.settings()
         own = engine is None
         engine = engine or make_engine(settings)
+        tokens = []
         try:
             with unit_of_work(engine) as session:
                 crypto.bind(session, settings=settings, keyring=get_keyring(settings))
-                user = auth_service.get_user(session, username=username)
-                token, _ = auth_service.issue_token(session, user=user)
+                for username in usernames:
+                    user = auth_service.get_user(session, username=username)
+                    tokens.append(auth_service.issue_token(session, user=user)[0])
         finally:
             if own:
                 engine.dispose()
-        return token
+        return tokens
 
     def clone(self, dest: Path) -> Install:
         """A private copy (database and key file) for a benchmark that writes."""
@@ -196,7 +205,7 @@ def _make_users(install: Install, settings: Settings) -> dict[str, Any]:
     from app.auth import service as auth_service
 
     accounts: dict[str, dict[str, str]] = {}
-    names = [(f"bench-cw{i:02d}", "caseworker") for i in range(CASEWORKERS)]
+    names = [(name, "caseworker") for name in OFFICE]
     names += [(name, role) for role, name in ROLES.items()]
     ids: dict[str, Any] = {}
     with unit_of_work(make_engine(settings)) as session:
@@ -229,7 +238,7 @@ class _Generator:
         self.bits = reindex.auto_width(size)
         self.index_key = index_key
         self.epoch = 1
-        self.caseworkers = [user_ids[f"bench-cw{i:02d}"] for i in range(CASEWORKERS)]
+        self.caseworkers = [user_ids[name] for name in OFFICE]
         self.case_n = 0
 
     def _text(self, lo: int, hi: int) -> str:

@@ -53,12 +53,23 @@ def _durations(ctx: Any) -> tuple[int, int]:
     return (1, 4) if ctx.quick else (3, 15)
 
 
-def _scripts(ctx: Any, install: dataset.Install, token: str, *, work: Path | None = None) -> dict[str, Any]:
+def _scripts(ctx: Any, install: dataset.Install, tokens: list[str], *, work: Path | None = None) -> dict[str, Any]:
+    """The wrk scripts: ``intake`` records each contact as the next caseworker of ``tokens`` in turn,
+    ``intake_one`` as the first alone (one caseworker at the form), ``health`` a bare GET."""
     today = date.today()
     dates = ", ".join(f'"{today - timedelta(days=d)}"' for d in range(0, 30))
-    work = work or install.root  # one directory per token: the scripts are written to files
+    work = work or install.root  # one directory per install: the scripts are written to files
+
+    def quoted(some: list[str]) -> str:
+        return ", ".join(f'"{t}"' for t in some)
+
     return {
-        "intake": server.render("intake.lua", work / "intake.lua", TOKEN=token, PATH="/api/v1/contacts", DATES=dates),
+        "intake": server.render(
+            "intake.lua", work / "intake.lua", TOKENS=quoted(tokens), PATH="/api/v1/contacts", DATES=dates
+        ),
+        "intake_one": server.render(
+            "intake.lua", work / "intake-one.lua", TOKENS=quoted(tokens[:1]), PATH="/api/v1/contacts", DATES=dates
+        ),
         "health": server.render("get.lua", work / "health.lua", TOKEN="", PATH="/api/v1/health"),
     }
 
@@ -69,8 +80,7 @@ def _load(
     warm, seconds = _durations(ctx)
     env = {"HELPLINE_BENCH_DISABLE_CRYPTO": "true" if crypto_off else "false"}
     with server.serving(install, workers=workers, **env) as live:
-        token = install.issue_token(dataset.CASEWORKER)
-        scripts = _scripts(ctx, install, token)
+        scripts = _scripts(ctx, install, install.issue_tokens(dataset.OFFICE))
         script = scripts[script_name]
         server.wrk(live.base_url, script, seconds=warm, connections=connections)
         assert live.pid is not None
@@ -175,9 +185,9 @@ def compare(ctx: Any, outcome: Outcome, size: int, *, label: str) -> dict[str, A
         server.serving(off, HELPLINE_BENCH_DISABLE_CRYPTO="true") as live_off,
         _plain_server(plain_db) as (plain_url, plain_pid),
     ):
-        scripts = _scripts(ctx, helpline, helpline.issue_token(dataset.CASEWORKER))
-        off_script = _scripts(ctx, off, off.issue_token(dataset.CASEWORKER))["intake"]
-        plain_script = _scripts(ctx, off, plain_token, work=plain_db.parent)["intake"]
+        scripts = _scripts(ctx, helpline, helpline.issue_tokens(dataset.OFFICE))
+        off_script = _scripts(ctx, off, off.issue_tokens(dataset.OFFICE))["intake"]
+        plain_script = _scripts(ctx, off, [plain_token], work=plain_db.parent)["intake"]
         assert live.pid is not None and live_off.pid is not None
         loads = {
             "plain app": (plain_url, plain_script, plain_pid),
@@ -193,13 +203,18 @@ def compare(ctx: Any, outcome: Outcome, size: int, *, label: str) -> dict[str, A
             for name in order:
                 url, script, pid = loads[name]
                 before, written = server.cpu_seconds(pid), server.written_bytes(pid)
+                split = server.cpu_split(pid)
                 result = server.wrk(url, script, seconds=seconds, connections=4)
                 # The server's own CPU per request: what a request costs, whatever else the machine runs.
-                result["server_cpu_ms"] = (server.cpu_seconds(pid) - before) * 1000 / max(result["requests"], 1)
-                result["server_written_kb"] = (server.written_bytes(pid) - written) / 1024 / max(result["requests"], 1)
+                requests = max(result["requests"], 1)
+                result["server_cpu_ms"] = (server.cpu_seconds(pid) - before) * 1000 / requests
+                result["server_written_kb"] = (server.written_bytes(pid) - written) / 1024 / requests
+                after = server.cpu_split(pid)
+                result["event_loop_cpu_ms"] = (after[0] - split[0]) * 1000 / requests
+                result["threads_cpu_ms"] = (after[1] - split[1]) * 1000 / requests
                 rounds[name].append(result)
         # One caseworker at a time: the latency a person at the intake form sees.
-        alone = server.wrk(live.base_url, scripts["intake"], seconds=seconds, connections=1)
+        alone = server.wrk(live.base_url, scripts["intake_one"], seconds=seconds, connections=1)
     prefix = f"sqlite{label}"
     rps = {name: _median([r["rps"] for r in rounds[name]]) for name in LOADS}
     mine, plain = rps["helpline"], rps["plain app"]
@@ -221,6 +236,19 @@ def compare(ctx: Any, outcome: Outcome, size: int, *, label: str) -> dict[str, A
     # What a request costs the server, against the plain app's: less sensitive to the load than contacts/s.
     for key, figure, unit, note in (
         ("server_cpu_ms", "server CPU", "ms", "user + system time of the server process over a load / its requests"),
+        (
+            "event_loop_cpu_ms",
+            "event-loop CPU",
+            "ms",
+            "the server's main thread: uvicorn, Starlette, FastAPI, the middleware, the answer",
+        ),
+        (
+            "threads_cpu_ms",
+            "request-thread CPU",
+            "ms",
+            "the server's other threads: the route's threadpool call (token, service, commit, SQLite) and the "
+            "WAL checkpointer",
+        ),
         (
             "server_written_kb",
             "written",

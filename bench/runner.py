@@ -30,6 +30,7 @@ RESULTS_SCHEMA = 1
 BENCHMARKS: dict[str, str] = {
     "crypto": "bench.crypto_micro",
     "intake": "bench.intake",
+    "intake_cost": "bench.intake_cost",
     "stats": "bench.stats",
     "records_sdc": "bench.records_sdc",
     "export": "bench.exports",

@@ -44,6 +44,19 @@ def cpu_seconds(pid: int) -> float:
     return float(sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)]))
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(event loop, other threads) CPU seconds so far of a one-process server: the main thread runs the
+    event loop (uvicorn, Starlette, the middleware, the answer), the others the threadpool's calls."""
+    main = other = 0.0
+    for thread in psutil.Process(pid).threads():
+        spent = thread.user_time + thread.system_time
+        if thread.id == pid:
+            main += spent
+        else:
+            other += spent
+    return main, other
+
+
 def written_bytes(pid: int) -> int:
     """Bytes a process and its children have handed to ``write`` so far (the database's WAL, its
     checkpoints and the logs): what a request costs the disk, however busy the machine is."""

@@ -1,6 +1,7 @@
--- wrk script: POST realistic hotline contacts with a bearer token, each with a different handle.
--- The harness fills in TOKEN, PATH and DATES (recent days, none in the future) before running it.
-local token = "{{TOKEN}}"
+-- wrk script: POST realistic hotline contacts with bearer tokens, each with a different handle.
+-- The harness fills in TOKENS (one caseworker's, or every caseworker's of the office: each request is
+-- recorded by the next one in turn), PATH and DATES (recent days, none in the future) before running it.
+local tokens = { {{TOKENS}} }
 local path = "{{PATH}}"
 local dates = { {{DATES}} }
 local channels = { "phone", "telegram", "telegram", "signal", "whatsapp", "email", "referral", "in_person" }
@@ -49,7 +50,7 @@ request = function()
     '{"received_on":"%s","channel":"%s","region":"%s","language":"ru","risk":"%s","needs":%s,' ..
     '"alias":"Caller %d-%d","handle":"%s","notes":"%s"}',
     pick(dates), channel, pick(regions), pick(risks), pick(needs), thread_id, counter, handle, notes())
-  return wrk.format("POST", path, { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }, body)
+  return wrk.format("POST", path, { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. tokens[counter % #tokens + 1] }, body)
 end
 
 done = function(summary, latency, requests)

@@ -106,6 +106,13 @@ def test_intake_is_measured_against_its_floors_on_both_backends(quick_results) -
     cpu = next(f for f in doc["benchmarks"]["intake"]["figures"] if f["name"] == "sqlite.intake server CPU per request")
     assert cpu["unit"] == "ms" and cpu["value"] > 0 and cpu["floor"] > 0
     assert all(r["server_cpu_ms"] > 0 for load in ("plain app", "helpline") for r in details["rounds"][load])
+    # Split by thread: the event loop and the request threads each spent some, and together no more than the
+    # process did (the split is of the same process, read around the same load).
+    for load in ("plain app", "helpline"):
+        for r in details["rounds"][load]:
+            assert r["event_loop_cpu_ms"] > 0 and r["threads_cpu_ms"] > 0
+            assert r["event_loop_cpu_ms"] + r["threads_cpu_ms"] <= r["server_cpu_ms"] * 1.05 + 0.05
+    assert {"sqlite.intake event-loop CPU per request", "sqlite.intake request-thread CPU per request"} <= names
     # And what it costs the disk: Helpline writes the contact, its data key, index entry, audit entry and
     # counters where the plain app writes one row, so it must show more bytes, both above zero.
     written = next(
@@ -116,3 +123,20 @@ def test_intake_is_measured_against_its_floors_on_both_backends(quick_results) -
     pg = doc["benchmarks"]["intake"]["details"]["postgresql"]["encrypted"]
     assert pg["server_cpu_ms"] > 0 and pg["database_cpu_ms"] > 0 and pg["client_cpu_ms"] > 0
     assert "postgresql.most any number of workers could reach here vs 1 worker" in names
+
+
+@pytest.mark.slow
+def test_intake_cost_gives_the_request_work_beside_sqlites_own(quick_results) -> None:
+    doc, _, _ = quick_results
+    figures = {f["name"]: f for f in doc["benchmarks"]["intake_cost"]["figures"]}
+    whole = figures["sqlite.intake in-process: the request's work, CPU per intake"]
+    floor = figures["sqlite.intake in-process: SQLite's own work per intake"]
+    assert whole["floor"] == floor["value"] > 0
+    # SQLite's part is a part: the request's work holds it, and its three pieces add up to the whole.
+    assert whole["value"] > floor["value"]
+    parts = sum(
+        figures[f"sqlite.intake in-process: {p}, CPU per intake"]["value"]
+        for p in ("authentication", "service", "commit")
+    )
+    assert parts == pytest.approx(whole["value"], rel=1e-6)
+    assert figures["sqlite.intake in-process: transactions per intake"]["value"] == 2
