@@ -203,15 +203,14 @@ def compare(ctx: Any, outcome: Outcome, size: int, *, label: str) -> dict[str, A
             for name in order:
                 url, script, pid = loads[name]
                 before, written = server.cpu_seconds(pid), server.written_bytes(pid)
-                split = server.cpu_split(pid)
+                loop = server.event_loop_seconds(pid)
                 result = server.wrk(url, script, seconds=seconds, connections=4)
                 # The server's own CPU per request: what a request costs, whatever else the machine runs.
                 requests = max(result["requests"], 1)
                 result["server_cpu_ms"] = (server.cpu_seconds(pid) - before) * 1000 / requests
                 result["server_written_kb"] = (server.written_bytes(pid) - written) / 1024 / requests
-                after = server.cpu_split(pid)
-                result["event_loop_cpu_ms"] = (after[0] - split[0]) * 1000 / requests
-                result["threads_cpu_ms"] = (after[1] - split[1]) * 1000 / requests
+                result["event_loop_cpu_ms"] = (server.event_loop_seconds(pid) - loop) * 1000 / requests
+                result["threads_cpu_ms"] = result["server_cpu_ms"] - result["event_loop_cpu_ms"]
                 rounds[name].append(result)
         # One caseworker at a time: the latency a person at the intake form sees.
         alone = server.wrk(live.base_url, scripts["intake_one"], seconds=seconds, connections=1)
