@@ -33,9 +33,19 @@ MAX_BYTES = 1_000_000
 
 
 class PackageError(HelplineError):
-    """A package or answer that cannot be accepted; the message says why in one line."""
+    """A package or answer that cannot be accepted; the message says why in one line.
+
+    ``reason`` is the English text, with ``{name}`` places for ``values`` (a partner's name, a code, a date):
+    the detail is the reason filled in, and a page translates the reason first, then fills it in, so a
+    reason that names a partner reads in the visitor's language too. Every reason is in the catalog
+    (``SERVICE_MESSAGES`` in ``app/referrals/pages.py``; a test holds the two lists together).
+    """
 
     status_code = 422
+
+    def __init__(self, reason: str, **values: object) -> None:
+        self.reason, self.values = reason, values
+        super().__init__(reason.format(**values) if values else reason)
 
 
 def canonical(body: dict[str, Any]) -> bytes:
@@ -111,10 +121,10 @@ def decrypt(data: bytes, *, identity: Any, expect: str) -> dict[str, Any]:
     except (UnicodeDecodeError, ValueError):
         raise PackageError("refused: the content is not a referral document") from None
     if not isinstance(doc, dict) or doc.get("format") != expect or doc.get("version") != VERSION:
-        raise PackageError(f"refused: not a {expect} document of version {VERSION}")
+        raise PackageError("refused: not a {format} document of version {version}", format=expect, version=VERSION)
     for name in ("code", "from", "to", "signature"):
         if not isinstance(doc.get(name), str):
-            raise PackageError(f"refused: the document has no {name}")
+            raise PackageError("refused: the document has no {name}", name=name)
     recipient = str(identity.to_public())
     if doc["to"] != recipient:
         raise PackageError("refused: the document was signed for another organisation and re-encrypted")

@@ -77,10 +77,25 @@ SERVICE_MESSAGES = (
     N_("the age recipient is not an age public key (age1...)"),
     N_("the verify key is not an Ed25519 public key (base64 of 32 bytes)"),
     N_("the identity file holds no age identity (a line starting AGE-SECRET-KEY-1)"),
+    # Every reason a package or an answer is refused with (app.referrals.package.PackageError).
+    N_("refused: far too large to be a referral package"),
     N_("refused: not encrypted to this organisation's identity, or damaged"),
+    N_("refused: the content is not a referral document"),
+    N_("refused: not a {format} document of version {version}"),
+    N_("refused: the document has no {name}"),
+    N_("refused: the document was signed for another organisation and re-encrypted"),
+    N_("refused: the package's {where} is not a value Helpline accepts"),
     N_("refused: signed by an organisation that is not a partner here"),
+    N_("refused: the signature does not match {partner}'s verify key (altered or forged)"),
+    N_("refused: the package carries fields Helpline does not know"),
     N_("refused: the package's code is not a referral code"),
     N_("refused: the package carries no field"),
+    N_("refused: referral {code} from {partner} was already imported on {on}"),
+    N_("refused: a case field in the package is longer than Helpline accepts"),
+    N_("refused: no referral with this code was made here"),
+    N_("refused: the answer is not signed by the partner the referral went to"),
+    N_("refused: the answer carries no status a partner may give"),
+    N_("refused: the answer's date is not a date"),
     N_("this case was shredded"),
     N_("this consent was already withdrawn"),
     N_("no consent of this person for this partner with that id"),
@@ -99,7 +114,9 @@ def _message(visit: Visit, exc: HelplineError) -> str:
     if isinstance(exc, ValidationError | Invalid):
         return "; ".join(forms.translated(visit, forms.field_errors(exc)).values())
     if isinstance(exc, package.PackageError):
-        return visit._(str(exc.detail))
+        # The reason translated, then filled in: a reason naming a partner or a code reads in the visitor's language.
+        reason = visit._(exc.reason)
+        return reason.format(**exc.values) if exc.values else reason
     detail = exc.detail.get("message") if isinstance(exc.detail, dict) else exc.detail
     # The service's reason in the visitor's language where the catalog has it (a reason naming a partner or a
     # status is built per call and stays as the service wrote it).

@@ -93,7 +93,7 @@ def _contact_in(session: Session, values: dict[str, Any], today: date) -> Contac
         )
     except ValidationError as exc:
         where = ".".join(str(p) for p in exc.errors()[0]["loc"])
-        raise PackageError(f"refused: the package's {where} is not a value Helpline accepts") from None
+        raise PackageError("refused: the package's {where} is not a value Helpline accepts", where=where) from None
 
 
 def import_referral(*, session: Session, actor: str, data: bytes, identity: Any, assign: str | None = None) -> Imported:
@@ -103,7 +103,9 @@ def import_referral(*, session: Session, actor: str, data: bytes, identity: Any,
     if partner is None:
         raise PackageError("refused: signed by an organisation that is not a partner here")
     if not package.signature_valid(doc, verify_key=partner.verify_key):
-        raise PackageError(f"refused: the signature does not match {partner.name}'s verify key (altered or forged)")
+        raise PackageError(
+            "refused: the signature does not match {partner}'s verify key (altered or forged)", partner=partner.name
+        )
     values = doc.get("fields")
     known = {f.value for f in ReferralField}
     if not isinstance(values, dict) or not set(values) <= known:
@@ -122,7 +124,10 @@ def import_referral(*, session: Session, actor: str, data: bytes, identity: Any,
     )
     if earlier is not None:
         raise PackageError(
-            f"refused: referral {code} from {partner.name} was already imported on {earlier.imported_on}"
+            "refused: referral {code} from {partner} was already imported on {on}",
+            code=code,
+            partner=partner.name,
+            on=earlier.imported_on,
         )
     owner = _owner(session, assign)
     today = crypto.settings_of(session).today()

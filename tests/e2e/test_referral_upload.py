@@ -2,7 +2,8 @@
 
 Packages that must be refused (a code that is not a referral code, no field at all) come back with the reason in
 the coordinator's language and write nothing; the genuine package then lands as a case for the chosen caseworker,
-and no protected field of it is shown to the coordinator.
+and no protected field of it is shown to the coordinator. Uploaded again, it is refused with a reason that names
+the referral and its sender, translated around them.
 """
 
 from __future__ import annotations
@@ -111,6 +112,10 @@ def test_a_coordinator_uploads_refused_and_genuine_packages_in_russian(live: Liv
             select(User.username).join(Case, Case.assigned_to_id == User.id).where(Case.id == row.case_id)
         )
     assert taken_by == "zaur"  # the caseworker chosen on the page, not the first in the list
+    assert _counts(live) == (before[0] + 1, before[1] + 1)
+    # The same package again: the refusal names the referral and its sender, in Russian around them.
+    _upload(page, sealed(), str(ours), "zaur")
+    expect(page.locator("body")).to_contain_text("отклонено: направление R-E2EA-B1 от Sender уже импортировано")
     assert _counts(live) == (before[0] + 1, before[1] + 1)
     requests.assert_all_within(live.base_url)
     console.assert_no_csp_violations()

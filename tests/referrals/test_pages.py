@@ -101,7 +101,19 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
     assert listing.status_code == 200 and referral.code in listing.text and "Переданные дела" in listing.text
 
 
-def test_a_coordinator_imports_a_package_through_the_upload_page(pages, factory, session, tmp_path) -> None:
+# A refusal that names the partner or the code is translated, then filled in: in Russian too it says whose
+# signature failed and which referral came twice.
+REFUSALS = {
+    "en": ("signature does not match Sender", "referral R-ABCD-EF from Sender was already imported on"),
+    "ru": (
+        "отклонено: подпись не совпадает с ключом проверки партнёра Sender",
+        "отклонено: направление R-ABCD-EF от Sender уже импортировано",
+    ),
+}
+
+
+@pytest.mark.parametrize("locale", ["en", "ru"])
+def test_a_coordinator_imports_a_package_through_the_upload_page(pages, factory, session, tmp_path, locale) -> None:
     """The upload page runs the same checks as the command line: a forged package is refused, a real one lands."""
     from app.crypto import service as crypto
     from app.referrals import keys, package
@@ -132,6 +144,10 @@ def test_a_coordinator_imports_a_package_through_the_upload_page(pages, factory,
     genuine = package.encrypt(package.sign(body, key=sender), recipient=str(ours.to_public()))
     forged = package.encrypt(package.sign(body, key=Ed25519PrivateKey.generate()), recipient=str(ours.to_public()))
     pages.signed_in(coordinator)
+    if locale != "en":
+        assert (
+            pages.post("/language", {"locale": locale, "next": "/referrals"}, from_page="/referrals").status_code == 303
+        )
     identity = ("identity.txt", f"{ours}\n".encode(), "text/plain")
 
     def upload(data: bytes):  # type: ignore[no-untyped-def]
@@ -141,12 +157,13 @@ def test_a_coordinator_imports_a_package_through_the_upload_page(pages, factory,
             files={"package": ("p.age", data, "application/octet-stream"), "identity": identity},
         )
 
+    forged_reason, twice_reason = REFUSALS[locale]
     refused = upload(forged)
-    assert refused.status_code == 422 and "signature does not match Sender" in refused.text
+    assert refused.status_code == 422 and forged_reason in refused.text
     done = upload(genuine)
     assert done.status_code == 200 and "C-" in done.text
     again = upload(genuine)
-    assert again.status_code == 422 and "already imported" in again.text
+    assert again.status_code == 422 and twice_reason in again.text
     from app.referrals.models import ReceivedReferral
 
     (row,) = session.scalars(select(ReceivedReferral)).all()
