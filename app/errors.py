@@ -6,15 +6,29 @@ from typing import Any
 
 
 class HelplineError(Exception):
-    """A failure the caller can act on; ``detail`` is safe to show and never holds a protected value."""
+    """A failure the caller can act on; ``detail`` is safe to show and never holds a protected value.
+
+    A reason that names something (a status, a code, a partner) is a fixed text with ``{name}`` places, and
+    the values come as keywords: ``Conflict("a {status} case cannot be verified", status=case.status)``. The
+    detail is the text filled in (what the API and the command line show); ``template`` and ``values`` are kept
+    apart, so a page translates the fixed text and then fills it in (``app.web.i18n.reason``). A detail that is
+    a dict carries its text under ``"message"``.
+    """
 
     status_code = 400
     # A few failures must still be recorded (a failed sign-in counts towards lock-out): the unit
     # of work commits instead of rolling back when this is set.
     keep_changes = False
 
-    def __init__(self, detail: Any = None) -> None:
-        self.detail = detail if detail is not None else self.default_detail()
+    def __init__(self, detail: Any = None, **values: Any) -> None:
+        detail = detail if detail is not None else self.default_detail()
+        text = detail.get("message") if isinstance(detail, dict) else detail
+        self.template: str | None = text if isinstance(text, str) else None
+        self.values = values
+        if values and self.template is not None:
+            filled = self.template.format(**values)
+            detail = {**detail, "message": filled} if isinstance(detail, dict) else filled
+        self.detail = detail
         super().__init__(str(self.detail))
 
     @classmethod

@@ -117,6 +117,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/referrals/test_receiving.py",
         "tests/referrals/test_pages.py::test_a_coordinator_imports_a_package_through_the_upload_page",
         "tests/referrals/test_pages.py::test_a_coordinator_imports_a_partners_answer_through_the_upload_page",
+        "tests/referrals/test_refusal_reasons.py",
     ],
     # The sending side: which of a person's fields leave in a package, and who may record, refer and download.
     # Every in-process referral test (seconds on SQLite); the package is opened and read in test_sending.
@@ -132,6 +133,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/referrals/test_receiving.py",
         "tests/referrals/test_pages.py::test_a_coordinator_imports_a_package_through_the_upload_page",
         "tests/referrals/test_pages.py::test_a_coordinator_imports_a_partners_answer_through_the_upload_page",
+        "tests/referrals/test_refusal_reasons.py",
     ],
 }
 # Modules with no function bodies (mutmut mutates inside functions only) are skipped.

@@ -20,7 +20,8 @@ from app.errors import Conflict, Forbidden, Invalid
 from app.notes import pages as note_pages
 from app.notes.schemas import CaseCorrectionIn
 from app.referrals import pages as referral_pages
-from app.web import forms
+from app.web import forms, labels
+from app.web.i18n import N_, reason
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -29,9 +30,26 @@ PAGE_SIZE = 25
 CASE_FIELDS = ("full_name", "handle", "location", "family_situation", "notes")
 
 
+# What the case services may say to a page, marked here for the catalog (the services stay free of the web layer).
+SERVICE_MESSAGES = (
+    N_("the case moved meanwhile; reload it"),
+    N_("this contact was shredded"),
+    N_("a case is already open from this contact"),
+    N_("a case cannot move from {status} to {target}"),
+    N_("moving to {target} needs a verification by someone other than the case's opener"),
+    N_("a {status} case cannot be verified"),
+    N_("this case is already verified"),
+    N_("this case was shredded"),
+)
+
+
 def _conflict_message(visit: Visit, exc: Conflict) -> str:
-    detail = exc.detail.get("message") if isinstance(exc.detail, dict) else exc.detail
-    return visit._("That change is not possible now.") + f" ({detail})"
+    """The service's reason in the visitor's language, a status named by its translated label."""
+
+    def shown(_place: str, value: object) -> str:
+        return visit._(labels.label("statuses", str(value)))
+
+    return visit._("That change is not possible now.") + f" ({reason(visit._, exc, shown=shown)})"
 
 
 @router.get("/cases")

@@ -187,17 +187,17 @@ def transition(
     _check_day(session, case, on)
     if not workflow.can_move(case.status, target):
         raise Conflict(
-            {
-                "message": f"a case cannot move from {case.status} to {target}",
-                "allowed": allowed_transitions(case),
-            }
+            {"message": "a case cannot move from {status} to {target}", "allowed": allowed_transitions(case)},
+            status=case.status,
+            target=target,
         )
     if target in workflow.NEEDS_VERIFICATION and not is_verified(case):
         raise Conflict(
             {
-                "message": f"moving to {target} needs a verification by someone other than the case's opener",
+                "message": "moving to {target} needs a verification by someone other than the case's opener",
                 "allowed": allowed_transitions(case),
-            }
+            },
+            target=target,
         )
     last = session.scalar(select(func.max(CaseTransition.position)).where(CaseTransition.case_id == case.id))
     old = case.status
@@ -236,7 +236,7 @@ def verify(*, session: Session, actor: User, case_id: uuid.UUID, on: date | None
     if not permissions.may_verify(actor, case):
         raise Forbidden("the caseworker who opened a case cannot verify it; a second person must")
     if case.status in workflow.TERMINAL:
-        raise Conflict(f"a {case.status} case cannot be verified")
+        raise Conflict("a {status} case cannot be verified", status=case.status)
     if is_verified(case):
         raise Conflict("this case is already verified")
     day = on or crypto.settings_of(session).today()
@@ -258,7 +258,7 @@ def request_verification(*, session: Session, actor: User, case_id: uuid.UUID) -
     if not permissions.may_decrypt_case(actor, case):
         raise Forbidden("only the caseworker assigned to this case asks for its verification")
     if case.status in workflow.TERMINAL:
-        raise Conflict(f"a {case.status} case cannot be verified")
+        raise Conflict("a {status} case cannot be verified", status=case.status)
     if is_verified(case):
         raise Conflict("this case is already verified")
     attention.raise_item(

@@ -35,17 +35,12 @@ MAX_BYTES = 1_000_000
 class PackageError(HelplineError):
     """A package or answer that cannot be accepted; the message says why in one line.
 
-    ``reason`` is the English text, with ``{name}`` places for ``values`` (a partner's name, a code, a date):
-    the detail is the reason filled in, and a page translates the reason first, then fills it in, so a
-    reason that names a partner reads in the visitor's language too. Every reason is in the catalog
-    (``SERVICE_MESSAGES`` in ``app/referrals/pages.py``; a test holds the two lists together).
+    The reason is a fixed text, a partner's name, a code or a date given as values (``HelplineError``), so the
+    upload page shows it in the visitor's language. Every reason is in the catalog (``SERVICE_MESSAGES`` in
+    ``app/referrals/pages.py``; ``tests/referrals/test_refusal_reasons.py`` holds the two together).
     """
 
     status_code = 422
-
-    def __init__(self, reason: str, **values: object) -> None:
-        self.reason, self.values = reason, values
-        super().__init__(reason.format(**values) if values else reason)
 
 
 def canonical(body: dict[str, Any]) -> bytes:

@@ -23,7 +23,7 @@ from app.referrals import service as referral_service
 from app.referrals import stats as referral_stats
 from app.referrals.schemas import ANSWERS, ConsentIn, How, ReferralField, ReferralIn, ReferralStatus
 from app.web import forms
-from app.web.i18n import N_
+from app.web.i18n import N_, reason
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect
 from app.web.visit import render as render_page
 
@@ -107,20 +107,29 @@ SERVICE_MESSAGES = (
     N_("the case was shredded; there is nothing left to send"),
     N_("the person's consent was withdrawn; nothing may be sent"),
     N_("this partner was removed; nothing may be sent to it"),
+    N_("partner {name} exists; replace its keys explicitly to change them"),
+    N_("this referral is {status}; its package can no longer be downloaded"),
+    N_("a referral cannot move from {status} to {target}"),
 )
 
 
 def _message(visit: Visit, exc: HelplineError) -> str:
     if isinstance(exc, ValidationError | Invalid):
         return "; ".join(forms.translated(visit, forms.field_errors(exc)).values())
+    # The reason translated, then filled in: one naming a partner, a code or a status reads in the visitor's
+    # language too (every reason the referral services give is in SERVICE_MESSAGES).
     if isinstance(exc, package.PackageError):
-        # The reason translated, then filled in: a reason naming a partner or a code reads in the visitor's language.
-        reason = visit._(exc.reason)
-        return reason.format(**exc.values) if exc.values else reason
-    detail = exc.detail.get("message") if isinstance(exc.detail, dict) else exc.detail
-    # The service's reason in the visitor's language where the catalog has it (a reason naming a partner or a
-    # status is built per call and stays as the service wrote it).
-    return visit._("That is not possible now.") + f" ({visit._(str(detail))})"
+        return reason(visit._, exc)
+    return visit._("That is not possible now.") + f" ({reason(visit._, exc, shown=_shown(visit))})"
+
+
+def _shown(visit: Visit) -> Any:
+    def shown(place: str, value: object) -> str:
+        if place in ("status", "target"):
+            return visit._(STATUS_LABELS.get(str(value), str(value)))
+        return str(value)
+
+    return shown
 
 
 def timeline(visit: Visit, *, case_id: uuid.UUID) -> list[dict[str, Any]]:

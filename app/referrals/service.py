@@ -99,7 +99,7 @@ def add_partner(
     today = crypto.settings_of(session).today()
     partner = session.scalar(select(Partner).where(Partner.name == name))
     if partner is not None and partner.removed_on is None and not replace:
-        raise Conflict(f"partner {name} exists; replace its keys explicitly to change them")
+        raise Conflict("partner {name} exists; replace its keys explicitly to change them", name=name)
     if partner is None:
         partner = Partner(name=name, age_recipient=recipient, verify_key=verify, inbox_url=inbox, added_on=today)
         session.add(partner)
@@ -431,7 +431,7 @@ def build_package(*, session: Session, actor: User, referral_id: uuid.UUID) -> t
     if referral.status == "pending":
         raise Conflict("this referral waits for a coordinator's approval")
     if referral.status not in DELIVERABLE:
-        raise Conflict(f"this referral is {referral.status}; its package can no longer be downloaded")
+        raise Conflict("this referral is {status}; its package can no longer be downloaded", status=referral.status)
     if case.shredded_on is not None:
         raise Conflict("the case was shredded; there is nothing left to send")
     # A withdrawal ends its open referrals under their locks, so this holds already; kept as the last word.
@@ -484,10 +484,9 @@ def apply_status(
     """One legal status move of a referral, stepped and audited; 409 naming the allowed moves otherwise."""
     if to not in NEXT[referral.status]:
         raise Conflict(
-            {
-                "message": f"a referral cannot move from {referral.status} to {to}",
-                "allowed": sorted(NEXT[referral.status]),
-            }
+            {"message": "a referral cannot move from {status} to {target}", "allowed": sorted(NEXT[referral.status])},
+            status=referral.status,
+            target=to,
         )
     if on < referral.status_on:
         raise Invalid.field("on", "must not be before the referral's last status change")

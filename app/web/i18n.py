@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from babel.support import NullTranslations, Translations
+
+from app.errors import HelplineError
 
 TRANSLATIONS_DIR = Path(__file__).parent / "translations"
 LOCALES = ("en", "ru")
@@ -36,3 +39,19 @@ def pick_locale(*candidates: str | None, accept_language: str | None = None) -> 
 def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark for extraction only"
     """Mark a string for the catalog without translating it here (translated when shown)."""
     return message
+
+
+def reason(
+    gettext: Callable[[str], str], exc: HelplineError, *, shown: Callable[[str, object], str] | None = None
+) -> str:
+    """A service's refusal in the visitor's language: its fixed text translated, then filled in.
+
+    ``shown(place, value)`` turns a value into the text shown for it (a status code into its translated
+    label); without it the values go in as they are (a partner's name, a referral code, a date).
+    """
+    if exc.template is None:
+        return gettext(str(exc.detail))
+    text = gettext(exc.template)
+    if not exc.values:
+        return text
+    return text.format(**{place: shown(place, value) if shown else value for place, value in exc.values.items()})

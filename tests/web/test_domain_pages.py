@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
@@ -11,6 +12,7 @@ from app.cases import service as case_service
 from app.contacts import service as contact_service
 from app.contacts.models import Contact
 from app.contacts.schemas import ContactIn
+from app.errors import Conflict
 
 SECRET_NOTE = "met at the bus station, brother detained"
 
@@ -156,6 +158,31 @@ def test_case_page_offers_only_allowed_moves_and_a_coordinator_sees_nothing_decr
         .where(AuditEntry.actor == coordinator.username, AuditEntry.action.like("%.read"))
     )
     assert reads == 0
+
+
+@pytest.mark.parametrize(
+    "locale, expected",
+    [
+        ("en", "That change is not possible now. (a case cannot move from Verifying to Evacuated)"),
+        ("ru", "Это изменение сейчас невозможно. (дело нельзя перевести из статуса «На проверке» в «Эвакуирован»)"),
+    ],
+)
+def test_a_refused_move_says_why_in_the_visitors_language(pages, client, factory, session, locale, expected):
+    owner = factory.account("caseworker")
+    contact = record(session, owner.user)
+    case = case_service.open_case(session=session, actor=owner.user, contact_id=contact.id)
+    pages.signed_in(owner)
+    page = f"/cases/{case.id}"
+    assert pages.post("/language", {"locale": locale, "next": page}, from_page=page).status_code == 303
+    moved = pages.post(f"{page}/transitions", {"to": "verifying", "on": date.today().isoformat()}, from_page=page)
+    assert moved.status_code == 303
+    illegal = pages.post(f"{page}/transitions", {"to": "evacuated", "on": date.today().isoformat()}, from_page=page)
+    # The reason is translated, then the two statuses are filled in by their names in that language.
+    assert illegal.status_code == 409 and expected in illegal.text
+    # The API keeps the reason as the services give it: English, the status codes filled in.
+    with pytest.raises(Conflict) as refused:
+        case_service.transition(session=session, actor=owner.user, case_id=case.id, to="evacuated", on=date.today())
+    assert refused.value.detail["message"] == "a case cannot move from verifying to evacuated"
 
 
 def test_coordinator_assigns_a_case_to_another_caseworker(pages, client, factory, session):
