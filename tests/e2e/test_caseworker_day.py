@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select, update
 
-from tests.e2e.test_web import ARTIFACTS, Watched, shot, sign_in
+from tests.e2e.test_web import ARTIFACTS, Watched, shot, sign_in, switch_language
 from tests.support import axe
 from tests.support.browser import new_context
 from tests.support.live_server import LiveServer
@@ -362,3 +362,29 @@ def test_the_focus_ring_stands_out_at_least_3_to_1(live, browser):
         assert _contrast(style[2], style[3]) >= 3, (selector, style)
     assert found["#alias"][2] != found["form.lock button"][2]  # dark on the page, light on the dark header
     page.context.close()
+
+
+def test_a_move_from_a_stale_case_page_is_refused_with_the_reason_in_russian(live, browser):
+    """Two tabs of one case: the move made in one is refused in the other, which says why in Russian, the
+    statuses by their Russian names, and fits a phone's screen."""
+    worker = live.create_user("aminat", "caseworker")
+    w = Watched(browser, live.base_url, javascript=True)
+    sign_in(w.page, worker)
+    switch_language(w.page, "ru")
+    _fill_intake(w.page, handle="@aminat_caller")
+    w.page.click("form[data-keep] button[type=submit].primary")
+    expect(w.page).to_have_url(re.compile(r"/contacts/[0-9a-f-]{36}\?saved=1"))
+    w.page.click("form[action='/cases'] button.primary")
+    expect(w.page).to_have_url(re.compile(r"/cases/[0-9a-f-]{36}$"))
+    stale = w.page.context.new_page()
+    stale.goto(w.page.url)
+    w.page.click("button[value=verifying].primary")
+    expect(w.page.locator("h1 .badge")).to_have_text("На проверке")
+    stale.set_viewport_size(PHONE)
+    stale.click("button[value=verifying].primary")
+    expect(stale.locator("body")).to_contain_text(
+        "Это изменение сейчас невозможно. (дело нельзя перевести из статуса «На проверке» в «На проверке»)"
+    )
+    width = stale.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the refused move is {width}px wide at {PHONE['width']}px"
+    shot(stale, "case-move-refused-ru-phone")
