@@ -8,6 +8,7 @@ was typed still in it. A package is downloaded by a POST, so a link cannot make 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
@@ -123,7 +124,9 @@ def _message(visit: Visit, exc: HelplineError) -> str:
     return visit._("That is not possible now.") + f" ({reason(visit._, exc, shown=_shown(visit))})"
 
 
-def _shown(visit: Visit) -> Any:
+def _shown(visit: Visit) -> Callable[[str, object], str]:
+    """How a referral refusal's values are shown: a status by its translated label, anything else as it is."""
+
     def shown(place: str, value: object) -> str:
         if place in ("status", "target"):
             return visit._(STATUS_LABELS.get(str(value), str(value)))
