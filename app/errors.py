@@ -29,6 +29,8 @@ class HelplineError(Exception):
             filled = self.template.format(**values)
             detail = {**detail, "message": filled} if isinstance(detail, dict) else filled
         self.detail = detail
+        # Each field's message as a fixed text and its values, for a page to translate (``Invalid.field``).
+        self.fields: dict[str, tuple[str, dict[str, Any]]] = {}
         super().__init__(str(self.detail))
 
     @classmethod
@@ -82,9 +84,16 @@ class Invalid(HelplineError):
         return "invalid input"
 
     @classmethod
-    def field(cls, name: str, message: str) -> Invalid:
-        """A 422 shaped like FastAPI's own validation errors, naming the field, never its value."""
-        return cls([{"loc": ["body", name], "msg": message, "type": "value_error"}])
+    def field(cls, name: str, message: str, /, **values: Any) -> Invalid:
+        """A 422 shaped like FastAPI's own validation errors, naming the field, never its value.
+
+        As with a refusal, a message that names something is a fixed text with ``{name}`` places and the values
+        as keywords: the API gets it filled in, and ``fields`` keeps the text and the values apart for a page.
+        """
+        text = message.format(**values) if values else message
+        made = cls([{"loc": ["body", name], "msg": text, "type": "value_error"}])
+        made.fields = {name: (message, values)}
+        return made
 
 
 class TooManyRequests(HelplineError):

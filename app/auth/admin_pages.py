@@ -8,8 +8,9 @@ from fastapi.responses import Response
 from app.auth import duress, signin
 from app.auth import service as auth_service
 from app.auth.models import Role
-from app.auth.pages import field_errors, qr_svg
+from app.auth.pages import qr_svg
 from app.errors import Conflict, Invalid
+from app.web.forms import translated
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -58,7 +59,7 @@ def create_user(visit: SignedIn, form: CheckedForm) -> Response:
     try:
         account = auth_service.create_user(visit.db, actor=admin.username, username=username, role=role)
     except Invalid as exc:
-        errors = {k: visit._(v) for k, v in field_errors(exc).items()}
+        errors = translated(visit, exc)
         return _users_page(visit, errors=errors, values={"username": username, "role": role}, status=422)
     except Conflict:
         errors = {"username": visit._("That name is taken.")}

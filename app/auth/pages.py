@@ -12,6 +12,7 @@ from app.auth.delayed import delayed
 from app.auth.models import Role, User
 from app.errors import Invalid
 from app.web import held, templating
+from app.web.forms import translated
 from app.web.visit import (
     AnyVisit,
     CheckedForm,
@@ -47,15 +48,6 @@ def _after_stage(web_stage: str, user: User) -> str:
 def qr_svg(uri: str, title: str) -> object:
     """The otpauth URI as an inline SVG QR code, drawn here (no script, no external service)."""
     return templating.markup(segno.make(uri, error="m").svg_inline(scale=4, title=title, svgclass="qr"))
-
-
-def field_errors(exc: Invalid) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    detail = exc.detail if isinstance(exc.detail, list) else [{"loc": ["body", "_"], "msg": str(exc.detail)}]
-    for err in detail:
-        loc = err.get("loc") or ["_"]
-        errors.setdefault(str(loc[-1]), str(err.get("msg", "")))
-    return errors
 
 
 @router.get("/")
@@ -131,7 +123,7 @@ def change_password(visit: AnyVisit, form: CheckedForm) -> Response:
             locale=visit.locale,
         )
     except Invalid as exc:
-        errors = {k: visit._(v) for k, v in field_errors(exc).items()}
+        errors = translated(visit, exc)
         return render(visit, "password.html", {"errors": errors}, status=422)
     set_session_cookie(visit, started.token)
     return redirect(visit, home_for(user))
@@ -185,7 +177,7 @@ def change_own_password(visit: SignedIn, form: CheckedForm) -> Response:
             repeat=str(form.get("repeat", ""))[:2048],
         )
     except Invalid as exc:
-        errors = {k: visit._(v) for k, v in field_errors(exc).items()}
+        errors = translated(visit, exc)
         if isinstance(exc, signin.NotConfirmed):
             # The counted failure must be kept: render, don't raise (the unit of work commits).
             return _account_page(visit, errors=errors, status=422)
@@ -211,7 +203,7 @@ def set_own_duress(visit: SignedIn, form: CheckedForm) -> Response:
             otp=str(form.get("otp", ""))[:16],
         )
     except Invalid as exc:
-        errors = {("duress" if k == "password" else k): visit._(v) for k, v in field_errors(exc).items()}
+        errors = {("duress" if k == "password" else k): v for k, v in translated(visit, exc).items()}
         if not isinstance(exc, signin.NotConfirmed):
             visit.db.rollback()
         return _account_page(visit, errors=errors, status=422)

@@ -75,7 +75,7 @@ def create_user(session: Session, *, actor: str, username: str, role: str, passw
     """A new account with a fresh TOTP secret; generates a one-time password unless one is given."""
     name = validate_username(username)
     if role not in Role.__members__:
-        raise Invalid.field("role", f"role must be one of: {', '.join(Role)}")
+        raise Invalid.field("role", "role must be one of: {roles}", roles=", ".join(Role))
     if password is not None:
         check_new_password(session, password=password, username=name)
     # Unique after case-folding (ASCII only, so lower() is the case-fold on both databases).

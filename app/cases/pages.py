@@ -94,7 +94,7 @@ def open_case(visit: SignedIn, form: CheckedForm) -> Response:
         with visit.db.begin_nested():
             opened = case_service.open_case(session=visit.db, actor=user, contact_id=contact_id, data=data)
     except (ValidationError, Invalid) as exc:
-        errors = forms.translated(visit, forms.field_errors(exc))
+        errors = forms.translated(visit, exc)
         extra = {"case_values": typed, "case_errors": errors}
         return contact_pages.contact_page(visit, str(contact_id), extra=extra, status=422)
     return redirect(visit, f"/cases/{opened.id}")
@@ -188,7 +188,7 @@ def move(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
                 session=visit.db, actor=user, case_id=ident, to=data.to.value, on=data.on, note=data.note
             )
     except (ValidationError, Invalid) as exc:
-        errors = forms.translated(visit, forms.field_errors(exc))
+        errors = forms.translated(visit, exc)
         message = "; ".join(errors.values())
         return _case_page(visit, case_id, error=message, values=typed, status=422)
     except Conflict as exc:
@@ -208,7 +208,7 @@ def verify(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     except Forbidden:
         return _case_page(visit, case_id, error=visit._("A second person must verify this case."), status=403)
     except Invalid as exc:
-        errors = forms.translated(visit, forms.field_errors(exc))
+        errors = forms.translated(visit, exc)
         return _case_page(visit, case_id, error="; ".join(errors.values()), status=422)
     return redirect(visit, f"/cases/{ident}")
 
@@ -261,6 +261,6 @@ def assign(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
         with visit.db.begin_nested():
             case_service.assign(session=visit.db, actor=user, case_id=ident, username=str(form.get("user", ""))[:64])
     except Invalid as exc:
-        errors = forms.translated(visit, forms.field_errors(exc))
+        errors = forms.translated(visit, exc)
         return _case_page(visit, case_id, error="; ".join(errors.values()), status=422)
     return redirect(visit, f"/cases/{ident}")

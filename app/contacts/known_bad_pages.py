@@ -44,7 +44,7 @@ def add(visit: SignedIn, form: CheckedForm) -> Response:
         with visit.db.begin_nested():
             flagged.add_flagged_handle(session=visit.db, actor=user, data=data)
     except (ValidationError, Invalid) as exc:
-        errors = forms.translated(visit, forms.field_errors(exc))
+        errors = forms.translated(visit, exc)
         return _page(visit, extra={"errors": errors, "values": typed}, status=422)
     except Conflict:
         errors = {"handle": visit._("This handle is already on the list.")}

@@ -68,7 +68,7 @@ def record(visit: SignedIn, form: CheckedForm) -> Response:
     except (ValidationError, Invalid) as exc:
         # Everything typed comes back, the sealed fields included: it is this caseworker's own input,
         # shown only in this response (never stored, never logged).
-        return _intake(visit, typed, forms.translated(visit, forms.field_errors(exc)), status=422)
+        return _intake(visit, typed, forms.translated(visit, exc), status=422)
     except permissions.Alarmed as exc:
         # Refused for volume: the alarm is written again outside the rolled-back savepoint, and what
         # was typed stays on the screen.

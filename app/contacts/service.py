@@ -90,7 +90,7 @@ def insert_contact(session: Session, values: dict[str, Any], *, draw: Any = None
 def validate_region(session: Session, region: str, *, field: str = "region") -> None:
     regions = crypto.settings_of(session).regions
     if region not in regions:
-        raise Invalid.field(field, f"unknown region; use one of: {', '.join(regions)}")
+        raise Invalid.field(field, "unknown region; use one of: {regions}", regions=", ".join(regions))
 
 
 def validate_language(session: Session, language: str) -> None:

@@ -55,7 +55,7 @@ def aggregate(visit: SignedIn, form: CheckedForm, opener: exports_api.Opener) ->
         prepared = export_service.aggregate_report(visit.db, fmt=fmt, period=period)
     except (Invalid, NotFound) as exc:
         message = visit._("There is no release for that period.") if isinstance(exc, NotFound) else None
-        message = message or "; ".join(forms.translated(visit, forms.field_errors(exc)).values())  # type: ignore[arg-type]
+        message = message or "; ".join(forms.translated(visit, exc).values())  # type: ignore[arg-type]
         return _page(visit, error=message, period=period, status=422)
     media = "application/json" if fmt == "json" else "text/csv; charset=utf-8"
     return exports_api._download(

@@ -29,7 +29,7 @@ def submit_note(visit: Visit, form: FormData, *, save: Callable[[str], object], 
         with visit.db.begin_nested():
             save(data.text)
     except (ValidationError, Invalid) as exc:
-        message = "; ".join(forms.translated(visit, forms.field_errors(exc)).values())
+        message = "; ".join(forms.translated(visit, exc).values())
         return again({"note_error": message, "note_text": typed["text"]})
     return redirect(visit, done)
 
@@ -51,6 +51,6 @@ def submit_correction(
         with visit.db.begin_nested():
             save(data)
     except (ValidationError, Invalid) as exc:
-        errors = forms.translated(visit, forms.field_errors(exc))
+        errors = forms.translated(visit, exc)
         return again({"edit_errors": errors, "edit_values": typed})
     return redirect(visit, done)

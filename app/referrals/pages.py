@@ -116,7 +116,7 @@ SERVICE_MESSAGES = (
 
 def _message(visit: Visit, exc: HelplineError) -> str:
     if isinstance(exc, ValidationError | Invalid):
-        return "; ".join(forms.translated(visit, forms.field_errors(exc)).values())
+        return "; ".join(forms.translated(visit, exc, shown=_shown(visit)).values())
     # The reason translated, then filled in: one naming a partner, a code or a status reads in the visitor's
     # language too (every reason the referral services give is in SERVICE_MESSAGES).
     if isinstance(exc, package.PackageError):

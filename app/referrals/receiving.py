@@ -63,7 +63,7 @@ def _owner(session: Session, assign: str | None) -> User:
     if assign is not None:
         owner = session.scalar(query.where(User.username == assign))
         if owner is None:
-            raise Invalid.field("assign", f"{assign} is not an active caseworker")
+            raise Invalid.field("assign", "{name} is not an active caseworker", name=assign)
         return owner
     found = session.scalars(query.limit(2)).all()
     if len(found) != 1:
@@ -187,7 +187,7 @@ def list_received(*, session: Session) -> list[ReceivedOut]:
 def make_answer(*, session: Session, actor: str, code: str, status: str, partner: str | None = None) -> bytes:
     """A signed status answer to the partner a referral came from, age-encrypted to it; audited."""
     if status not in ANSWERS:
-        raise Invalid.field("status", f"must be one of: {', '.join(ANSWERS)}")
+        raise Invalid.field("status", "must be one of: {answers}", answers=", ".join(ANSWERS))
     query = select(ReceivedReferral, Partner).join(Partner, Partner.id == ReceivedReferral.partner_id)
     query = query.where(ReceivedReferral.code == code.strip().upper())
     if partner is not None:
@@ -197,12 +197,14 @@ def make_answer(*, session: Session, actor: str, code: str, status: str, partner
     locked = query.limit(2).with_for_update(of=ReceivedReferral).execution_options(populate_existing=True)
     rows = session.execute(locked).all()
     if not rows:
-        raise Invalid.field("code", f"no referral {code} was received here")
+        raise Invalid.field("code", "no referral {code} was received here", code=code)
     if len(rows) > 1:
         raise Invalid.field("partner", "two partners used this code; name the partner")
     received, sender = rows[0]
     if status not in NEXT[received.status]:
-        raise Invalid.field("status", f"a referral that is {received.status} cannot be answered {status}")
+        raise Invalid.field(
+            "status", "a referral that is {status} cannot be answered {target}", status=received.status, target=status
+        )
     today = crypto.settings_of(session).today()
     keyring = crypto.keyring_of(session)
     body = {

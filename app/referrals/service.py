@@ -122,7 +122,7 @@ def list_partners(*, session: Session) -> list[PartnerOut]:
 def get_partner(*, session: Session, name: str) -> Partner:
     partner = session.scalar(select(Partner).where(Partner.name == name, Partner.removed_on.is_(None)))
     if partner is None:
-        raise Invalid.field("partner", f"no partner named {name}")
+        raise Invalid.field("partner", "no partner named {name}", name=name)
     return partner
 
 

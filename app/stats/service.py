@@ -93,7 +93,7 @@ def make_grid(interval: str, start: date | None, end: date | None, *, today: dat
     while at < stop:
         starts.append(at)
         if len(starts) > MAX_PERIODS:
-            raise Invalid.field("from", f"at most {MAX_PERIODS} periods at a time")
+            raise Invalid.field("from", "at most {count} periods at a time", count=MAX_PERIODS)
         at = next_period(interval, at)
     return Grid(interval=interval, starts=tuple(starts), end=stop)
 

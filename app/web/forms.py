@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -10,9 +11,10 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from app.errors import Invalid, NotFound
-from app.web.i18n import N_
+from app.web.i18n import N_, filled
 
-# Messages the services and schemas may give, so the catalog has them; anything else shows as given.
+# Messages the services and schemas may give beside a field, so the catalog has them (a test holds every
+# ``Invalid.field`` of the services to this list); one with ``{name}`` places is filled in after translation.
 KNOWN_MESSAGES = (
     N_("must not be in the future"),
     N_("must be a date written as YYYY-MM-DD"),
@@ -31,6 +33,35 @@ KNOWN_MESSAGES = (
     N_("must not be before the contact was received"),
     N_("must be the name of an active caseworker"),
     N_("must not be before the case's last status change"),
+    N_("must be an https:// address"),
+    N_("is this organisation's own key"),
+    N_("use 1-64 letters, digits, dots, dashes or underscores"),
+    N_("unknown region; use one of: {regions}"),
+    N_("unknown language; choose one from the list"),
+    N_("open a case from this contact instead"),
+    N_("role must be one of: {roles}"),
+    N_("invalid form token"),
+    N_("must be csv or json"),
+    N_("no released period in that range"),
+    N_("must be base64"),
+    N_("is far too large to be a referral package"),
+    N_("{name} is not an active caseworker"),
+    N_("name the caseworker who takes the case (there is not exactly one)"),
+    N_("must be one of: {answers}"),
+    N_("no referral {code} was received here"),
+    N_("two partners used this code; name the partner"),
+    N_("a referral that is {status} cannot be answered {target}"),
+    N_("no partner named {name}"),
+    N_("must not be before the first contact"),
+    N_("must not be before the referral's last status change"),
+    N_("must be a month written as YYYY-MM"),
+    N_("only a month that has ended can be released"),
+    N_("published statistics come by whole released month only"),
+    N_("must not be after to"),
+    N_("no released month in that range"),
+    N_("must be day, week or month"),
+    N_("must not be after to (today when to is not given)"),
+    N_("at most {count} periods at a time"),
 )
 BY_TYPE = {
     "missing": N_("Required."),
@@ -66,9 +97,19 @@ def field_errors(exc: ValidationError | Invalid) -> dict[str, str]:
     return errors
 
 
-def translated(visit: Any, errors: dict[str, str]) -> dict[str, str]:
-    """The messages in the visitor's language (plain strings: the template escapes them)."""
-    return {name: visit._(message) for name, message in errors.items()}
+def translated(
+    visit: Any, exc: ValidationError | Invalid, *, shown: Callable[[str, object], str] | None = None
+) -> dict[str, str]:
+    """``field_errors`` in the visitor's language (plain strings: the template escapes them).
+
+    A service's message that names something (``Invalid.field`` with values) is translated as its fixed text,
+    then filled in; ``shown`` turns a value into its shown text, as for ``app.web.i18n.reason``.
+    """
+    fixed = exc.fields if isinstance(exc, Invalid) else {}
+    return {
+        name: filled(visit._, *fixed[name], shown=shown) if name in fixed else visit._(message)
+        for name, message in field_errors(exc).items()
+    }
 
 
 def values(form: FormData, *names: str, lists: tuple[str, ...] = ()) -> dict[str, Any]:

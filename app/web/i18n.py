@@ -51,7 +51,18 @@ def reason(
     """
     if exc.template is None:
         return gettext(str(exc.detail))
-    text = gettext(exc.template)
-    if not exc.values:
+    return filled(gettext, exc.template, exc.values, shown=shown)
+
+
+def filled(
+    gettext: Callable[[str], str],
+    template: str,
+    values: dict[str, object],
+    *,
+    shown: Callable[[str, object], str] | None = None,
+) -> str:
+    """A fixed text with ``{name}`` places translated, then filled in (a text without values is left as it is)."""
+    text = gettext(template)
+    if not values:
         return text
-    return text.format(**{place: shown(place, value) if shown else value for place, value in exc.values.items()})
+    return text.format(**{place: shown(place, value) if shown else value for place, value in values.items()})

@@ -10,6 +10,7 @@ import segno
 
 from app.auth import pages
 from app.errors import Invalid
+from app.web import forms
 from app.web.visit import LoginRequired
 
 
@@ -23,14 +24,14 @@ def test_field_errors_keep_the_first_message_of_each_field_and_put_the_rest_unde
             {"loc": ["body", "otp"]},
         ]
     )
-    assert pages.field_errors(exc) == {
+    assert forms.field_errors(exc) == {
         "password": "at least 12 characters",
         "username": "no spaces",
         "_": "the form as a whole",
         "otp": "",
     }
-    assert pages.field_errors(Invalid.field("role", "unknown role")) == {"role": "unknown role"}
-    assert pages.field_errors(Invalid("the names do not match")) == {"_": "the names do not match"}
+    assert forms.field_errors(Invalid.field("role", "unknown role")) == {"role": "unknown role"}
+    assert forms.field_errors(Invalid("the names do not match")) == {"_": "the names do not match"}
 
 
 def test_each_role_starts_on_its_own_page() -> None:
