@@ -98,7 +98,7 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
     assert "CANARY-PAGE-NAME" in plain and "CANARY-PAGE-NOTE" not in plain
     assert session.scalar(select(AuditEntry.actor).where(AuditEntry.action == "referral.package")) == worker.username
     listing = pages.client.get("/referrals")
-    assert listing.status_code == 200 and referral.code in listing.text and "Переданные дела" in listing.text
+    assert listing.status_code == 200 and referral.code in listing.text and "Переданные случаи" in listing.text
 
 
 # A refusal that names the partner or the code is translated, then filled in: in Russian too it says whose

@@ -110,8 +110,8 @@ def test_a_dict_detail_keeps_its_shape_with_the_message_filled_in() -> None:
     # What the API answers: the same keys, the message filled in.
     assert exc.detail == {"message": "a case cannot move from new to evacuated", "allowed": ["paused"]}
     ru = translations("ru").gettext
-    assert reason(ru, exc) == "дело нельзя перевести из статуса «new» в «evacuated»"
+    assert reason(ru, exc) == "случай нельзя перевести из статуса «new» в «evacuated»"
     labelled = reason(ru, exc, shown=lambda _place, value: {"new": "Новый", "evacuated": "Эвакуирован"}[str(value)])
-    assert labelled == "дело нельзя перевести из статуса «Новый» в «Эвакуирован»"
+    assert labelled == "случай нельзя перевести из статуса «Новый» в «Эвакуирован»"
     # A reason given without values is translated as a whole, as before.
-    assert reason(ru, Conflict("this case was shredded")) == "это дело уничтожено"
+    assert reason(ru, Conflict("this case was shredded")) == "этот случай уничтожен"

@@ -132,6 +132,29 @@ def test_every_msgid_has_a_russian_translation():
     assert not missing, missing
 
 
+def test_the_russian_pages_call_a_case_by_one_word():
+    # A case is «случай» (социальная работа: «ведение случая») on every page: a caseworker who reads «Мои случаи»
+    # in the menu and «дело» in a refusal or on the referral pages cannot tell they are the same thing.
+    russian = read_po(RU_PO.open("rb"), locale="ru")
+    delo = re.compile(r"\bдел(?:о|а|у|ом|е|ах|ам|ами)?\b", re.IGNORECASE)
+    names_a_case = re.compile(r"\bcase(?:s|'s)?\b", re.IGNORECASE)
+    # The date before which a move may not be dated reads naturally without the noun.
+    implied = {"must not be before the case's last status change"}
+    other_word, not_named = [], []
+    for message in russian:
+        if not message.id:
+            continue
+        ids = [message.id] if isinstance(message.id, str) else list(message.id)
+        strings = [message.string] if isinstance(message.string, str) else list(message.string)
+        if any(delo.search(s) for s in strings):
+            other_word.append(ids[0])
+        named = any(names_a_case.search(i) for i in ids) and ids[0] not in implied
+        if named and not all(re.search("случа", s, re.IGNORECASE) for s in strings):
+            not_named.append(ids[0])
+    assert not other_word, f"«дело» where the pages say «случай»: {other_word}"
+    assert not not_named, f"a case named in English but not as «случай» in Russian: {not_named}"
+
+
 def test_compiled_catalog_matches_the_po_file():
     compiled = read_mo(RU_MO.open("rb"))
     source = read_po(RU_PO.open("rb"), locale="ru")
