@@ -21,7 +21,7 @@ from app.notes import pages as note_pages
 from app.notes.schemas import CaseCorrectionIn
 from app.referrals import pages as referral_pages
 from app.web import forms, labels
-from app.web.i18n import N_, reason
+from app.web.i18n import N_, filled, reason
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -49,7 +49,9 @@ def _conflict_message(visit: Visit, exc: Conflict) -> str:
     def shown(_place: str, value: object) -> str:
         return visit._(labels.label("statuses", str(value)))
 
-    return visit._("That change is not possible now.") + f" ({reason(visit._, exc, shown=shown)})"
+    return filled(
+        visit._, N_("That change is not possible now: {reason}"), {"reason": reason(visit._, exc, shown=shown)}
+    )
 
 
 @router.get("/cases")

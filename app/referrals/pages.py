@@ -24,7 +24,7 @@ from app.referrals import service as referral_service
 from app.referrals import stats as referral_stats
 from app.referrals.schemas import ANSWERS, ConsentIn, How, ReferralField, ReferralIn, ReferralStatus
 from app.web import forms
-from app.web.i18n import N_, reason
+from app.web.i18n import N_, NC_, filled, reason
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect
 from app.web.visit import render as render_page
 
@@ -50,14 +50,22 @@ HOW_LABELS = {
     "written": N_("Written"),
     "intermediary": N_("Through a trusted intermediary"),
 }
+# A referral («передача») is feminine in Russian: its statuses have a context of their own.
+STATUS_CONTEXT = "referral status"
 STATUS_LABELS = {
-    "pending": N_("Awaiting approval"),
-    "sent": N_("Sent"),
-    "accepted": N_("Accepted"),
-    "declined": N_("Declined"),
-    "completed": N_("Completed"),
-    "withdrawn": N_("Withdrawn"),
+    "pending": NC_("referral status", "Awaiting approval"),
+    "sent": NC_("referral status", "Sent"),
+    "accepted": NC_("referral status", "Accepted"),
+    "declined": NC_("referral status", "Declined"),
+    "completed": NC_("referral status", "Completed"),
+    "withdrawn": NC_("referral status", "Withdrawn"),
 }
+
+
+def status_label(visit: Visit, status: str) -> str:
+    """A referral status by its label in the visitor's language (the code itself if it has none)."""
+    label = STATUS_LABELS.get(status)
+    return visit.pgettext(STATUS_CONTEXT, label) if label else status
 
 
 def render(visit: Visit, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
@@ -65,7 +73,7 @@ def render(visit: Visit, name: str, context: dict[str, Any], *, status: int = 20
     labels = {
         "field_labels": {k: visit._(v) for k, v in FIELD_LABELS.items()},
         "how_labels": {k: visit._(v) for k, v in HOW_LABELS.items()},
-        "status_labels": {k: visit._(v) for k, v in STATUS_LABELS.items()},
+        "status_labels": {k: status_label(visit, k) for k in STATUS_LABELS},
     }
     return render_page(visit, name, {**labels, **context}, status=status)
 
@@ -121,7 +129,9 @@ def _message(visit: Visit, exc: HelplineError) -> str:
     # language too (every reason the referral services give is in SERVICE_MESSAGES).
     if isinstance(exc, package.PackageError):
         return reason(visit._, exc)
-    return visit._("That is not possible now.") + f" ({reason(visit._, exc, shown=_shown(visit))})"
+    return filled(
+        visit._, N_("That is not possible now: {reason}"), {"reason": reason(visit._, exc, shown=_shown(visit))}
+    )
 
 
 def _shown(visit: Visit) -> Callable[[str, object], str]:
@@ -129,7 +139,7 @@ def _shown(visit: Visit) -> Callable[[str, object], str]:
 
     def shown(place: str, value: object) -> str:
         if place in ("status", "target"):
-            return visit._(STATUS_LABELS.get(str(value), str(value)))
+            return status_label(visit, str(value))
         return str(value)
 
     return shown
@@ -139,7 +149,7 @@ def timeline(visit: Visit, *, case_id: uuid.UUID) -> list[dict[str, Any]]:
     """A case's referral steps, oldest first, labelled in the visitor's language (for the case's page)."""
     assert visit.user is not None
     steps = [
-        {"on": s.on, "status": visit._(STATUS_LABELS[s.status]), "code": r.code, "partner": r.partner, "actor": s.actor}
+        {"on": s.on, "status": status_label(visit, s.status), "code": r.code, "partner": r.partner, "actor": s.actor}
         for r in referral_service.list_referrals(session=visit.db, actor=visit.user, case_id=case_id)
         for s in r.steps
     ]
@@ -358,7 +368,7 @@ def import_answer(visit: SignedIn, form: CheckedForm) -> Response:
         return _list_page(visit, error=_message(visit, exc), status=exc.status_code)
     return _list_page(
         visit,
-        done=visit._("Referral %(code)s is now: %(status)s.") % {"code": code, "status": visit._(STATUS_LABELS[to])},
+        done=visit._("Referral %(code)s is now: %(status)s.") % {"code": code, "status": status_label(visit, to)},
     )
 
 

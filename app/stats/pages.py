@@ -16,20 +16,29 @@ from app.stats import service as stats_service
 from app.stats.api import sees_exact
 from app.stats.schemas import MEASURES
 from app.web import charts, labels
-from app.web.i18n import N_
+from app.web.i18n import NC_
 from app.web.visit import SignedIn, Visit, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
+# Counts, not a case's status: «Проверено случаев», not the status label «Проверен».
+MEASURE_CONTEXT = "measure"
 MEASURE_NAMES = {
-    "contacts": N_("Contacts"),
-    "cases_opened": N_("Cases opened"),
-    "verified": N_("Verified"),
-    "evacuated": N_("Escapes (evacuated)"),
-    "resettled": N_("Resettled"),
-    "flagged": N_("Known-bad handle alerts"),
-    "suspected_infiltration": N_("Suspected infiltration"),
+    "contacts": NC_("measure", "Contacts"),
+    "cases_opened": NC_("measure", "Cases opened"),
+    "verified": NC_("measure", "Verified"),
+    "evacuated": NC_("measure", "Escapes (evacuated)"),
+    "resettled": NC_("measure", "Resettled"),
+    "flagged": NC_("measure", "Known-bad handle alerts"),
+    "suspected_infiltration": NC_("measure", "Suspected infiltration"),
 }
+
+
+def measure_names(visit: Visit) -> dict[str, str]:
+    """Each measure's name in the visitor's language."""
+    return {m: visit.pgettext(MEASURE_CONTEXT, name) for m, name in MEASURE_NAMES.items()}
+
+
 CARD_MEASURES = ("contacts", "cases_opened", "verified", "evacuated", "resettled", "flagged")
 
 
@@ -82,12 +91,13 @@ def _operational(visit: Visit, interval: str) -> Response:
     today = visit.settings.today()
     summary = stats_service.summary(visit.db, interval=interval, today=today)
     _ = visit._
+    measure = measure_names(visit)
     names = [period_name(visit, interval, p.start, p.period) for p in summary.series]
     per_period = charts.grouped_bars(
         names,
         [
-            (_("Contacts"), [p.contacts for p in summary.series]),
-            (_("Escapes (evacuated)"), [p.evacuated for p in summary.series]),
+            (measure["contacts"], [p.contacts for p in summary.series]),
+            (measure["evacuated"], [p.evacuated for p in summary.series]),
         ],
         k=summary.k,
         title=_("Contacts and escapes per period"),
@@ -96,10 +106,10 @@ def _operational(visit: Visit, interval: str) -> Response:
     verified = stats_service.verified_between(visit.db, summary.from_, summary.to + timedelta(days=1))
     funnel = charts.horizontal_bars(
         [
-            (_("Contacts"), summary.funnel.contacts),
-            (_("Cases opened"), summary.funnel.cases_opened),
-            (_("Verified"), verified),
-            (_("Escapes (evacuated)"), summary.funnel.evacuated),
+            (measure["contacts"], summary.funnel.contacts),
+            (measure["cases_opened"], summary.funnel.cases_opened),
+            (measure["verified"], verified),
+            (measure["evacuated"], summary.funnel.evacuated),
         ],
         k=summary.k,
         title=_("From contact to escape"),
@@ -118,7 +128,7 @@ def _operational(visit: Visit, interval: str) -> Response:
             "headline": _headline(visit, today),
             "card_measures": CARD_MEASURES,
             "measures": MEASURES,
-            "measure_names": MEASURE_NAMES,
+            "measure_names": measure,
             "period_names": names,
             "per_period": per_period,
             "funnel": funnel,
@@ -147,7 +157,7 @@ def _published(visit: Visit, period: str | None) -> Response:
             "release": chosen,
             "names": names,
             "measures": ledger.TABLE_MEASURES,
-            "measure_names": MEASURE_NAMES,
+            "measure_names": measure_names(visit),
             "k": visit.settings.suppression_k,
         },
     )

@@ -75,6 +75,7 @@ BY_TYPE = {
     "string_too_long": N_("This is too long."),
     "string_too_short": N_("Required."),
     "too_long": N_("Too many choices."),
+    "too_short": N_("Choose at least one."),
     "uuid_parsing": N_("Choose one of the options."),
 }
 

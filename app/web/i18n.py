@@ -36,6 +36,12 @@ def pick_locale(*candidates: str | None, accept_language: str | None = None) -> 
     return DEFAULT_LOCALE
 
 
+def NC_(context: str, message: str) -> str:  # noqa: N802 - as N_, with a context
+    """Mark a string for the catalog under ``context``: a word whose Russian agrees with what it describes (a
+    referral's status is feminine, a case's masculine), translated with ``pgettext(context, message)``."""
+    return message
+
+
 def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark for extraction only"
     """Mark a string for the catalog without translating it here (translated when shown)."""
     return message

@@ -103,6 +103,10 @@ class Visit:
     def _(self, message: str) -> str:
         return i18n.translations(self.locale).gettext(message)
 
+    def pgettext(self, context: str, message: str) -> str:
+        """``message`` as translated under ``context`` (``i18n.NC_``)."""
+        return str(i18n.translations(self.locale).pgettext(context, message))
+
 
 def get_visit(request: Request, db: DbSession) -> Visit:
     settings: Settings = request.app.state.settings

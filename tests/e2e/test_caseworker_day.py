@@ -383,7 +383,7 @@ def test_a_move_from_a_stale_case_page_is_refused_with_the_reason_in_russian(liv
     stale.set_viewport_size(PHONE)
     stale.click("button[value=verifying].primary")
     expect(stale.locator("body")).to_contain_text(
-        "Это изменение сейчас невозможно. (случай нельзя перевести из статуса «На проверке» в «На проверке»)"
+        "Это изменение сейчас невозможно: случай нельзя перевести из статуса «На проверке» в «На проверке»"
     )
     width = stale.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the refused move is {width}px wide at {PHONE['width']}px"

@@ -59,12 +59,16 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
     assert pages.post("/language", {"locale": "ru", "next": "/referrals"}, from_page="/referrals").status_code == 303
     page = pages.client.get(f"/cases/{case.id}/referrals")
     assert page.status_code == 200 and "Записать согласие" in page.text and "Согласий не записано." in page.text
+    # No consent yet: no referral form, and the page says what comes first.
+    assert "Чтобы передать случай, сначала запишите согласие человека (выше)." in page.text
+    assert f'action="/cases/{case.id}/referrals"' not in page.text
     url = f"/cases/{case.id}/consents"
     # No field ticked: the mistake is explained and the typed date stays.
     missing = pages.post(
         url, {"partner": "Shelter", "given_on": "2026-01-02", "how": "written"}, from_page=f"/cases/{case.id}/referrals"
     )
     assert missing.status_code == 422 and 'value="2026-01-02"' in missing.text
+    assert "Отметьте хотя бы один пункт." in missing.text and "List should have" not in missing.text
     done = pages.post(
         url,
         {"partner": "Shelter", "given_on": case.opened_on.isoformat(), "how": "written", "fields": ["full_name"]},
@@ -80,7 +84,7 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
     )
     assert refused.status_code == 409 and "case_notes" in refused.text
     # The service's reason comes in the caseworker's language too, not only the lead.
-    assert "Сейчас это невозможно. (согласие охватывает не все выбранные поля)" in refused.text
+    assert "Сейчас это невозможно: согласие охватывает не все выбранные поля" in refused.text
     assert session.scalar(select(Referral).where(Referral.case_id == case.id)) is None
     made = pages.post(
         f"/cases/{case.id}/referrals",
@@ -91,7 +95,8 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
     referral = session.scalar(select(Referral).where(Referral.case_id == case.id))
     assert referral is not None
     case_page = pages.client.get(f"/cases/{case.id}")
-    assert referral.code in case_page.text and "Отправлено" in case_page.text  # on the case's timeline
+    # On the case's timeline, the status agreeing with «передача» (feminine), not the neuter «Отправлено».
+    assert referral.code in case_page.text and "Отправлена" in case_page.text and "Отправлено" not in case_page.text
     download = pages.post(f"/referrals/{referral.id}/package", from_page=f"/cases/{case.id}/referrals")
     assert download.status_code == 200 and b"CANARY" not in download.content
     plain = bytes(pyrage.decrypt(download.content, [identity])).decode()
@@ -99,6 +104,9 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
     assert session.scalar(select(AuditEntry.actor).where(AuditEntry.action == "referral.package")) == worker.username
     listing = pages.client.get("/referrals")
     assert listing.status_code == 200 and referral.code in listing.text and "Переданные случаи" in listing.text
+    assert "Отправлена" in listing.text and "Дата отправки" in listing.text
+    referrals_page = pages.client.get(f"/cases/{case.id}/referrals").text
+    assert "Чтобы передать случай" not in referrals_page and "Передать этот случай" in referrals_page
 
 
 # A refusal that names the partner or the code is translated, then filled in: in Russian too it says whose

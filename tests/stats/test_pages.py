@@ -35,3 +35,24 @@ def test_the_field_month_reads_80_and_40_on_both_pages(client, session, factory)
     # What no release holds is said, not left to look like an empty table.
     said = html.split('id="not-published"', 1)[1].split("</p>", 1)[0].lower()
     assert "channel" in said and "risk" in said and "not published" in said
+
+
+def test_the_russian_dashboard_names_counts_not_statuses(client, session, factory) -> None:
+    # A count of verified or resettled cases is «Проверено случаев», «Обустроено», not the status labels «Проверен»,
+    # «Обустроен» a single case carries (the measures have a context of their own in the catalog).
+    pages = Pages(client, session)
+    pages.signed_in(factory.account("coordinator"))
+    assert pages.post("/language", {"locale": "ru", "next": "/dashboard"}, from_page="/dashboard").status_code == 303
+    html = client.get("/dashboard").text
+
+    def heading(row_id: str) -> str:
+        return html.split(f'id="{row_id}"', 1)[1].split("</th>", 1)[0].rsplit(">", 1)[1]
+
+    assert heading("glance-verified") == "Проверено случаев"
+    assert heading("glance-resettled") == "Обустроено"
+    assert heading("glance-cases_opened") == "Открыто случаев"
+    assert heading("glance-contacts") == "Обращения"
+    # The per-period table's columns too; the open-cases chart keeps the status labels, which there name statuses.
+    columns = re.findall(r'<th class="num">([^<]*)</th>', html)
+    assert "Обустроено" in columns and "Открыто случаев" in columns
+    assert "Проверен" not in columns and "Обустроен" not in columns

@@ -115,5 +115,5 @@ def test_the_users_page_names_the_account_shows_its_state_and_explains_a_refusal
 
 def _row(html: str, username: str) -> str:
     """The accounts table's row of ``username``."""
-    start = html.index(f"<td>{username}</td>")
+    start = html.index(f'<td data-label="Name">{username}</td>')
     return html[start : html.index("</tr>", start)]

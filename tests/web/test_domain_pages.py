@@ -163,8 +163,8 @@ def test_case_page_offers_only_allowed_moves_and_a_coordinator_sees_nothing_decr
 @pytest.mark.parametrize(
     "locale, expected",
     [
-        ("en", "That change is not possible now. (a case cannot move from Verifying to Evacuated)"),
-        ("ru", "Это изменение сейчас невозможно. (случай нельзя перевести из статуса «На проверке» в «Эвакуирован»)"),
+        ("en", "That change is not possible now: a case cannot move from Verifying to Evacuated"),
+        ("ru", "Это изменение сейчас невозможно: случай нельзя перевести из статуса «На проверке» в «Эвакуирован»"),
     ],
 )
 def test_a_refused_move_says_why_in_the_visitors_language(pages, client, factory, session, locale, expected):
