@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from fastapi import APIRouter
@@ -25,14 +26,16 @@ def _page(visit: Visit, *, extra: dict[str, Any] | None = None, status: int = 20
         "errors": {},
         "values": {"handle": "", "reason": ""},
         "added": False,
+        "removed": False,
+        "confirm": None,
     }
     context.update(extra or {})
     return render(visit, "known_bad.html", context, status=status)
 
 
 @router.get("/known-bad")
-def known_bad(visit: SignedIn, added: int = 0) -> Response:
-    return _page(visit, extra={"added": bool(added)})
+def known_bad(visit: SignedIn, added: int = 0, removed: int = 0) -> Response:
+    return _page(visit, extra={"added": bool(added), "removed": bool(removed)})
 
 
 @router.post("/known-bad")
@@ -55,5 +58,11 @@ def add(visit: SignedIn, form: CheckedForm) -> Response:
 @router.post("/known-bad/{entry_id}/remove")
 def remove(entry_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.coordinator)
-    flagged.remove_flagged_handle(session=visit.db, actor=user, entry_id=forms.parse_id(entry_id))
-    return redirect(visit, "/known-bad")
+    ident = forms.parse_id(entry_id)
+    if form.get("confirm") != "yes":
+        # Removing destroys the entry's key: asked again, and nothing changes until confirmed.
+        entries = flagged.list_flagged_handles(session=visit.db, actor=user).items
+        entry = next((e for e in entries if e.id == ident), None) or SimpleNamespace(id=ident, added_on=None)
+        return _page(visit, extra={"confirm": entry})
+    flagged.remove_flagged_handle(session=visit.db, actor=user, entry_id=ident)
+    return redirect(visit, "/known-bad?removed=1")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -159,20 +160,30 @@ def timeline(visit: Visit, *, case_id: uuid.UUID) -> list[dict[str, Any]]:
 # --- partners --------------------------------------------------------------------------------
 
 
-def _partners_page(visit: Visit, *, values: dict[str, Any] | None = None, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _partners_page(  # type: ignore[no-untyped-def]
+    visit: Visit,
+    *,
+    values: dict[str, Any] | None = None,
+    error: str | None = None,
+    status: int = 200,
+    confirm: str | None = None,
+    removed: str | None = None,
+):
     visit.require(Role.caseworker, Role.coordinator, Role.admin)
     context = {
         "partners": referral_service.list_partners(session=visit.db),
         "own_key": keys.verify_key(visit.request.app.state.keyring),
         "values": values or dict.fromkeys(PARTNER_FIELDS, ""),
         "error": error,
+        "confirm": confirm,
+        "removed": removed,
     }
     return render(visit, "partners.html", context, status=status)
 
 
 @router.get("/partners")
-def partners(visit: SignedIn) -> Response:
-    return _partners_page(visit)
+def partners(visit: SignedIn, removed: str | None = None) -> Response:
+    return _partners_page(visit, removed=removed[:64] if removed else None)
 
 
 @router.post("/partners")
@@ -198,23 +209,35 @@ def add_partner(visit: SignedIn, form: CheckedForm) -> Response:
 @router.post("/partners/{name}/remove")
 def remove_partner(name: str, visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.admin)
+    if form.get("confirm") != "yes":
+        # Nothing can be referred to a removed partner: asked again, and nothing changes until confirmed.
+        return _partners_page(visit, confirm=referral_service.get_partner(session=visit.db, name=name[:64]).name)
     referral_service.remove_partner(session=visit.db, actor=user.username, name=name[:64])
-    return redirect(visit, "/partners")
+    return redirect(visit, f"/partners?removed={quote(name[:64])}")
 
 
 # --- a case's consents and referrals ---------------------------------------------------------
 
 
-def _case_page(
-    visit: Visit, case_id: str, *, error: str | None = None, values: dict[str, Any] | None = None, status: int = 200
-):  # type: ignore[no-untyped-def]
+def _case_page(  # type: ignore[no-untyped-def]
+    visit: Visit,
+    case_id: str,
+    *,
+    error: str | None = None,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+    confirm: uuid.UUID | None = None,
+    withdrawn: bool = False,
+):
     user = visit.require(Role.caseworker, Role.coordinator)
     ident = forms.parse_id(case_id)
     case = case_service.case_view(session=visit.db, actor=user, case_id=ident)
+    consents = referral_service.list_consents(session=visit.db, actor=user, case_id=ident)
     context = {
         "case": case,
         "may_refer": user.role == Role.caseworker and case.assigned_to == user.username and not case.shredded,
-        "consents": referral_service.list_consents(session=visit.db, actor=user, case_id=ident),
+        "consents": consents,
+        "confirm": next((c for c in consents if c.id == confirm and not c.withdrawn_on), None),
         "referrals": referral_service.list_referrals(session=visit.db, actor=user, case_id=ident),
         "partners": referral_service.list_partners(session=visit.db),
         "inboxes": {p.name for p in referral_service.list_partners(session=visit.db) if p.inbox_url},
@@ -223,13 +246,14 @@ def _case_page(
         "moves": [s.value for s in ReferralStatus if s not in (ReferralStatus.sent, ReferralStatus.pending)],
         "values": values or {"given_on": visit.settings.today().isoformat(), "fields": []},
         "error": error,
+        "withdrawn": withdrawn,
     }
     return render(visit, "case_referrals.html", context, status=status)
 
 
 @router.get("/cases/{case_id}/referrals")
-def case_referrals(case_id: str, visit: SignedIn) -> Response:
-    return _case_page(visit, case_id)
+def case_referrals(case_id: str, visit: SignedIn, withdrawn: int = 0) -> Response:
+    return _case_page(visit, case_id, withdrawn=bool(withdrawn))
 
 
 @router.post("/cases/{case_id}/consents")
@@ -249,14 +273,18 @@ def record_consent(case_id: str, visit: SignedIn, form: CheckedForm) -> Response
 @router.post("/cases/{case_id}/consents/{consent_id}/withdraw")
 def withdraw_consent(case_id: str, consent_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.caseworker, Role.coordinator)
+    ident = forms.parse_id(consent_id)
+    if form.get("confirm") != "yes":
+        # A withdrawal ends the consent's open referrals and cannot be taken back: asked again first.
+        return _case_page(visit, case_id, confirm=ident)
     try:
         with visit.db.begin_nested():
             referral_service.withdraw_consent(
-                session=visit.db, actor=user, case_id=forms.parse_id(case_id), consent_id=forms.parse_id(consent_id)
+                session=visit.db, actor=user, case_id=forms.parse_id(case_id), consent_id=ident
             )
     except Conflict as exc:
         return _case_page(visit, case_id, error=_message(visit, exc), status=409)
-    return redirect(visit, f"/cases/{case_id}/referrals")
+    return redirect(visit, f"/cases/{case_id}/referrals?withdrawn=1")
 
 
 @router.post("/cases/{case_id}/referrals")

@@ -44,6 +44,20 @@ def test_an_admin_adds_a_partner_and_a_mistake_keeps_what_was_typed(pages, facto
     assert good.status_code == 303
     listed = pages.client.get("/partners")
     assert "Rainbow" in listed.text and str(identity.to_public()) in listed.text
+    # Removing a partner is asked first; nothing changes until confirmed.
+    asked = pages.post("/partners/Rainbow/remove", from_page="/partners")
+    assert (
+        asked.status_code == 200
+        and "Remove partner Rainbow?" in asked.text
+        and 'name="confirm" value="yes"' in asked.text
+    )
+    session.expire_all()
+    assert session.scalar(select(Partner.removed_on).where(Partner.name == "Rainbow")) is None
+    removed = pages.post("/partners/Rainbow/remove", {"confirm": "yes"}, from_page="/partners")
+    assert removed.status_code == 303
+    assert "Partner Rainbow removed." in pages.client.get(removed.headers["location"]).text
+    session.expire_all()
+    assert session.scalar(select(Partner.removed_on).where(Partner.name == "Rainbow")) is not None
 
 
 def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, factory, session) -> None:
@@ -104,6 +118,17 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
     assert session.scalar(select(AuditEntry.actor).where(AuditEntry.action == "referral.package")) == worker.username
     listing = pages.client.get("/referrals")
     assert listing.status_code == 200 and referral.code in listing.text and "Переданные случаи" in listing.text
+    # Withdrawing the consent ends its referral: asked first (in Russian), nothing changes until confirmed.
+    withdraw = f"/cases/{case.id}/consents/{consent_id}/withdraw"
+    asked = pages.post(withdraw, from_page=f"/cases/{case.id}/referrals")
+    assert asked.status_code == 200 and "Отозвать согласие на передачу партнёру Shelter?" in asked.text
+    session.expire_all()
+    assert session.get(Referral, referral.id).status == "sent"
+    done = pages.post(withdraw, {"confirm": "yes"}, from_page=f"/cases/{case.id}/referrals")
+    assert done.status_code == 303
+    assert "Согласие отозвано; открытые передачи по нему завершены." in pages.client.get(done.headers["location"]).text
+    session.expire_all()
+    assert session.get(Referral, referral.id).status == "withdrawn"
     assert "Отправлена" in listing.text and "Дата отправки" in listing.text
     referrals_page = pages.client.get(f"/cases/{case.id}/referrals").text
     assert "Чтобы передать случай" not in referrals_page and "Передать этот случай" in referrals_page

@@ -222,7 +222,16 @@ def test_the_known_bad_page_adds_lists_without_handles_and_removes(pages, client
     again = pages.post("/known-bad", {"handle": "@TRAP_4410", "reason": ""})
     assert again.status_code == 409 and "already on the list" in again.text and "@TRAP_4410" in again.text
     entry = session.scalar(select(FlaggedHandle))
-    pages.post(f"/known-bad/{entry.id}/remove", from_page="/known-bad")
+    # Removing destroys the entry's key: the first press only asks, naming the entry, and changes nothing.
+    asked = pages.post(f"/known-bad/{entry.id}/remove", from_page="/known-bad")
+    assert asked.status_code == 200 and "Take this entry off the list?" in asked.text
+    assert coordinator.username in asked.text.split('id="confirm"', 1)[1].split("</h2>", 1)[0]
+    assert 'name="confirm" value="yes"' in asked.text and "Nothing has changed yet." in asked.text
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(FlaggedHandle)) == 1
+    done = pages.post(f"/known-bad/{entry.id}/remove", {"confirm": "yes"}, from_page="/known-bad")
+    assert done.status_code == 303 and done.headers["location"].endswith("/known-bad?removed=1")
+    assert "Taken off the list." in client.get(done.headers["location"]).text
     assert session.scalar(select(func.count()).select_from(FlaggedHandle)) == 0
 
 
