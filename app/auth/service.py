@@ -169,8 +169,16 @@ def require_role(user: User, *roles: Role) -> None:
 
 
 def set_password(session: Session, *, actor: str, user: User, password: str) -> None:
-    """Change a password; every token and session of the user ends."""
+    """Change a password; every token and session of the user ends.
+
+    The new one must not be the one the account has: at a first sign-in that is the one-time password the
+    admin handed over, which someone else has seen. Checked only here, after the person proved who they are
+    (a one-time password's sign-in, or the current password and a code): before that it would tell whoever
+    holds an open page whether a guess is the current password.
+    """
     check_new_password(session, password=password, username=user.username)
+    if user.password_hash is not None and passwords.verify_password(user.password_hash, password):
+        raise Invalid.field("password", "choose a new password, not the one you have now")
     if user.duress_hash is not None and passwords.verify_password(user.duress_hash, password):
         raise Invalid.field("password", "the password must differ from the duress password")
     user.password_hash = passwords.hash_password(password)

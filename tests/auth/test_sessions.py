@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select, update
 
-from app.auth import duress, sessions, signin
+from app.auth import duress, passwords, sessions, signin
 from app.auth import service as auth_service
 from app.auth.models import User, WebSession
 from app.crypto import service as crypto
@@ -246,6 +246,26 @@ def test_a_full_sign_in_opens_the_full_stage(session, factory, clock):
         session, username=account.username, password=account.password, otp=account.totp().now()
     )
     assert _stored(session, started.web)["stage"] == "full"
+
+
+def test_the_one_time_password_cannot_be_kept_as_the_new_one(session, factory, clock):
+    # The admin who handed the one-time password over has seen it: keeping it would leave the account
+    # open to them. Refused, the account still waits for a password of its own, its sessions untouched.
+    account = factory.account("caseworker")
+    one_time = auth_service.reset_password(session, actor="admin", user=account.user)
+    waiting = sessions.start(session, user=account.user, stage=sessions.PASSWORD)
+    with pytest.raises(Invalid) as kept:
+        sessions.change_password(session, user=account.user, password=one_time, repeat=one_time, locale="en")
+    assert kept.value.detail == [
+        {"loc": ["body", "password"], "msg": "choose a new password, not the one you have now", "type": "value_error"}
+    ]
+    assert account.user.must_change_password is True
+    assert passwords.verify_password(account.user.password_hash, one_time)
+    assert _stored(session, waiting.web)["stage"] == "password"
+    started = sessions.change_password(
+        session, user=account.user, password="my own river passphrase", repeat="my own river passphrase", locale="en"
+    )
+    assert _stored(session, started.web)["stage"] == "full" and account.user.must_change_password is False
 
 
 def test_changing_the_password_needs_it_twice_and_starts_one_fresh_full_session(session, factory, clock):
