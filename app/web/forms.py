@@ -81,22 +81,45 @@ BY_TYPE = {
 }
 
 
-def field_errors(exc: ValidationError | Invalid) -> dict[str, str]:
-    """The first message for each field, keyed by field name (untranslated; templates translate)."""
-    errors: dict[str, str] = {}
+# A limit the schema states is named in its message (pydantic gives it in the error's ``ctx``).
+WITH_LIMIT = {"string_too_long": (N_("Too long (at most {max_length} characters)."), "max_length")}
+# A date field left empty is a missing date, not a badly written one.
+DATE_TYPES = frozenset({"date_from_datetime_parsing", "date_parsing", "date_type", "date_from_datetime_inexact"})
+
+
+def _messages(exc: ValidationError | Invalid) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The first message of each field as a fixed text and the values it names, keyed by field name."""
     if isinstance(exc, ValidationError):
         items: list[dict[str, Any]] = [dict(e) for e in exc.errors()]
     elif isinstance(exc.detail, list):
         items = list(exc.detail)
     else:
         items = [{"loc": ["_"], "msg": str(exc.detail), "type": "value_error"}]
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
     for err in items:
         loc = [str(part) for part in err.get("loc") or ["_"] if not isinstance(part, int)]
         name = loc[-1] if loc and loc[-1] != "body" else "_"
+        if name in found:
+            continue
         kind = str(err.get("type", ""))
-        message = BY_TYPE.get(kind) or str(err.get("msg", "")).removeprefix("Value error, ")
-        errors.setdefault(name, message)
-    return errors
+        limit = WITH_LIMIT.get(kind)
+        ctx = err.get("ctx") or {}
+        if limit is not None and limit[1] in ctx:
+            found[name] = (limit[0], {limit[1]: ctx[limit[1]]})
+        elif kind in DATE_TYPES and err.get("input") == "":
+            found[name] = (BY_TYPE["missing"], {})
+        elif kind in BY_TYPE:
+            found[name] = (BY_TYPE[kind], {})
+        elif isinstance(exc, Invalid) and name in exc.fields:
+            found[name] = exc.fields[name]
+        else:
+            found[name] = (str(err.get("msg", "")).removeprefix("Value error, "), {})
+    return found
+
+
+def field_errors(exc: ValidationError | Invalid) -> dict[str, str]:
+    """The first message for each field, keyed by field name, in English with its values filled in."""
+    return {name: text.format(**values) if values else text for name, (text, values) in _messages(exc).items()}
 
 
 def translated(
@@ -104,14 +127,10 @@ def translated(
 ) -> dict[str, str]:
     """``field_errors`` in the visitor's language (plain strings: the template escapes them).
 
-    A service's message that names something (``Invalid.field`` with values) is translated as its fixed text,
-    then filled in; ``shown`` turns a value into its shown text, as for ``app.web.i18n.reason``.
+    A message that names something (a length limit, or ``Invalid.field`` with values) is translated as its fixed
+    text, then filled in; ``shown`` turns a value into its shown text, as for ``app.web.i18n.reason``.
     """
-    fixed = exc.fields if isinstance(exc, Invalid) else {}
-    return {
-        name: filled(visit._, *fixed[name], shown=shown) if name in fixed else visit._(message)
-        for name, message in field_errors(exc).items()
-    }
+    return {name: filled(visit._, text, values, shown=shown) for name, (text, values) in _messages(exc).items()}
 
 
 def values(form: FormData, *names: str, lists: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -162,3 +162,39 @@ def test_an_intake_with_a_region_no_longer_offered_is_refused_in_russian_and_kee
     assert "unknown region" not in refused.text
     assert "called at night from a borrowed phone 4471" in refused.text
     assert session.scalar(select(func.count()).select_from(Contact)) == 0
+
+
+def test_a_length_limit_is_named_and_an_empty_date_is_missing_in_both_languages() -> None:
+    from pydantic import BaseModel, Field, ValidationError
+
+    class Form(BaseModel):
+        alias: str = Field(max_length=5)
+        on: date
+
+    with pytest.raises(ValidationError) as long_and_empty:
+        Form.model_validate({"alias": "x" * 9, "on": ""})
+    assert forms.field_errors(long_and_empty.value) == {"alias": "Too long (at most 5 characters).", "on": "Required."}
+    assert forms.translated(SimpleNamespace(_=RU), long_and_empty.value) == {
+        "alias": "Слишком длинно (максимум знаков: 5).",
+        "on": "Обязательное поле.",
+    }
+    # A date written wrong is still told how to write it.
+    with pytest.raises(ValidationError) as badly_written:
+        Form.model_validate({"alias": "x", "on": "2026-13-45"})
+    assert forms.field_errors(badly_written.value) == {"on": "Enter a date as YYYY-MM-DD."}
+
+
+def test_an_intake_too_long_says_the_limit_in_russian_and_keeps_the_text(pages, client, factory, session):
+    from app.contacts.schemas import NAME_MAX
+
+    account = factory.account("caseworker")
+    pages.signed_in(account)
+    assert (
+        pages.post("/language", {"locale": "ru", "next": "/contacts/new"}, from_page="/contacts/new").status_code == 303
+    )
+    alias = "Зарема " * (NAME_MAX // 7 + 1)
+    refused = pages.post("/contacts/new", intake(alias=alias))
+    assert refused.status_code == 422
+    assert f"Слишком длинно (максимум знаков: {NAME_MAX})." in refused.text
+    assert alias.strip() in refused.text or alias in refused.text
+    assert session.scalar(select(func.count()).select_from(Contact)) == 0
