@@ -155,6 +155,8 @@ def _published(visit: Visit, period: str | None) -> Response:
         {
             "items": items,
             "release": chosen,
+            # A period asked for by name that has no release is said, not shown as the picker alone.
+            "missing": period is not None and chosen is None,
             "names": names,
             "measures": ledger.TABLE_MEASURES,
             "measure_names": measure_names(visit),

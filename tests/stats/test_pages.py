@@ -56,3 +56,11 @@ def test_the_russian_dashboard_names_counts_not_statuses(client, session, factor
     columns = re.findall(r'<th class="num">([^<]*)</th>', html)
     assert "Обустроено" in columns and "Открыто случаев" in columns
     assert "Проверен" not in columns and "Обустроен" not in columns
+
+
+def test_a_release_asked_for_that_does_not_exist_is_said(client, session, factory) -> None:
+    pages = Pages(client, session)
+    pages.signed_in(factory.account("analyst"))
+    assert 'id="no-such-release"' not in client.get("/dashboard").text
+    html = client.get("/dashboard", params={"release": "2099-01"}).text
+    assert "There is no release for that period." in html

@@ -279,3 +279,22 @@ def test_intake_past_the_hourly_limit_keeps_what_was_typed_and_the_alarm(pages, 
     alarms = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "alarm.intake_rate")
     assert session.scalar(alarms) == 1
     assert session.scalar(select(func.count()).select_from(Contact)) == 1
+
+
+def test_empty_lists_say_why_and_a_page_past_the_end_points_back(pages, client, factory, session):
+    account = factory.account("caseworker")
+    pages.signed_in(account)
+    # Nothing recorded yet: said as such, with the way to start, not as "nothing matches".
+    first = client.get("/contacts").text
+    assert "You have not recorded a contact yet." in first and 'href="/contacts/new"' in first
+    assert "No contacts match." not in first
+    assert "No case is assigned to you yet." in client.get("/cases").text
+    record(session, account.user)
+    session.commit()
+    # A filter that finds nothing is a filter that finds nothing.
+    filtered = client.get("/contacts", params={"region": "abroad"}).text
+    assert "No contacts match." in filtered and "You have not recorded" not in filtered
+    # A page past the last says which is the last and links to it.
+    past = client.get("/contacts", params={"page": 99}).text
+    assert "There is no page 99: the last is page 1." in past and 'href="/contacts?page=1"' in past
+    assert "You have not recorded" not in past
