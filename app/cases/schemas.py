@@ -8,7 +8,7 @@ from datetime import date
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.cases.workflow import CaseStatus
-from app.contacts.schemas import CorrectionOut, Day, LongText, NoteOut, PastDay, ShortText
+from app.contacts.schemas import CorrectionOut, Day, Handle, LongText, NoteOut, PastDay, ShortText
 
 
 class CaseFields(BaseModel):
@@ -17,7 +17,7 @@ class CaseFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     full_name: ShortText = None
-    handle: ShortText = None
+    handle: Handle = None
     location: ShortText = None
     family_situation: LongText = None
     notes: LongText = None

@@ -71,10 +71,19 @@ def _blank_is_none(value: Any) -> Any:
     return value
 
 
+def _findable(value: str | None) -> str | None:
+    # A handle with no letter or digit ("@", "+", "-") is nothing once written the usual way: every such handle
+    # would be the same one to the duplicate check and the known-bad list.
+    if value is not None and not any(ch.isalnum() for ch in value):
+        raise ValueError("a phone number or handle needs at least one letter or digit")
+    return value
+
+
 Day = Annotated[date, BeforeValidator(_no_numbers)]
 PastDay = Annotated[date, BeforeValidator(_no_numbers), AfterValidator(_not_in_future)]
 ShortText = Annotated[Annotated[str, Field(max_length=NAME_MAX)] | None, BeforeValidator(_blank_is_none)]
 LongText = Annotated[Annotated[str, Field(max_length=NOTES_MAX)] | None, BeforeValidator(_blank_is_none)]
+Handle = Annotated[ShortText, AfterValidator(_findable)]
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})?$"
 # Region codes are configured identifiers; anything else (a NUL byte, say) never reaches a query.
 REGION_PATTERN = r"^[A-Za-z0-9_\-]{1,32}$"
@@ -92,7 +101,7 @@ class ContactIn(BaseModel):
     risk: Risk
     needs: list[Need] = Field(default_factory=list, max_length=len(Need))
     alias: ShortText = None
-    handle: ShortText = None
+    handle: Handle = None
     notes: LongText = None
 
 
@@ -169,7 +178,7 @@ class ContactPage(BaseModel):
 class FlaggedHandleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    handle: str = Field(min_length=1, max_length=NAME_MAX)
+    handle: Annotated[str, Field(min_length=1, max_length=NAME_MAX), AfterValidator(_findable)]
     reason: LongText = None
 
 

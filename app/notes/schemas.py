@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.contacts.schemas import NOTES_MAX, CorrectionOut, LongText, NoteOut, ShortText
+from app.contacts.schemas import NOTES_MAX, CorrectionOut, Handle, LongText, NoteOut, ShortText
 
 __all__ = ["CaseCorrectionIn", "ContactCorrectionIn", "CorrectionOut", "NoteIn", "NoteOut"]
 
@@ -21,7 +21,7 @@ class ContactCorrectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     alias: ShortText = None
-    handle: ShortText = None
+    handle: Handle = None
     notes: LongText = None
 
 
@@ -31,7 +31,7 @@ class CaseCorrectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     full_name: ShortText = None
-    handle: ShortText = None
+    handle: Handle = None
     location: ShortText = None
     family_situation: LongText = None
     notes: LongText = None

@@ -27,6 +27,7 @@ KNOWN_MESSAGES = (
     N_("the password must differ from the duress password"),
     N_("the duress password must differ from the password"),
     N_("choose a new password, not the one you have now"),
+    N_("a phone number or handle needs at least one letter or digit"),
     N_("the current password or the code is wrong"),
     N_("the two passwords differ"),
     N_("use 2-32 characters: Latin letters, digits, '.', '-' or '_' (not '.' or '..')"),

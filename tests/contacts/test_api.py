@@ -95,6 +95,8 @@ INVALID = [
     ("language", {"language": "not a language code!"}, "not a language code!"),
     ("alias", {"alias": "A" * 201}, "A" * 201),
     ("surprise", {"surprise": "extra-field-value"}, "extra-field-value"),
+    # No letter or digit: written the usual way it is nothing, and every such handle would be "the same caller".
+    ("handle", {"handle": "@ + -"}, "@ + -"),
 ]
 
 
@@ -177,3 +179,14 @@ def test_outcome_is_set_over_the_api(client, factory):
     assert done.status_code == 200 and done.json()["outcome"] == "referred"
     filtered = client.get("/api/v1/contacts", params={"outcome": "referred"}, headers=factory.headers(worker))
     assert [i["id"] for i in filtered.json()["items"]] == [made["id"]]
+
+
+@pytest.mark.parametrize("handle", ["@", " @ ", "+", "--"])
+def test_a_handle_without_a_letter_or_digit_is_refused_on_the_known_bad_list_too(client, factory, session, handle):
+    # On the list it would flag every contact whose handle is as empty, and alert the coordinators each time.
+    coordinator = factory.user("coordinator")
+    refused = client.post("/api/v1/flagged-handles", json={"handle": handle}, headers=factory.headers(coordinator))
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"][-1] == "handle"
+    assert "at least one letter or digit" in refused.json()["detail"][0]["msg"]
+    assert session.scalar(select(func.count()).select_from(FlaggedHandle)) == 0
