@@ -69,9 +69,15 @@ def signature_valid(doc: dict[str, Any], *, verify_key: str) -> bool:
     return signing.verify(verify_key, context=str(body.get("format")), message=canonical(body), signature=signature)
 
 
+VERIFY_KEY_LABEL = "verify-key"
+
+
 def valid_verify_key(value: str) -> str:
-    """A verify key as given by ``helpline keys public`` (base64 of 32 bytes), or PackageError."""
+    """A verify key (base64 of 32 bytes), or PackageError; the ``verify-key`` label that ``helpline keys public``
+    and the partner page print before it may come with it, as a whole line copied is pasted."""
     value = value.strip()
+    if value.lower().startswith(VERIFY_KEY_LABEL):
+        value = value[len(VERIFY_KEY_LABEL) :].strip()
     if not signing.is_public_key(value):
         raise PackageError("the verify key is not an Ed25519 public key (base64 of 32 bytes)") from None
     return value

@@ -179,6 +179,13 @@ def test_a_missing_or_malformed_signature_is_not_valid(signature: str | None) ->
 
 def test_keys_are_checked_and_trimmed() -> None:
     assert package.valid_verify_key("  " + PUBLIC_B64 + "\n") == PUBLIC_B64
+    # The whole line `helpline keys public` (and the partner page) prints, label and all, as it is pasted.
+    assert package.valid_verify_key(f"verify-key {PUBLIC_B64}\n") == PUBLIC_B64
+    assert package.valid_verify_key(f" Verify-Key\t{PUBLIC_B64}") == PUBLIC_B64
+    with pytest.raises(package.PackageError):
+        package.valid_verify_key("verify-key")
+    with pytest.raises(package.PackageError):
+        package.valid_verify_key(f"verify {PUBLIC_B64}")
     assert package.valid_recipient(" " + AGE_RECIPIENT + "\n") == AGE_RECIPIENT
     with pytest.raises(
         package.PackageError, match=r"^the verify key is not an Ed25519 public key \(base64 of 32 bytes\)$"
