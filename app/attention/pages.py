@@ -14,13 +14,14 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
 @router.get("/attention")
-def queue(visit: SignedIn) -> Response:
+def queue(visit: SignedIn, done: int = 0) -> Response:
     user = visit.require(Role.coordinator)
-    return render(visit, "attention.html", {"queue": attention.list_open(session=visit.db, actor=user)})
+    context = {"queue": attention.list_open(session=visit.db, actor=user), "done": bool(done)}
+    return render(visit, "attention.html", context)
 
 
 @router.post("/attention/{item_id}/resolve")
 def resolve(item_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     user = visit.require(Role.coordinator)
     attention.resolve(session=visit.db, actor=user, item_id=forms.parse_id(item_id))
-    return redirect(visit, "/attention")
+    return redirect(visit, "/attention?done=1")

@@ -171,8 +171,11 @@ def _case_page(
 
 
 @router.get("/cases/{case_id}")
-def case(case_id: str, visit: SignedIn, asked: int = 0, corrected: int = 0) -> Response:
-    return _case_page(visit, case_id, extra={"asked": bool(asked), "corrected": bool(corrected)})
+def case(
+    case_id: str, visit: SignedIn, asked: int = 0, corrected: int = 0, assigned: int = 0, verified: int = 0
+) -> Response:
+    shown = {"asked": asked, "corrected": corrected, "assigned": assigned, "verified": verified}
+    return _case_page(visit, case_id, extra={k: bool(v) for k, v in shown.items()})
 
 
 @router.post("/cases/{case_id}/transitions")
@@ -212,7 +215,7 @@ def verify(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     except Invalid as exc:
         errors = forms.translated(visit, exc)
         return _case_page(visit, case_id, error="; ".join(errors.values()), status=422)
-    return redirect(visit, f"/cases/{ident}")
+    return redirect(visit, f"/cases/{ident}?verified=1")
 
 
 @router.post("/cases/{case_id}/verification-request")
@@ -265,4 +268,4 @@ def assign(case_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     except Invalid as exc:
         errors = forms.translated(visit, exc)
         return _case_page(visit, case_id, error="; ".join(errors.values()), status=422)
-    return redirect(visit, f"/cases/{ident}")
+    return redirect(visit, f"/cases/{ident}?assigned=1")

@@ -19,9 +19,16 @@ from app.errors import Conflict, Invalid, NotFound
 from app.notes import pages as note_pages
 from app.notes.schemas import ContactCorrectionIn
 from app.web import forms
+from app.web.i18n import N_, reason
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
+
+# The contacts service's refusals a page shows, so the catalog has them (the services give them in English).
+SERVICE_MESSAGES = (
+    N_("a case is open from this contact; its outcome stays case_opened"),
+    N_("this contact was shredded"),
+)
 
 FIELDS = ("received_on", "channel", "region", "language", "risk", "alias", "handle", "notes")
 PAGE_SIZE = 25
@@ -171,9 +178,15 @@ def contact(
     visit: SignedIn,
     saved: int = 0,
     corrected: int = 0,
+    outcome: int = 0,
     dup: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
-    extra = {"saved": bool(saved), "corrected": bool(corrected), "earlier": _earlier(visit, dup or [])}
+    extra = {
+        "saved": bool(saved),
+        "corrected": bool(corrected),
+        "outcome_saved": bool(outcome),
+        "earlier": _earlier(visit, dup or []),
+    }
     return contact_page(visit, contact_id, extra=extra)
 
 
@@ -213,7 +226,13 @@ def outcome(contact_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     try:
         with visit.db.begin_nested():
             contact_service.set_outcome(session=visit.db, actor=user, contact_id=ident, outcome=Outcome(chosen).value)
-    except (ValueError, Invalid, Conflict) as exc:
-        message = visit._("Choose one of the options.") if isinstance(exc, ValueError) else str(exc.detail)
+    except ValueError:
+        return contact_page(
+            visit, contact_id, extra={"outcome_error": visit._("Choose one of the options.")}, status=422
+        )
+    except Invalid as exc:
+        message = "; ".join(forms.translated(visit, exc).values())
         return contact_page(visit, contact_id, extra={"outcome_error": message}, status=422)
-    return redirect(visit, f"/contacts/{ident}")
+    except Conflict as exc:
+        return contact_page(visit, contact_id, extra={"outcome_error": reason(visit._, exc)}, status=409)
+    return redirect(visit, f"/contacts/{ident}?outcome=1")

@@ -193,6 +193,8 @@ def test_notes_and_corrections_through_the_pages(pages, client, factory, session
         f"/contacts/{contact.id}/outcome", {"outcome": "referred"}, from_page=f"/contacts/{contact.id}"
     )
     assert outcome.status_code == 303
+    # The page says what was saved, not only the select's new position.
+    assert "Outcome saved: Referred elsewhere." in client.get(outcome.headers["location"]).text
     session.expire_all()
     assert session.get(Contact, contact.id).outcome == "referred"
 
@@ -206,8 +208,10 @@ def test_the_coordinators_queue_page_and_its_count(pages, client, factory, sessi
     assert page.status_code == 200 and danger.code in page.text
     assert re.search(r'Needs attention <span class="count">1</span>', page.text)
     item = re.search(r'action="(/attention/[^"]+/resolve)"', page.text).group(1)
-    pages.post(item, from_page="/attention")
-    assert danger.code not in client.get("/attention").text
+    done = pages.post(item, from_page="/attention")
+    after = client.get(done.headers["location"]).text
+    assert danger.code not in after and "Marked done: the entry has left the queue." in after
+    assert "Marked done" not in client.get("/attention").text  # said once, after the press
 
 
 def test_the_known_bad_page_adds_lists_without_handles_and_removes(pages, client, factory, session):
@@ -298,3 +302,18 @@ def test_empty_lists_say_why_and_a_page_past_the_end_points_back(pages, client, 
     past = client.get("/contacts", params={"page": 99}).text
     assert "There is no page 99: the last is page 1." in past and 'href="/contacts?page=1"' in past
     assert "You have not recorded" not in past
+
+
+def test_an_outcome_refused_for_an_opened_case_says_why_in_russian(pages, client, factory, session):
+    account = factory.account("caseworker")
+    contact = record(session, account.user)
+    case_service.open_case(session=session, actor=account.user, contact_id=contact.id)
+    pages.signed_in(account)
+    page = f"/contacts/{contact.id}"
+    assert pages.post("/language", {"locale": "ru", "next": page}, from_page=page).status_code == 303
+    refused = pages.post(f"{page}/outcome", {"outcome": "referred"}, from_page=page)
+    assert refused.status_code == 409
+    assert "по этому обращению открыт случай; его итог остаётся «Открыт случай»" in refused.text
+    assert "outcome stays" not in refused.text
+    session.expire_all()
+    assert session.get(Contact, contact.id).outcome == "case_opened"

@@ -151,6 +151,7 @@ def test_case_page_offers_only_allowed_moves_and_a_coordinator_sees_nothing_decr
     assert "/verify" in seen.text and "/assign" in seen.text
     verified = pages.post(f"/cases/{case_id}/verify", {}, from_page=f"/cases/{case_id}")
     assert verified.status_code == 303
+    assert "Your check is recorded: the case is verified." in client.get(verified.headers["location"]).text
     assert 'name="to" value="planning"' in client.get(f"/cases/{case_id}").text
     reads = session.scalar(
         select(func.count())
@@ -193,6 +194,7 @@ def test_coordinator_assigns_a_case_to_another_caseworker(pages, client, factory
     pages.signed_in(factory.account("coordinator"))
     response = pages.post(f"/cases/{case.id}/assign", {"user": other.username}, from_page=f"/cases/{case.id}")
     assert response.status_code == 303
+    assert f"The case is now with {other.username}." in client.get(response.headers["location"]).text
     assert case_service.case_view(session=session, actor=factory.user("coordinator"), case_id=case.id).assigned_to == (
         other.username
     )
