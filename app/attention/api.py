@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response, status
 
 from app.attention import service as attention
 from app.attention.schemas import AttentionList
+from app.contacts.api import Limit, Offset
 from app.contacts.schemas import ERROR_RESPONSES
 from app.dependencies import Coordinator, DbSession
 
@@ -15,9 +16,10 @@ router = APIRouter(tags=["attention"])
 
 
 @router.get("/attention", response_model=AttentionList, responses=ERROR_RESPONSES)
-def list_attention(session: DbSession, user: Coordinator) -> AttentionList:
-    """Open entries: cases waiting for verification, immediate danger, known-bad hits, duplicates to reconcile."""
-    return attention.list_open(session=session, actor=user)
+def list_attention(session: DbSession, user: Coordinator, limit: Limit = 50, offset: Offset = 0) -> AttentionList:
+    """Open entries, oldest first: cases waiting for verification, immediate danger, known-bad hits, duplicates
+    to reconcile; ``total`` says how many are open in all."""
+    return attention.list_open(session=session, actor=user, limit=limit, offset=offset)
 
 
 @router.post(

@@ -13,10 +13,20 @@ from app.web.visit import CheckedForm, SignedIn, redirect, render
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
+PAGE_SIZE = 25
+
+
 @router.get("/attention")
-def queue(visit: SignedIn, done: int = 0) -> Response:
+def queue(visit: SignedIn, done: int = 0, page: int = 1) -> Response:
     user = visit.require(Role.coordinator)
-    context = {"queue": attention.list_open(session=visit.db, actor=user), "done": bool(done)}
+    page = max(1, min(page, 100_000))
+    listing = attention.list_open(session=visit.db, actor=user, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    context = {
+        "queue": listing,
+        "done": bool(done),
+        "page": page,
+        "pages": max(1, -(-listing.total // PAGE_SIZE)),
+    }
     return render(visit, "attention.html", context)
 
 

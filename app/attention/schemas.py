@@ -21,3 +21,5 @@ class AttentionOut(BaseModel):
 class AttentionList(BaseModel):
     items: list[AttentionOut]
     total: int
+    limit: int
+    offset: int

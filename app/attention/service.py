@@ -94,13 +94,18 @@ def open_count(session: Session) -> int:
     )
 
 
-def list_open(*, session: Session, actor: User) -> AttentionList:
-    """The open entries, oldest first (coordinators only)."""
+def list_open(*, session: Session, actor: User, limit: int = 50, offset: int = 0) -> AttentionList:
+    """A page of the open entries, oldest first, and how many are open in all (coordinators only)."""
     _require_coordinator(actor)
+    open_items = AttentionItem.resolved_on.is_(None)
+    total = session.scalar(select(func.count()).select_from(AttentionItem).where(open_items)) or 0
     rows = session.scalars(
         select(AttentionItem)
-        .where(AttentionItem.resolved_on.is_(None))
-        .order_by(AttentionItem.raised_on, AttentionItem.kind, AttentionItem.record_code)
+        .where(open_items)
+        # The id last: entries raised the same day about the same record keep one order from page to page.
+        .order_by(AttentionItem.raised_on, AttentionItem.kind, AttentionItem.record_code, AttentionItem.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
     items = [
         AttentionOut(
@@ -114,7 +119,7 @@ def list_open(*, session: Session, actor: User) -> AttentionList:
         )
         for r in rows
     ]
-    return AttentionList(items=items, total=len(items))
+    return AttentionList(items=items, total=total, limit=limit, offset=offset)
 
 
 def resolve(*, session: Session, actor: User, item_id: uuid.UUID) -> None:

@@ -7,6 +7,7 @@ stopped at the hourly limit with an alarm; every candidate the check decrypts is
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from sqlalchemy import func, select
@@ -167,3 +168,33 @@ def test_the_calls_language_comes_from_the_configured_list(client, factory):
     assert client.post(f"{API}/contacts", json={**BASE, "language": "ce"}, headers=headers).status_code == 201
     refused = client.post(f"{API}/contacts", json={**BASE, "language": "russian"}, headers=headers)
     assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "language"
+
+
+def test_the_queue_comes_in_pages_with_the_total_and_one_order(client, factory, session):
+    from app.attention import service as attention
+    from tests.web.conftest import Pages
+
+    for n in range(60):
+        attention.raise_item(session, kind="immediate_danger", raised_by="night-shift", record_code=f"H-PAGE-{n:02d}")
+    coordinator = factory.account("coordinator")
+    web = Pages(client, session)
+    web.signed_in(coordinator)
+    # The page: 25 a page, oldest first, a pager, and a page past the end that says so.
+    page_one = client.get("/attention").text
+    assert page_one.count("/resolve") == 25 and "Page 1 of 3" in page_one and "60 entries" in page_one
+    last = client.get("/attention", params={"page": 3}).text
+    assert last.count("/resolve") == 10 and 'rel="prev"' in last and 'rel="next"' not in last
+    shown: set[str] = set()
+    for page in (1, 2, 3):
+        shown |= set(re.findall(r"H-PAGE-\d\d", client.get("/attention", params={"page": page}).text))
+    assert len(shown) == 60
+    assert "There is no page 9: the last is page 3." in client.get("/attention", params={"page": 9}).text
+    # The API: pages of at most 200 with the total beside them, every entry once.
+    headers = factory.headers(coordinator.user)
+    first = client.get("/api/v1/attention", headers=headers).json()
+    assert (len(first["items"]), first["total"], first["limit"], first["offset"]) == (50, 60, 50, 0)
+    rest = client.get("/api/v1/attention", params={"offset": 50}, headers=headers).json()
+    assert (len(rest["items"]), rest["total"]) == (10, 60)
+    codes = [i["record_code"] for i in first["items"] + rest["items"]]
+    assert sorted(codes) == [f"H-PAGE-{n:02d}" for n in range(60)] and len(set(codes)) == 60
+    assert client.get("/api/v1/attention", params={"limit": 201}, headers=headers).status_code == 422
