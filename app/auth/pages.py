@@ -57,7 +57,7 @@ def home(visit: SignedIn) -> Response:
 
 
 @router.get("/login")
-def login_form(visit: AnyVisit, ended: int = 0, locked: int = 0) -> Response:
+def login_form(visit: AnyVisit, ended: int = 0, locked: int = 0, needed: int = 0) -> Response:
     if visit.user is not None and visit.web is not None:
         return redirect(visit, _after_stage(visit.web.stage, visit.user))
     notice = None
@@ -65,6 +65,8 @@ def login_form(visit: AnyVisit, ended: int = 0, locked: int = 0) -> Response:
         notice = visit._("Locked. Nothing is left open in this browser.")
     elif ended or visit.ended == "expired":
         notice = visit._("Your session ended after a period without activity. Please sign in again.")
+    elif needed:
+        notice = visit._("Please sign in to open that page.")
     return render(visit, "login.html", {"notice": notice, "username": ""})
 
 

@@ -146,7 +146,9 @@ def get_signed_in(visit: Annotated[Visit, Depends(get_visit)]) -> Visit:
     if visit.user is None or visit.web is None:
         if visit.ended == "expired":
             raise LoginRequired("/login?ended=1", clear_cookie=True, held_for=visit.ended_user_id)
-        raise LoginRequired("/login", clear_cookie=bool(visit.ended))
+        # A page asked for by its address (a bookmark, a link) says why the sign-in page came instead.
+        to = "/login" if visit.request.url.path == "/" else "/login?needed=1"
+        raise LoginRequired(to, clear_cookie=bool(visit.ended))
     return visit
 
 

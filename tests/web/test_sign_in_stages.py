@@ -147,7 +147,10 @@ def test_the_account_page_after_a_password_change_says_that_the_other_sessions_e
 
 
 def test_the_account_page_is_for_full_sessions_only(client, factory, session):
-    assert _location(client.get("/account", follow_redirects=False)) == "/login"
+    assert _location(client.get("/account", follow_redirects=False)) == "/login?needed=1"
+    assert "Please sign in to open that page." in client.get("/login?needed=1").text
+    assert "Please sign in to open that page." not in client.get("/login").text
+    assert _location(client.get("/", follow_redirects=False)) == "/login"  # the site's own address: no reason needed
     account = factory.account("caseworker")
     _at_stage(client, session, account, sessions.PASSWORD)
     assert _location(client.get("/account", follow_redirects=False)) == "/login/password"
