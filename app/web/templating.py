@@ -31,12 +31,20 @@ def environment(locale: str) -> Environment:
     env.globals["label"] = lambda kind, code: catalog.gettext(labels.label(kind, code)) if code else ""
     env.globals["labels"] = labels.ALL
     env.globals["form_once"] = idempotency.new_form_token  # one-time token of each rendered form
-    env.filters["day"] = _day
+    env.filters["day"] = _DAY_FORMATS.get(locale, _day)
     return env
 
 
 def _day(value: date | None) -> str:
     return value.isoformat() if value else ""
+
+
+def _day_ru(value: date | None) -> str:
+    # As dates are written in Russian: 02.12.2026. Form fields keep ISO (an <input type="date"> needs it).
+    return value.strftime("%d.%m.%Y") if value else ""
+
+
+_DAY_FORMATS = {"ru": _day_ru}
 
 
 def render_string(locale: str, name: str, context: dict[str, Any]) -> str:

@@ -190,3 +190,32 @@ def test_accept_language_picks_russian_before_any_choice():
     assert i18n.pick_locale(None, accept_language="ru-RU,ru;q=0.9,en;q=0.8") == "ru"
     assert i18n.pick_locale("en", accept_language="ru") == "en"
     assert i18n.pick_locale(None, accept_language="de") == "en"
+
+
+def test_dates_read_as_each_language_writes_them():
+    from datetime import date
+
+    from app.web.templating import environment
+
+    day = date(2026, 3, 7)
+    assert environment("en").filters["day"](day) == "2026-03-07"
+    assert environment("ru").filters["day"](day) == "07.03.2026"
+    assert environment("ru").filters["day"](None) == ""
+
+
+def test_a_russian_page_shows_its_dates_the_russian_way(pages, client, factory, session):
+    from datetime import date
+
+    from tests.web.test_domain_pages import record
+
+    account = factory.account("caseworker")
+    contact = record(session, account.user)
+    pages.signed_in(account)
+    page = f"/contacts/{contact.id}"
+    assert pages.post("/language", {"locale": "ru", "next": page}, from_page=page).status_code == 303
+    html = client.get(page).text
+    today = date.today()
+    assert today.strftime("%d.%m.%Y") in html
+    # The date a form sends stays ISO: an <input type="date"> reads nothing else.
+    listing = client.get("/contacts", params={"received_from": today.isoformat()}).text
+    assert f'value="{today.isoformat()}"' in listing and today.strftime("%d.%m.%Y") in listing
