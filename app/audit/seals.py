@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, event, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, object_session
+from sqlalchemy.orm.base import NO_VALUE
 
 from app.auth.models import User
 from app.cases.models import Case
@@ -158,11 +159,16 @@ def _still_as_loaded(session: Session, obj: Any, columns: tuple[str, ...]) -> No
         return
     state = inspect(obj)
     loaded = {c: state.committed_state.get(c, getattr(obj, c)) for c in columns}
+    # A column given a new value while the object was expired has no loaded value (NO_VALUE): it is being
+    # overwritten, so only the others are compared.
+    known = [c for c in columns if loaded[c] is not NO_VALUE]
+    if not known:
+        return
     table = type(obj).__table__
     row = session.execute(
-        select(*(table.c[c] for c in columns)).where(table.c.id == obj.id).with_for_update()
+        select(*(table.c[c] for c in known)).where(table.c.id == obj.id).with_for_update()
     ).one_or_none()
-    if row is None or tuple(row) != tuple(loaded[c] for c in columns):
+    if row is None or tuple(row) != tuple(loaded[c] for c in known):
         raise Conflict("this account or case was changed by someone else meanwhile; try again")
 
 
@@ -226,7 +232,10 @@ def _check(obj: Any, session: Session | None) -> None:
     model = type(obj)
     columns = SEALED[model]
     what, label = ("user", "username") if model is User else ("case", "code")
-    if inspect(obj).unloaded & {*columns, "seal", label}:
+    state = inspect(obj)
+    # committed_state names the attributes changed in memory and not yet flushed: an expired object given a new
+    # value and then refreshed holds that new value, not the row's, so the row as stored is checked instead.
+    if (state.unloaded | state.committed_state.keys()) & {*columns, "seal", label}:
         # Read narrowly (load_only, defer): the row as stored is checked instead, so leaving the seal or a
         # sealed column out of a query cannot carry a forged row past the check. Through the connection:
         # a session query here could autoflush in the middle of a load.

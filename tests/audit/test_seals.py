@@ -268,3 +268,28 @@ def test_concurrent_writers_of_one_account_never_leave_a_broken_seal(tmp_path, d
         assert s3.get(User, user_id).role == "coordinator"  # loads: the seal holds
         assert list(seals.broken_rows(s3, keyring)) == []
     engine.dispose()
+
+
+def test_a_new_value_given_to_an_expired_account_is_not_mistaken_for_a_forgery(session, factory) -> None:
+    # After a rollback every object is expired; a service that then sets a sealed column without reading it
+    # first (a lock, an enrolment) makes the next load refresh the others around its new value. The row as
+    # stored is what is checked then: a genuine row passes and is resealed with the change.
+    user = factory.user("caseworker")
+    session.commit()
+    session.expire_all()
+    user.totp_enrolled = True
+    session.flush()
+    session.expire_all()
+    assert session.get(User, user.id).totp_enrolled is True
+    assert list(seals.broken_rows(session, crypto.keyring_of(session))) == []
+
+
+def test_a_forged_row_is_still_refused_when_the_object_holds_a_new_value(session, factory) -> None:
+    # The same path with the stored row changed by SQL: the new value in memory must not carry it past the check.
+    user = factory.user("caseworker")
+    session.commit()
+    _forge(session, "UPDATE user_account SET role = 'admin' WHERE id = :i", i=user.id.hex)
+    session.expire_all()
+    user.totp_enrolled = True
+    with pytest.raises(seals.SealBroken):
+        session.flush()
