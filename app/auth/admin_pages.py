@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter
 from fastapi.responses import Response
 
@@ -23,6 +25,8 @@ def _users_page(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     status: int = 200,
+    confirm: dict[str, str] | None = None,
+    done: str | None = None,
 ) -> Response:
     users = auth_service.list_users(visit.db)
     held = {u.id for u in users if duress.is_held(u)}
@@ -35,6 +39,8 @@ def _users_page(
         "roles": list(Role),
         "held": held,
         "locked": locked,
+        "confirm": confirm,
+        "done": done,
     }
     return render(visit, "admin_users.html", context, status=status)
 
@@ -47,8 +53,12 @@ def _settle(visit: Visit) -> None:
 
 
 @router.get("/admin/users")
-def users(visit: SignedIn) -> Response:
+def users(visit: SignedIn, deactivated: str | None = None, ended: str | None = None) -> Response:
     visit.require(Role.admin)
+    if deactivated:
+        return _users_page(visit, done=visit._("Account %(name)s deactivated.") % {"name": deactivated[:64]})
+    if ended:
+        return _users_page(visit, done=visit._("Every session of %(name)s has ended.") % {"name": ended[:64]})
     return _users_page(visit)
 
 
@@ -98,15 +108,21 @@ def deactivate(username: str, visit: SignedIn, form: CheckedForm) -> Response:
     target = auth_service.get_user(visit.db, username=username)
     if target.id == admin.id:
         raise Conflict("you cannot deactivate your own account")
+    if form.get("confirm") != "yes":
+        # The person is shut out for good (no page turns an account back on): asked again first.
+        return _users_page(visit, confirm={"action": "deactivate", "username": target.username})
     auth_service.deactivate(visit.db, actor=admin.username, user=target)
     _settle(visit)
-    return redirect(visit, "/admin/users")
+    return redirect(visit, f"/admin/users?deactivated={quote(target.username)}")
 
 
 @router.post("/admin/users/{username}/reset-password")
 def reset_password(username: str, visit: SignedIn, form: CheckedForm) -> Response:
     admin = visit.require(Role.admin)
     target = auth_service.get_user(visit.db, username=username)
+    if form.get("confirm") != "yes":
+        # The person's password stops working at once and their sessions end: asked again first.
+        return _users_page(visit, confirm={"action": "reset-password", "username": target.username})
     password = auth_service.reset_password(visit.db, actor=admin.username, user=target)
     if target.id == admin.id:
         return redirect(visit, "/login")
@@ -130,7 +146,7 @@ def end_sessions(username: str, visit: SignedIn, form: CheckedForm) -> Response:
     target = auth_service.get_user(visit.db, username=username)
     auth_service.end_sessions(visit.db, actor=admin.username, user=target)
     _settle(visit)
-    return redirect(visit, "/login" if target.id == admin.id else "/admin/users")
+    return redirect(visit, "/login" if target.id == admin.id else f"/admin/users?ended={quote(target.username)}")
 
 
 @router.post("/admin/sessions/end-all")

@@ -23,7 +23,7 @@ from app.errors import Conflict, Forbidden, HelplineError, Invalid
 from app.referrals import delivery, keys, package, receiving
 from app.referrals import service as referral_service
 from app.referrals import stats as referral_stats
-from app.referrals.schemas import ANSWERS, ConsentIn, How, ReferralField, ReferralIn, ReferralStatus
+from app.referrals.schemas import ANSWERS, NEXT, ConsentIn, How, ReferralField, ReferralIn, ReferralStatus
 from app.web import forms
 from app.web.i18n import N_, NC_, filled, reason
 from app.web.visit import CheckedForm, SignedIn, Visit, redirect
@@ -168,6 +168,7 @@ def _partners_page(  # type: ignore[no-untyped-def]
     status: int = 200,
     confirm: str | None = None,
     removed: str | None = None,
+    saved: str | None = None,
 ):
     visit.require(Role.caseworker, Role.coordinator, Role.admin)
     context = {
@@ -177,13 +178,14 @@ def _partners_page(  # type: ignore[no-untyped-def]
         "error": error,
         "confirm": confirm,
         "removed": removed,
+        "saved": saved,
     }
     return render(visit, "partners.html", context, status=status)
 
 
 @router.get("/partners")
-def partners(visit: SignedIn, removed: str | None = None) -> Response:
-    return _partners_page(visit, removed=removed[:64] if removed else None)
+def partners(visit: SignedIn, removed: str | None = None, saved: str | None = None) -> Response:
+    return _partners_page(visit, removed=removed[:64] if removed else None, saved=saved[:64] if saved else None)
 
 
 @router.post("/partners")
@@ -203,7 +205,7 @@ def add_partner(visit: SignedIn, form: CheckedForm) -> Response:
             )
     except (Invalid, Conflict, package.PackageError) as exc:
         return _partners_page(visit, values=typed, error=_message(visit, exc), status=exc.status_code)
-    return redirect(visit, "/partners")
+    return redirect(visit, f"/partners?saved={quote(typed['name'][:64])}")
 
 
 @router.post("/partners/{name}/remove")
@@ -228,6 +230,8 @@ def _case_page(  # type: ignore[no-untyped-def]
     status: int = 200,
     confirm: uuid.UUID | None = None,
     withdrawn: bool = False,
+    confirm_move: dict[str, str] | None = None,
+    moved: dict[str, str] | None = None,
 ):
     user = visit.require(Role.caseworker, Role.coordinator)
     ident = forms.parse_id(case_id)
@@ -243,7 +247,10 @@ def _case_page(  # type: ignore[no-untyped-def]
         "inboxes": {p.name for p in referral_service.list_partners(session=visit.db) if p.inbox_url},
         "fields": [f.value for f in ReferralField],
         "hows": [h.value for h in How],
-        "moves": [s.value for s in ReferralStatus if s not in (ReferralStatus.sent, ReferralStatus.pending)],
+        # Only the moves a referral's status allows (never its own status), as the service checks them.
+        "moves": {s: sorted(n - {"sent", "pending"}) for s, n in NEXT.items()},
+        "confirm_move": confirm_move,
+        "moved": moved,
         "values": values or {"given_on": visit.settings.today().isoformat(), "fields": []},
         "error": error,
         "withdrawn": withdrawn,
@@ -252,8 +259,11 @@ def _case_page(  # type: ignore[no-untyped-def]
 
 
 @router.get("/cases/{case_id}/referrals")
-def case_referrals(case_id: str, visit: SignedIn, withdrawn: int = 0) -> Response:
-    return _case_page(visit, case_id, withdrawn=bool(withdrawn))
+def case_referrals(
+    case_id: str, visit: SignedIn, withdrawn: int = 0, moved: str | None = None, to: str | None = None
+) -> Response:
+    done = {"code": moved[:32], "status": status_label(visit, to)} if moved and to in STATUS_LABELS else None
+    return _case_page(visit, case_id, withdrawn=bool(withdrawn), moved=done)
 
 
 @router.post("/cases/{case_id}/consents")
@@ -319,13 +329,17 @@ def move(referral_id: str, visit: SignedIn, form: CheckedForm) -> Response:
     referral = referral_service.referral_view(session=visit.db, actor=user, referral_id=ident)
     try:
         to = ReferralStatus(str(form.get("to", ""))).value
+        if not NEXT[to] and form.get("confirm") != "yes":
+            # A move nothing comes back from (withdrawn, declined, completed): asked again first.
+            ask = {"id": str(referral.id), "code": referral.code, "to": to}
+            return _case_page(visit, str(referral.case_id), confirm_move=ask)
         with visit.db.begin_nested():
             referral_service.move(session=visit.db, actor=user, referral_id=ident, to=to)
     except ValueError:
         return _case_page(visit, str(referral.case_id), error=visit._("Choose one of the options."), status=422)
     except (Conflict, Invalid) as exc:
         return _case_page(visit, str(referral.case_id), error=_message(visit, exc), status=exc.status_code)
-    return redirect(visit, f"/cases/{referral.case_id}/referrals")
+    return redirect(visit, f"/cases/{referral.case_id}/referrals?moved={quote(referral.code)}&to={to}")
 
 
 # --- all referrals, and importing a partner's package -----------------------------------------

@@ -171,7 +171,9 @@ def test_an_admin_under_duress_seems_to_reset_a_password_but_nothing_changes(cli
     assert _web_sign_in(client, admin, DURESS, admin.totp().now()).status_code == 303
     page = client.get("/admin/users")
     assert worker.username in page.text
-    shown = client.post(f"/admin/users/{worker.username}/reset-password", data={"csrf_token": csrf_of(page.text)})
+    shown = client.post(
+        f"/admin/users/{worker.username}/reset-password", data={"csrf_token": csrf_of(page.text), "confirm": "yes"}
+    )
     assert shown.status_code == 200
     one_time = shown.text.split('<code class="secret">', 1)[1].split("<", 1)[0]
     assert len(one_time) > 12  # looks like the real thing ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pyrage
 import pytest
@@ -118,15 +119,34 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
     assert session.scalar(select(AuditEntry.actor).where(AuditEntry.action == "referral.package")) == worker.username
     listing = pages.client.get("/referrals")
     assert listing.status_code == 200 and referral.code in listing.text and "Переданные случаи" in listing.text
+    # A sent referral may become accepted, declined or withdrawn, never "sent" again: only those are offered.
+    referrals_page = pages.client.get(f"/cases/{case.id}/referrals").text
+    offered = referrals_page.split(f'id="move-{referral.id}"', 1)[1].split("</select>", 1)[0]
+    assert re.findall(r'value="(\w+)"', offered) == ["accepted", "declined", "withdrawn"]
+    # A move that ends it is asked first; nothing changes until confirmed.
+    status = f"/referrals/{referral.id}/status"
+    asked = pages.post(status, {"to": "declined"}, from_page=f"/cases/{case.id}/referrals")
+    assert asked.status_code == 200 and f"Перевести передачу {referral.code} в статус «Отклонена»?" in asked.text
+    assert 'type="hidden" name="to" value="declined"' in asked.text
+    session.expire_all()
+    assert session.get(Referral, referral.id).status == "sent"
+    accepted = pages.post(status, {"to": "accepted"}, from_page=f"/cases/{case.id}/referrals")
+    assert accepted.status_code == 303
+    assert f"Передача {referral.code} теперь: Принята." in pages.client.get(accepted.headers["location"]).text
+    session.expire_all()
+    assert session.get(Referral, referral.id).status == "accepted"
     # Withdrawing the consent ends its referral: asked first (in Russian), nothing changes until confirmed.
     withdraw = f"/cases/{case.id}/consents/{consent_id}/withdraw"
     asked = pages.post(withdraw, from_page=f"/cases/{case.id}/referrals")
     assert asked.status_code == 200 and "Отозвать согласие на передачу партнёру Shelter?" in asked.text
     session.expire_all()
-    assert session.get(Referral, referral.id).status == "sent"
+    assert session.get(Referral, referral.id).status == "accepted"
     done = pages.post(withdraw, {"confirm": "yes"}, from_page=f"/cases/{case.id}/referrals")
     assert done.status_code == 303
-    assert "Согласие отозвано; открытые передачи по нему завершены." in pages.client.get(done.headers["location"]).text
+    assert (
+        "Согласие отозвано; ни одна передача по нему не остаётся открытой."
+        in pages.client.get(done.headers["location"]).text
+    )
     session.expire_all()
     assert session.get(Referral, referral.id).status == "withdrawn"
     assert "Отправлена" in listing.text and "Дата отправки" in listing.text

@@ -78,7 +78,10 @@ def test_admin_resets_a_password_the_old_one_stops_and_a_change_is_forced(pages,
     worker = factory.account("caseworker")
     worker_token = factory.token(worker.user)
     pages.signed_in(factory.account("admin"))
-    reset = pages.post(f"/admin/users/{worker.username}/reset-password", {}, from_page="/admin/users")
+    asked = pages.post(f"/admin/users/{worker.username}/reset-password", {}, from_page="/admin/users")
+    assert asked.status_code == 200 and f"Reset the password of {worker.username}?" in asked.text
+    assert '<code class="secret">' not in asked.text  # nothing reset yet
+    reset = pages.post(f"/admin/users/{worker.username}/reset-password", {"confirm": "yes"}, from_page="/admin/users")
     assert reset.status_code == 200
     one_time = reset.text.split('<code class="secret">', 1)[1].split("<", 1)[0]
     session.expire_all()
@@ -120,7 +123,9 @@ def test_admin_unlocks_a_locked_account_and_ends_its_sessions(pages, client, fac
     session.expire_all()
     assert not signin.is_locked(session.get(User, worker.user.id))
     assert _live_sessions(session, worker.user) == 1
-    assert pages.post(f"/admin/users/{worker.username}/end-sessions", {}, from_page="/admin/users").status_code == 303
+    ended = pages.post(f"/admin/users/{worker.username}/end-sessions", {}, from_page="/admin/users")
+    assert ended.status_code == 303
+    assert f"Every session of {worker.username} has ended." in client.get(ended.headers["location"]).text
     assert _live_sessions(session, worker.user) == 0
     actions = set(session.scalars(select(AuditEntry.action).where(AuditEntry.target == worker.username)))
     assert {"user.unlock", "sessions.end"} <= actions

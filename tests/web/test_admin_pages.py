@@ -36,8 +36,14 @@ def test_admin_resets_totp_and_deactivates(pages, client, factory, session):
     session.expire_all()
     assert session.get(User, worker.user.id).totp_enrolled is False
     assert session.scalar(select(func.count()).select_from(WebSession).where(WebSession.user_id == worker.user.id)) == 0
-    gone = pages.post(f"/admin/users/{worker.username}/deactivate", {}, from_page="/admin/users")
+    # Deactivating is for good: the first press asks and changes nothing, the confirmed one acts and says so.
+    asked = pages.post(f"/admin/users/{worker.username}/deactivate", {}, from_page="/admin/users")
+    assert asked.status_code == 200 and f"Deactivate the account {worker.username}?" in asked.text
+    session.expire_all()
+    assert session.get(User, worker.user.id).active is True
+    gone = pages.post(f"/admin/users/{worker.username}/deactivate", {"confirm": "yes"}, from_page="/admin/users")
     assert gone.status_code == 303
+    assert f"Account {worker.username} deactivated." in client.get(gone.headers["location"]).text
     session.expire_all()
     assert session.get(User, worker.user.id).active is False
     client.cookies.set("helpline_session", worker_cookie)
