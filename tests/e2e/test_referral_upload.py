@@ -90,7 +90,7 @@ def test_a_coordinator_uploads_refused_and_genuine_packages_in_russian(live: Liv
     before = _counts(live)
 
     _upload(page, sealed(code="R-<b>x</b>"), str(ours), "zaur")
-    expect(page.locator("body")).to_contain_text("отклонено: код в пакете не является кодом направления")
+    expect(page.locator("body")).to_contain_text("отклонено: код в пакете не является кодом передачи")
     _upload(page, sealed(fields={}), str(ours), "zaur")
     expect(page.locator("body")).to_contain_text("отклонено: в пакете нет ни одного поля")
     assert page.locator("#i-assign").input_value() == "zaur"  # the chosen caseworker is still chosen
@@ -115,7 +115,7 @@ def test_a_coordinator_uploads_refused_and_genuine_packages_in_russian(live: Liv
     assert _counts(live) == (before[0] + 1, before[1] + 1)
     # The same package again: the refusal names the referral and its sender, in Russian around them.
     _upload(page, sealed(), str(ours), "zaur")
-    expect(page.locator("body")).to_contain_text("отклонено: направление R-E2EA-B1 от Sender уже импортировано")
+    expect(page.locator("body")).to_contain_text("отклонено: передача R-E2EA-B1 от Sender уже импортирована")
     assert _counts(live) == (before[0] + 1, before[1] + 1)
     requests.assert_all_within(live.base_url)
     console.assert_no_csp_violations()

@@ -160,7 +160,7 @@ REFUSALS = {
     "en": ("signature does not match Sender", "referral R-ABCD-EF from Sender was already imported on"),
     "ru": (
         "отклонено: подпись не совпадает с ключом проверки партнёра Sender",
-        "отклонено: направление R-ABCD-EF от Sender уже импортировано",
+        "отклонено: передача R-ABCD-EF от Sender уже импортирована",
     ),
 }
 

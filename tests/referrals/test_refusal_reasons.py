@@ -91,7 +91,7 @@ def test_a_reason_is_filled_in_for_the_api_and_kept_apart_for_the_page() -> None
     assert exc.detail == "refused: referral R-1 from P was already imported on 2026-12-01" == str(exc)
     assert exc.template == "refused: referral {code} from {partner} was already imported on {on}"
     ru = translations("ru").gettext
-    assert reason(ru, exc) == "отклонено: направление R-1 от P уже импортировано 2026-12-01"
+    assert reason(ru, exc) == "отклонено: передача R-1 от P уже импортирована 2026-12-01"
     # A name holding braces is a value, not a place: it is written as it is.
     odd = PackageError(
         "refused: the signature does not match {partner}'s verify key (altered or forged)", partner="{x}"

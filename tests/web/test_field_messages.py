@@ -121,7 +121,7 @@ def test_a_field_message_is_filled_in_for_the_api_and_kept_apart_for_the_page() 
     ]
     assert exc.fields == {"code": ("no referral {code} was received here", {"code": "R-7K3Q-9M"})}
     russian = SimpleNamespace(_=RU)
-    assert forms.translated(russian, exc) == {"code": "направление R-7K3Q-9M сюда не поступало"}
+    assert forms.translated(russian, exc) == {"code": "передача R-7K3Q-9M сюда не поступала"}
     assert forms.translated(SimpleNamespace(_=lambda text: text), exc) == {
         "code": "no referral R-7K3Q-9M was received here"
     }
@@ -135,7 +135,7 @@ def test_a_field_message_is_filled_in_for_the_api_and_kept_apart_for_the_page() 
     )
     labels = {"completed": "Завершено", "declined": "Отклонено"}
     assert forms.translated(russian, answered, shown=lambda _place, value: labels[str(value)]) == {
-        "status": "на направление в статусе «Завершено» нельзя ответить «Отклонено»"
+        "status": "на передачу в статусе «Завершено» нельзя ответить «Отклонено»"
     }
     # A message without values, and a schema's own, are translated whole as before.
     assert forms.translated(russian, Invalid.field("on", "must not be in the future")) == {

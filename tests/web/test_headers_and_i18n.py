@@ -154,6 +154,9 @@ def test_the_russian_pages_call_a_case_by_one_word():
         if named and not all(re.search("случа", s, re.IGNORECASE) for s in strings):
             not_named.append(ids[0])
     assert not other_word, f"«дело» where the pages say «случай»: {other_word}"
+    # A referral is «передача» on every page and in every refusal; «По направлению» is a contact's channel.
+    napr = [m.id for m in russian if m.id and m.id != "Referral" and "направлени" in str(m.string).lower()]
+    assert not napr, f"«направление» where the pages say «передача»: {napr}"
     assert not not_named, f"a case named in English but not as «случай» in Russian: {not_named}"
 
 
