@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, delete, exists, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
 from app.audit import service as audit
@@ -47,7 +48,7 @@ from app.crypto import blind_index
 from app.crypto import service as crypto
 from app.crypto.keyring import Keyring
 from app.crypto.models import BlindIndexEntry, DataKey, IndexKey
-from app.db import unit_of_work
+from app.db import failure_name, is_retryable, unit_of_work
 
 log = logging.getLogger("helpline.reindex")
 
@@ -429,6 +430,14 @@ class IndexWidener:
             try:
                 result = self.run_once()
             except LeaseLost:
+                continue
+            except DBAPIError as exc:
+                if not is_retryable(exc):
+                    log.exception("blind-index rebuild stopped; it is retried in %s s", self.interval)
+                    continue
+                # A deadlock or serialization failure with a writer or a key rotation: nothing is lost (the
+                # rebuild resumes where its last batch ended), so one line, as a replayed request gets.
+                log.warning("blind-index rebuild met %s; it is retried in %s s", failure_name(exc), self.interval)
                 continue
             except Exception:
                 log.exception("blind-index rebuild stopped; it is retried in %s s", self.interval)

@@ -270,8 +270,14 @@ def _rewrap_data_keys(
 
 def _rewrap_index_keys(engine: Engine, provider: KeyProvider, target: int) -> int:
     with engine.begin() as conn:
+        # Locked up front, in epoch order, as a rebuild (reindex.lock_epochs) and writers take them: in the
+        # table's physical order the two could each hold a row the other waits for (a deadlock on PostgreSQL,
+        # seen under load with a rebuild starting while the keys were rotated).
         rows = conn.execute(
-            select(IndexKey.epoch, IndexKey.kek_id, IndexKey.wrapped).where(IndexKey.kek_id != target)
+            select(IndexKey.epoch, IndexKey.kek_id, IndexKey.wrapped)
+            .where(IndexKey.kek_id != target)
+            .order_by(IndexKey.epoch)
+            .with_for_update()
         ).all()
         for epoch, kek_id, wrapped in rows:
             new = _rewrap_one(
