@@ -55,10 +55,12 @@ def _settle(visit: Visit) -> None:
 @router.get("/admin/users")
 def users(visit: SignedIn, deactivated: str | None = None, ended: str | None = None) -> Response:
     visit.require(Role.admin)
-    if deactivated:
-        return _users_page(visit, done=visit._("Account %(name)s deactivated.") % {"name": deactivated[:64]})
-    if ended:
-        return _users_page(visit, done=visit._("Every session of %(name)s has ended.") % {"name": ended[:64]})
+    # What the last press did, said only if it is so: a link someone sends cannot make the page claim it.
+    accounts = {u.username: u for u in auth_service.list_users(visit.db)}
+    if deactivated and deactivated in accounts and not accounts[deactivated].active:
+        return _users_page(visit, done=visit._("Account %(name)s deactivated.") % {"name": deactivated})
+    if ended and ended in accounts:
+        return _users_page(visit, done=visit._("Every session of %(name)s has ended.") % {"name": ended})
     return _users_page(visit)
 
 

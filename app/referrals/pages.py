@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from app.auth import service as auth_service
 from app.auth.models import Role
@@ -23,6 +24,7 @@ from app.errors import Conflict, Forbidden, HelplineError, Invalid
 from app.referrals import delivery, keys, package, receiving
 from app.referrals import service as referral_service
 from app.referrals import stats as referral_stats
+from app.referrals.models import Partner
 from app.referrals.schemas import ANSWERS, NEXT, ConsentIn, How, ReferralField, ReferralIn, ReferralStatus
 from app.web import forms
 from app.web.i18n import N_, NC_, filled, reason
@@ -185,7 +187,15 @@ def _partners_page(  # type: ignore[no-untyped-def]
 
 @router.get("/partners")
 def partners(visit: SignedIn, removed: str | None = None, saved: str | None = None) -> Response:
-    return _partners_page(visit, removed=removed[:64] if removed else None, saved=saved[:64] if saved else None)
+    # What the last press did, said only if it is so: a link someone sends cannot make the page claim it.
+    listed = {p.name for p in referral_service.list_partners(session=visit.db)}
+    return _partners_page(
+        visit,
+        removed=removed
+        if removed and visit.db.scalar(select(Partner.removed_on).where(Partner.name == removed))
+        else None,
+        saved=saved if saved in listed else None,
+    )
 
 
 @router.post("/partners")
@@ -262,7 +272,13 @@ def _case_page(  # type: ignore[no-untyped-def]
 def case_referrals(
     case_id: str, visit: SignedIn, withdrawn: int = 0, moved: str | None = None, to: str | None = None
 ) -> Response:
-    done = {"code": moved[:32], "status": status_label(visit, to)} if moved and to in STATUS_LABELS else None
+    # Said only if it is so (the case has that referral in that status): a link cannot make the page claim it.
+    user = visit.require(Role.caseworker, Role.coordinator)
+    found = {
+        r.code: r.status
+        for r in referral_service.list_referrals(session=visit.db, actor=user, case_id=forms.parse_id(case_id))
+    }
+    done = {"code": moved, "status": status_label(visit, to)} if moved and to and found.get(moved) == to else None
     return _case_page(visit, case_id, withdrawn=bool(withdrawn), moved=done)
 
 

@@ -57,6 +57,9 @@ def test_an_admin_adds_a_partner_and_a_mistake_keeps_what_was_typed(pages, facto
     removed = pages.post("/partners/Rainbow/remove", {"confirm": "yes"}, from_page="/partners")
     assert removed.status_code == 303
     assert "Partner Rainbow removed." in pages.client.get(removed.headers["location"]).text
+    # The notices are said only when they are so: a link someone sends cannot make the page claim them.
+    assert "saved." not in pages.client.get("/partners", params={"saved": "Nobody"}).text
+    assert "removed." not in pages.client.get("/partners", params={"removed": "Nobody"}).text
     session.expire_all()
     assert session.scalar(select(Partner.removed_on).where(Partner.name == "Rainbow")) is not None
 
@@ -133,6 +136,8 @@ def test_a_caseworker_records_consent_refers_and_downloads_in_russian(pages, fac
     accepted = pages.post(status, {"to": "accepted"}, from_page=f"/cases/{case.id}/referrals")
     assert accepted.status_code == 303
     assert f"Передача {referral.code} теперь: Принята." in pages.client.get(accepted.headers["location"]).text
+    claimed = pages.client.get(accepted.headers["location"].replace("to=accepted", "to=withdrawn")).text
+    assert "теперь: Отозвана" not in claimed
     session.expire_all()
     assert session.get(Referral, referral.id).status == "accepted"
     # Withdrawing the consent ends its referral: asked first (in Russian), nothing changes until confirmed.

@@ -41,6 +41,8 @@ def test_admin_resets_totp_and_deactivates(pages, client, factory, session):
     assert asked.status_code == 200 and f"Deactivate the account {worker.username}?" in asked.text
     session.expire_all()
     assert session.get(User, worker.user.id).active is True
+    # A link cannot make the page claim it: the notice is said only of an account that is deactivated.
+    assert "deactivated." not in client.get("/admin/users", params={"deactivated": worker.username}).text
     gone = pages.post(f"/admin/users/{worker.username}/deactivate", {"confirm": "yes"}, from_page="/admin/users")
     assert gone.status_code == 303
     assert f"Account {worker.username} deactivated." in client.get(gone.headers["location"]).text
